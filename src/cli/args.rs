@@ -1,0 +1,167 @@
+//! The command-line contract (DESIGN §12). Keep it stable; document changes in CHANGELOG.md.
+
+use crate::types::Slug;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Run coding agents in bottles — sandboxes whose only way out is their own sidecars — and
+/// drive them from a full-screen dashboard or from scripts.
+///
+/// With no command, opens the dashboard. Every command reads the same config: --config, else
+/// $BOTTLE_TUI_CONFIG, else ./bottle.toml, else $XDG_CONFIG_HOME/bottle-tui/config.toml.
+///
+/// Exit codes: 0 success, 1 failure, 2 bad config or usage, 3 not implemented yet.
+#[derive(Debug, Parser)]
+#[command(name = "bottle-tui", version, max_term_width = 100)]
+pub struct Cli {
+    /// Config file to read.
+    #[arg(long, global = true, env = "BOTTLE_TUI_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Where state lives: bottles' rendered configs, CA, queues, history, logs.
+    /// [default: $XDG_STATE_HOME/bottle-tui]
+    #[arg(long, global = true, env = "BOTTLE_TUI_STATE_DIR", value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check, locate or create the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Show what launching BOTTLE would do, without starting anything.
+    ///
+    /// Renders the bottle's state dir (gateway config, CA, placeholders, pipelock.yaml,
+    /// git-gate hooks, supervise queue) and prints the plan. Real tokens are not read.
+    Plan {
+        /// Bottle definition from the config ([bottles.NAME]).
+        bottle: Slug,
+        /// Slug of the instance [default: the bottle's name].
+        #[arg(long, value_name = "SLUG")]
+        name: Option<Slug>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Launch and provision bottles; prints each slug. All-or-nothing.
+    Up {
+        /// Bottle definitions to launch (several launch concurrently).
+        #[arg(required = true)]
+        bottles: Vec<Slug>,
+        /// Slug for the instance (only with one bottle).
+        #[arg(long, value_name = "SLUG")]
+        name: Option<Slug>,
+    },
+
+    /// List running bottles (the engine is the source of truth).
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show a bottle's plan, resources and environment (secrets redacted).
+    Inspect {
+        slug: Slug,
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show a bottle's daemon logs.
+    Logs {
+        slug: Slug,
+        /// Only this daemon: gateway, pipelock, git-gate, supervise, init.
+        #[arg(long, value_name = "NAME")]
+        daemon: Option<String>,
+        /// Keep printing new lines.
+        #[arg(long, short)]
+        follow: bool,
+    },
+
+    /// Run a command in a bottle's agent and exit with its status.
+    Exec {
+        slug: Slug,
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+
+    /// Attach this terminal to a bottle's agent; the detach key leaves it running.
+    Attach { slug: Slug },
+
+    /// Remove every resource of the named bottles. Safe to repeat.
+    Kill {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        slugs: Vec<Slug>,
+        /// Kill every bottle.
+        #[arg(long)]
+        all: bool,
+    },
+
+    /// List pending approval requests from agents.
+    Queue {
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Approve an agent's request.
+    Approve { slug: Slug, id: String },
+
+    /// Deny an agent's request.
+    Deny {
+        slug: Slug,
+        id: String,
+        /// Told to the agent.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+
+    /// Build the images bottles run from.
+    #[command(subcommand)]
+    Image(ImageCommand),
+
+    /// Check this machine: engine, API version, DNS leaks from internal networks, state dir,
+    /// images.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config; exit 0, or 2 with `PATH:LINE:COL: key: message` lines on stderr.
+    Check {
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print which config file would be used and where it was looked for.
+    Path,
+    /// Write a commented example config to PATH [default: the user config path].
+    Init {
+        path: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build images through the Docker API (all three when none is named).
+    Build(ImageBuild),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuild {
+    #[arg(long)]
+    pub bundle: bool,
+    #[arg(long)]
+    pub agent: bool,
+    #[arg(long)]
+    pub test_agent: bool,
+}

@@ -1,0 +1,146 @@
+//! The `bottle-tui` command line: parse once, dispatch, map outcomes to exit codes.
+
+pub mod args;
+mod config_cmd;
+mod doctor_cmd;
+mod plan_cmd;
+
+use crate::config::{self, Config, ConfigErrors};
+use crate::state::StateRoot;
+use args::{Cli, Command, ImageCommand};
+use std::process::ExitCode;
+
+/// Exit codes of the CLI contract.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILURE: u8 = 1;
+    pub const BAD_CONFIG: u8 = 2;
+    pub const NOT_IMPLEMENTED: u8 = 3;
+}
+
+/// A command's outcome when it does not simply succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Config problems, printed one per line.
+    Config(ConfigErrors),
+    /// A usage problem worth exit code 2 (no config found, unknown bottle, ...).
+    Usage(String),
+    NotImplemented {
+        command: &'static str,
+        issue: &'static str,
+    },
+    /// Already reported on stdout/stderr; just exit with this code.
+    Silent(u8),
+    Other(color_eyre::Report),
+}
+
+impl From<color_eyre::Report> for Failure {
+    fn from(e: color_eyre::Report) -> Self {
+        Self::Other(e)
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+pub fn main(cli: Cli) -> ExitCode {
+    let root = StateRoot::new(cli.state_dir.clone());
+    let _log = crate::logging::init(&root.log_dir());
+    tracing::info!(command = ?cli.command.as_ref().map(command_name), "start");
+    match run(cli, &root) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(Failure::Config(errors)) => {
+            eprintln!("{errors}");
+            ExitCode::from(exit::BAD_CONFIG)
+        }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(exit::BAD_CONFIG)
+        }
+        Err(Failure::NotImplemented { command, issue }) => {
+            eprintln!(
+                "error: `bottle-tui {command}` is not implemented yet in bottle-tui {} (planned in {issue}); nothing was done",
+                crate::VERSION
+            );
+            ExitCode::from(exit::NOT_IMPLEMENTED)
+        }
+        Err(Failure::Silent(code)) => ExitCode::from(code),
+        Err(Failure::Other(report)) => {
+            tracing::error!(error = %format!("{report:#}"), "failed");
+            eprintln!("Error: {report:?}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Config(_) => "config",
+        Command::Plan { .. } => "plan",
+        Command::Up { .. } => "up",
+        Command::Ls { .. } => "ls",
+        Command::Inspect { .. } => "inspect",
+        Command::Logs { .. } => "logs",
+        Command::Exec { .. } => "exec",
+        Command::Attach { .. } => "attach",
+        Command::Kill { .. } => "kill",
+        Command::Queue { .. } => "queue",
+        Command::Approve { .. } => "approve",
+        Command::Deny { .. } => "deny",
+        Command::Image(_) => "image build",
+        Command::Doctor { .. } => "doctor",
+    }
+}
+
+fn run(cli: Cli, root: &StateRoot) -> Outcome {
+    let not_yet = |command, issue| Err(Failure::NotImplemented { command, issue });
+    let Some(command) = cli.command else {
+        // The dashboard needs a config to be useful; say how to get one first.
+        load_config(cli.config)?;
+        return not_yet("(dashboard)", "issue #7, the dashboard");
+    };
+    match command {
+        Command::Config(c) => config_cmd::run(c, cli.config),
+        Command::Plan { bottle, name, json } => {
+            let config = load_config(cli.config)?;
+            plan_cmd::run(&config, root, &bottle, name, json)
+        }
+        Command::Doctor { json } => doctor_cmd::run(root, json),
+        Command::Up { .. } => not_yet("up", "issue #3, the Docker backend"),
+        Command::Ls { .. } => not_yet("ls", "issue #3, the Docker backend"),
+        Command::Inspect { .. } => not_yet("inspect", "issue #3, the Docker backend"),
+        Command::Logs { .. } => not_yet("logs", "issue #3, the Docker backend"),
+        Command::Exec { .. } => not_yet("exec", "issue #3, the Docker backend"),
+        Command::Kill { .. } => not_yet("kill", "issue #3, the Docker backend"),
+        Command::Attach { .. } => not_yet("attach", "issue #6, agent sessions"),
+        Command::Queue { .. } => not_yet("queue", "issue #5, supervise"),
+        Command::Approve { .. } => not_yet("approve", "issue #5, supervise"),
+        Command::Deny { .. } => not_yet("deny", "issue #5, supervise"),
+        Command::Image(ImageCommand::Build(_)) => {
+            not_yet("image build", "issue #3, the Docker backend")
+        }
+    }
+}
+
+/// Finds and validates the config, or explains where it was looked for.
+pub fn load_config(explicit: Option<std::path::PathBuf>) -> Result<Config, Failure> {
+    let location = config::locate(explicit);
+    let Some(path) = location.path else {
+        let searched: Vec<String> = location
+            .searched
+            .iter()
+            .map(|p| format!("  {}", p.display()))
+            .collect();
+        return Err(Failure::Usage(format!(
+            "no config file found; looked for:\n{}\nCreate one with `bottle-tui config init` (or pass --config PATH).",
+            searched.join("\n")
+        )));
+    };
+    config::load(&path).map_err(Failure::Config)
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) -> Outcome {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Other(color_eyre::eyre::eyre!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The validated config: what the rest of the program trusts.
+
+use crate::types::{BackendKind, ByteSize, HostPattern, KeySpec, PrivateTarget, Slug, Timeout};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file this was read from, and its folder (relative paths resolve against it).
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub defaults: Defaults,
+    pub agents: BTreeMap<Slug, Agent>,
+    pub bottles: BTreeMap<Slug, Bottle>,
+    pub keys: BTreeMap<String, KeySpec>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Defaults {
+    pub backend: BackendKind,
+    pub agent: Slug,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Agent {
+    pub name: Slug,
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub prompt: Option<Prompt>,
+    pub skills: Vec<PathBuf>,
+    pub memory: ByteSize,
+    pub pids: u32,
+    pub cpus: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompt {
+    Text(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bottle {
+    pub name: Slug,
+    pub agent: Slug,
+    pub backend: BackendKind,
+    pub workspace: Option<PathBuf>,
+    pub allow: Vec<HostPattern>,
+    pub allow_private: Vec<PrivateTarget>,
+    pub routes: Vec<Route>,
+    pub git: Vec<GitUpstream>,
+    pub supervise: Supervise,
+    pub pipelock: Pipelock,
+}
+
+/// Credential injection: the gateway swaps the agent's placeholder for the real token on
+/// requests to `host`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub host: String,
+    pub header: String,
+    /// Contains `{token}` exactly once.
+    pub format: String,
+    pub placeholder_env: String,
+    pub token: TokenSource,
+}
+
+/// Where launch reads the real token. Never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GitUpstream {
+    pub name: Slug,
+    pub upstream: String,
+    pub identity: Option<PathBuf>,
+    pub push: Vec<String>,
+    pub protect: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Supervise {
+    pub enabled: bool,
+    pub timeout: Timeout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelockMode {
+    Strict,
+    Balanced,
+    Audit,
+}
+
+impl PipelockMode {
+    pub const NAMES: &'static [&'static str] = &["strict", "balanced", "audit"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "strict" => Some(Self::Strict),
+            "balanced" => Some(Self::Balanced),
+            "audit" => Some(Self::Audit),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Balanced => "balanced",
+            Self::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipelock {
+    pub enabled: bool,
+    pub image: Option<String>,
+    pub mode: PipelockMode,
+}
+
+impl Config {
+    /// The agent a bottle runs (validated to exist at load time).
+    pub fn agent_of(&self, bottle: &Bottle) -> &Agent {
+        &self.agents[&bottle.agent]
+    }
+}

@@ -1,0 +1,189 @@
+//! `doctor`: is this machine ready to run bottles, and is its engine safe to run them on?
+
+use crate::backend::docker::{self, EngineInfo, dns_probe};
+use crate::state::StateRoot;
+use serde::Serialize;
+
+pub const IMAGES: &[(&str, &str)] = &[
+    (
+        "debian:bookworm-slim",
+        "base image (scripts/make-base-image.sh builds it offline)",
+    ),
+    (
+        crate::engine::prepare::BUNDLE_IMAGE,
+        "bundle image (bottle-tui image build --bundle)",
+    ),
+    (
+        crate::config::DEFAULT_AGENT_IMAGE,
+        "agent image (bottle-tui image build --agent)",
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// False when any check failed.
+    pub ok: bool,
+    pub engine: Option<EngineInfo>,
+    pub dns_leak: Option<dns_probe::DnsProbe>,
+    pub checks: Vec<Check>,
+}
+
+fn check(name: &str, status: Status, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.to_owned(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+pub async fn run(root: &StateRoot) -> Report {
+    let mut checks = vec![state_dir_check(root)];
+    let mut engine = None;
+    let mut dns_leak = None;
+    match docker::connect().await {
+        Err(e) => checks.push(check("engine", Status::Fail, format!("{e:#}"))),
+        Ok(client) => {
+            match docker::engine_info(&client).await {
+                Ok(info) => {
+                    checks.push(check(
+                        "engine",
+                        Status::Ok,
+                        format!(
+                            "Docker {} at {} (API {} negotiated; server supports {}–{})",
+                            info.server_version,
+                            info.host,
+                            info.api_version,
+                            info.min_api_version,
+                            info.server_api_version
+                        ),
+                    ));
+                    engine = Some(info);
+                }
+                Err(e) => checks.push(check("engine", Status::Fail, format!("{e:#}"))),
+            }
+            let mut base_present = false;
+            for (image, what) in IMAGES {
+                match docker::image_present(&client, image).await {
+                    Ok(true) => {
+                        base_present |= *image == dns_probe::PROBE_IMAGE;
+                        checks.push(check(
+                            &format!("image {image}"),
+                            Status::Ok,
+                            format!("present: {what}"),
+                        ));
+                    }
+                    Ok(false) => checks.push(check(
+                        &format!("image {image}"),
+                        Status::Warn,
+                        format!("missing: {what}"),
+                    )),
+                    Err(e) => checks.push(check(
+                        &format!("image {image}"),
+                        Status::Fail,
+                        format!("{e:#}"),
+                    )),
+                }
+            }
+            let (c, probe) = dns_check(&client, base_present).await;
+            checks.push(c);
+            dns_leak = probe;
+        }
+    }
+    Report {
+        ok: checks.iter().all(|c| c.status != Status::Fail),
+        engine,
+        dns_leak,
+        checks,
+    }
+}
+
+async fn dns_check(
+    client: &bollard::Docker,
+    base_present: bool,
+) -> (Check, Option<dns_probe::DnsProbe>) {
+    const NAME: &str = "internal-network DNS";
+    if !base_present {
+        return (
+            check(
+                NAME,
+                Status::Warn,
+                format!(
+                    "not probed: the probe image {} is missing",
+                    dns_probe::PROBE_IMAGE
+                ),
+            ),
+            None,
+        );
+    }
+    let Some(name) = dns_probe::pick_name().await else {
+        return (
+            check(
+                NAME,
+                Status::Warn,
+                "not probed: this host resolves no external name to ask about (set BOTTLE_TUI_PROBE_NAME)",
+            ),
+            None,
+        );
+    };
+    match dns_probe::probe(client, &name, dns_probe::PROBE_IMAGE).await {
+        Err(e) => (
+            check(NAME, Status::Fail, format!("the probe failed: {e:#}")),
+            None,
+        ),
+        Ok(p) => {
+            let c = match p.verdict {
+                dns_probe::Verdict::NoLeak => check(
+                    NAME,
+                    Status::Ok,
+                    format!(
+                        "no leak: `{name}` resolves on a bridge but not on an internal network"
+                    ),
+                ),
+                dns_probe::Verdict::Leaks => check(
+                    NAME,
+                    Status::Warn,
+                    format!(
+                        "LEAKS (CVE-2024-29018): `{name}` resolves from an internal network. Bottles still pin their agent's resolver, but upgrade the engine (>= 25.0.5)"
+                    ),
+                ),
+                dns_probe::Verdict::Inconclusive => check(
+                    NAME,
+                    Status::Warn,
+                    format!("inconclusive: `{name}` did not resolve from a plain bridge either"),
+                ),
+            };
+            (c, Some(p))
+        }
+    }
+}
+
+fn state_dir_check(root: &StateRoot) -> Check {
+    const NAME: &str = "state dir";
+    let probe = root.path().join(".doctor-write-test");
+    let result = crate::fsutil::private_dir(root.path())
+        .and_then(|()| crate::fsutil::write(&probe, b"ok", crate::fsutil::SECRET));
+    let _ = std::fs::remove_file(&probe);
+    match result {
+        Ok(()) => check(
+            NAME,
+            Status::Ok,
+            format!("{} is writable", root.path().display()),
+        ),
+        Err(e) => check(NAME, Status::Fail, format!("{e:#}")),
+    }
+}

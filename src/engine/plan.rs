@@ -1,0 +1,152 @@
+//! The plan: everything launch will do, as plain data. Made by prepare, shown by `plan`,
+//! stored in the state dir. It names where secrets come from, never their values.
+
+use crate::config::{PipelockMode, TokenSource};
+use crate::types::{BackendKind, HostPattern, PrivateTarget, Slug};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Bumped when the plan's shape changes incompatibly.
+pub const PLAN_FORMAT: u32 = 1;
+
+pub const GATEWAY_HOST: &str = "gateway";
+pub const GIT_GATE_HOST: &str = "git-gate";
+pub const SUPERVISE_HOST: &str = "supervise";
+pub const GATEWAY_PORT: u16 = 8888;
+pub const GIT_GATE_PORT: u16 = 9418;
+pub const SUPERVISE_PORT: u16 = 8900;
+/// pipelock listens on the bundle's own loopback: only the gateway reaches it.
+pub const PIPELOCK_LISTEN: &str = "127.0.0.1:8889";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub tool_version: String,
+    pub slug: Slug,
+    pub bottle: Slug,
+    pub backend: BackendKind,
+    pub config_path: PathBuf,
+    /// Hash of the bottle's and its agent's config; stamped as the `bottle.config-hash` label.
+    pub config_hash: String,
+    pub state_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    pub network: NetworkPlan,
+    pub bundle: BundlePlan,
+    pub gateway: GatewayPlan,
+    pub pipelock: Option<PipelockPlan>,
+    pub git_gate: Option<GitGatePlan>,
+    pub supervise: Option<SupervisePlan>,
+    pub agent: AgentPlan,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetworkPlan {
+    /// `internal: true`: the agent's only network; its one peer is the bundle.
+    pub internal: String,
+    /// A plain bridge only the bundle joins: the way out.
+    pub egress: String,
+}
+
+/// A host file or folder mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub container: PathBuf,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundlePlan {
+    pub container: String,
+    pub image: String,
+    /// Names the bundle's init starts (`BOTTLE_DAEMONS`).
+    pub daemons: Vec<String>,
+    /// Names the agent reaches the bundle by on the internal network.
+    pub aliases: Vec<String>,
+    pub mounts: Vec<Mount>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayPlan {
+    pub listen_port: u16,
+    pub config_file: PathBuf,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub allow: Vec<HostPattern>,
+    /// Explicit opt-ins to non-public destinations; empty unless the config asks.
+    pub allow_private: Vec<PrivateTarget>,
+    pub routes: Vec<RoutePlan>,
+    /// pipelock, when enabled: everything the gateway forwards goes through it.
+    pub upstream_proxy: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoutePlan {
+    pub host: String,
+    pub header: String,
+    pub format: String,
+    pub placeholder_env: String,
+    /// Where launch reads the real token (not the token).
+    pub token_source: TokenSource,
+    /// Host path of the 0600 file launch writes the token to; mounted read-only in the bundle.
+    pub token_file: PathBuf,
+    pub token_file_in_bundle: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelockPlan {
+    pub image: String,
+    pub mode: PipelockMode,
+    pub listen: String,
+    pub config_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitGatePlan {
+    pub port: u16,
+    pub config_file: PathBuf,
+    pub hooks_dir: PathBuf,
+    pub repos: Vec<GitRepoPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitRepoPlan {
+    pub name: Slug,
+    pub upstream: String,
+    /// The URL the agent uses (its usual upstream URL is rewritten to this with `insteadOf`).
+    pub gate_url: String,
+    pub identity: Option<PathBuf>,
+    pub identity_in_bundle: Option<PathBuf>,
+    pub push: Vec<String>,
+    pub protect: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SupervisePlan {
+    pub port: u16,
+    pub url: String,
+    pub queue_dir: PathBuf,
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentPlan {
+    pub name: Slug,
+    pub container: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub user: String,
+    pub env: BTreeMap<String, String>,
+    /// Names written into the agent's `/etc/hosts`, pointing at the bundle (address set at
+    /// launch). The agent's resolver answers nothing else.
+    pub hosts: Vec<String>,
+    pub prompt: Option<Mount>,
+    pub skills: Vec<Mount>,
+    pub workspace: Option<Mount>,
+    pub ca_cert_in_agent: PathBuf,
+    pub memory_bytes: u64,
+    pub pids: u32,
+    pub cpus: Option<f64>,
+}

@@ -1,0 +1,438 @@
+//! prepare: config + bottle name → [`Plan`], writing the bottle's state dir. No backend call.
+
+use super::plan::*;
+use super::{ca, placeholders, render};
+use crate::config::{Agent, Bottle, Config, Prompt};
+use crate::fsutil;
+use crate::state::StateRoot;
+use crate::types::Slug;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where the bundle sees what the state dir holds.
+pub mod in_bundle {
+    pub const CONFIG_DIR: &str = "/etc/bottle";
+    pub const CA_DIR: &str = "/etc/bottle/ca";
+    pub const GATEWAY_CONFIG: &str = "/etc/bottle/gateway.json";
+    pub const PIPELOCK_CONFIG: &str = "/etc/bottle/pipelock.yaml";
+    pub const GIT_GATE_CONFIG: &str = "/etc/bottle/git-gate.json";
+    pub const GIT_HOOKS: &str = "/etc/bottle/git-hooks";
+    pub const IDENTITIES: &str = "/etc/bottle/identities";
+    pub const SUPERVISE_CONFIG: &str = "/etc/bottle/supervise.json";
+    pub const SECRETS: &str = "/run/bottle/secrets";
+    pub const QUEUE: &str = "/var/lib/bottle/queue";
+}
+
+/// Where the agent sees what provision copies in.
+pub mod in_agent {
+    pub const USER: &str = "node";
+    pub const HOME: &str = "/home/node";
+    pub const PROMPT: &str = "/home/node/.bottle/prompt.md";
+    pub const SKILLS: &str = "/home/node/.claude/skills";
+    pub const WORKSPACE: &str = "/workspace";
+    pub const CA_CERT: &str = "/usr/local/share/ca-certificates/bottle-ca.crt";
+    pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+}
+
+pub const BUNDLE_IMAGE: &str = "bottle-bundle:latest";
+
+/// State-dir file names, relative to the bottle's folder.
+pub mod files {
+    pub const PLAN: &str = "plan.json";
+    pub const PLACEHOLDERS: &str = "placeholders.json";
+    pub const CA_DIR: &str = "ca";
+    pub const GATEWAY: &str = "gateway.json";
+    pub const PIPELOCK: &str = "pipelock.yaml";
+    pub const GIT_GATE: &str = "git-gate.json";
+    pub const GIT_HOOKS: &str = "git-hooks";
+    pub const SUPERVISE: &str = "supervise.json";
+    pub const QUEUE: &str = "queue";
+    pub const SECRETS: &str = "secrets";
+    pub const PROMPT: &str = "prompt.md";
+}
+
+/// Renders the bottle's state dir and returns its plan. Re-running keeps the CA and the
+/// placeholders (a running bottle depends on them) and rewrites everything else.
+pub fn prepare(
+    config: &Config,
+    bottle: &Slug,
+    slug: Option<Slug>,
+    root: &StateRoot,
+) -> Result<Plan> {
+    let def = config.bottles.get(bottle).ok_or_else(|| {
+        let names: Vec<&str> = config.bottles.keys().map(Slug::as_str).collect();
+        eyre!(
+            "no bottle named `{bottle}` in {} (defined: {}){}",
+            config.path.display(),
+            names.join(", "),
+            crate::config::did_you_mean(bottle.as_str(), names.iter().copied())
+        )
+    })?;
+    let agent = config.agent_of(def);
+    let slug = slug.unwrap_or_else(|| bottle.clone());
+    let dir = root.bottle_dir(&slug);
+    fsutil::private_dir(&dir)?;
+
+    let vars: Vec<&str> = def
+        .routes
+        .iter()
+        .map(|r| r.placeholder_env.as_str())
+        .collect();
+    let placeholders = placeholders::ensure(&dir.join(files::PLACEHOLDERS), &vars)?;
+    let plan = build(config, def, agent, slug, &dir, &placeholders);
+
+    ca::ensure(&dir.join(files::CA_DIR), plan.slug.as_str())?;
+    write_state(&plan, agent, &placeholders)
+        .wrap_err_with(|| format!("cannot write the state dir {}", dir.display()))?;
+    Ok(plan)
+}
+
+/// The plan, computed from config alone: pure, so golden tests can pin it.
+pub fn build(
+    config: &Config,
+    def: &Bottle,
+    agent: &Agent,
+    slug: Slug,
+    dir: &Path,
+    placeholders: &BTreeMap<String, String>,
+) -> Plan {
+    let name = |role: &str| format!("bottle-{slug}-{role}");
+    let config_hash = config_hash(def, agent);
+    let labels = BTreeMap::from([
+        ("bottle.slug".to_owned(), slug.to_string()),
+        ("bottle.bottle".to_owned(), def.name.to_string()),
+        ("bottle.config-hash".to_owned(), config_hash.clone()),
+        ("bottle.version".to_owned(), crate::VERSION.to_owned()),
+    ]);
+
+    let pipelock = def.pipelock.enabled.then(|| PipelockPlan {
+        image: def.pipelock.image.clone().unwrap_or_default(),
+        mode: def.pipelock.mode,
+        listen: PIPELOCK_LISTEN.to_owned(),
+        config_file: dir.join(files::PIPELOCK),
+    });
+    let routes: Vec<RoutePlan> = def
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RoutePlan {
+            host: r.host.clone(),
+            header: r.header.clone(),
+            format: r.format.clone(),
+            placeholder_env: r.placeholder_env.clone(),
+            token_source: r.token.clone(),
+            token_file: dir.join(files::SECRETS).join(format!("route-{i}.token")),
+            token_file_in_bundle: PathBuf::from(format!("{}/route-{i}.token", in_bundle::SECRETS)),
+        })
+        .collect();
+    let gateway = GatewayPlan {
+        listen_port: GATEWAY_PORT,
+        config_file: dir.join(files::GATEWAY),
+        ca_cert: dir.join(files::CA_DIR).join(ca::CERT_FILE),
+        ca_key: dir.join(files::CA_DIR).join(ca::KEY_FILE),
+        allow: def.allow.clone(),
+        allow_private: def.allow_private.clone(),
+        routes,
+        upstream_proxy: pipelock.as_ref().map(|p| format!("http://{}", p.listen)),
+    };
+    let git_gate = (!def.git.is_empty()).then(|| GitGatePlan {
+        port: GIT_GATE_PORT,
+        config_file: dir.join(files::GIT_GATE),
+        hooks_dir: dir.join(files::GIT_HOOKS),
+        repos: def
+            .git
+            .iter()
+            .map(|g| GitRepoPlan {
+                name: g.name.clone(),
+                upstream: g.upstream.clone(),
+                gate_url: format!("git://{GIT_GATE_HOST}/{}.git", g.name),
+                identity: g.identity.clone(),
+                identity_in_bundle: g
+                    .identity
+                    .as_ref()
+                    .map(|_| PathBuf::from(format!("{}/{}", in_bundle::IDENTITIES, g.name))),
+                push: g.push.clone(),
+                protect: g.protect.clone(),
+            })
+            .collect(),
+    });
+    let supervise = def.supervise.enabled.then(|| SupervisePlan {
+        port: SUPERVISE_PORT,
+        url: format!("http://{SUPERVISE_HOST}:{SUPERVISE_PORT}/mcp"),
+        queue_dir: dir.join(files::QUEUE),
+        timeout_seconds: def.supervise.timeout.seconds,
+    });
+
+    let mut daemons = vec!["gateway".to_owned()];
+    let mut aliases = vec![GATEWAY_HOST.to_owned()];
+    let mut mounts = vec![
+        Mount {
+            host: gateway.config_file.clone(),
+            container: in_bundle::GATEWAY_CONFIG.into(),
+            read_only: true,
+        },
+        Mount {
+            host: dir.join(files::CA_DIR),
+            container: in_bundle::CA_DIR.into(),
+            read_only: true,
+        },
+    ];
+    if !gateway.routes.is_empty() {
+        mounts.push(Mount {
+            host: dir.join(files::SECRETS),
+            container: in_bundle::SECRETS.into(),
+            read_only: true,
+        });
+    }
+    if let Some(p) = &pipelock {
+        daemons.push("pipelock".into());
+        mounts.push(Mount {
+            host: p.config_file.clone(),
+            container: in_bundle::PIPELOCK_CONFIG.into(),
+            read_only: true,
+        });
+    }
+    if let Some(g) = &git_gate {
+        daemons.push("git-gate".into());
+        aliases.push(GIT_GATE_HOST.into());
+        mounts.push(Mount {
+            host: g.config_file.clone(),
+            container: in_bundle::GIT_GATE_CONFIG.into(),
+            read_only: true,
+        });
+        mounts.push(Mount {
+            host: g.hooks_dir.clone(),
+            container: in_bundle::GIT_HOOKS.into(),
+            read_only: true,
+        });
+        for r in &g.repos {
+            if let (Some(host), Some(container)) = (&r.identity, &r.identity_in_bundle) {
+                mounts.push(Mount {
+                    host: host.clone(),
+                    container: container.clone(),
+                    read_only: true,
+                });
+            }
+        }
+    }
+    if let Some(s) = &supervise {
+        daemons.push("supervise".into());
+        aliases.push(SUPERVISE_HOST.into());
+        mounts.push(Mount {
+            host: dir.join(files::SUPERVISE),
+            container: in_bundle::SUPERVISE_CONFIG.into(),
+            read_only: true,
+        });
+        mounts.push(Mount {
+            host: s.queue_dir.clone(),
+            container: in_bundle::QUEUE.into(),
+            read_only: false,
+        });
+    }
+    let bundle = BundlePlan {
+        container: name("bundle"),
+        image: BUNDLE_IMAGE.to_owned(),
+        env: BTreeMap::from([
+            ("BOTTLE_DAEMONS".to_owned(), daemons.join(",")),
+            ("BOTTLE_SLUG".to_owned(), slug.to_string()),
+        ]),
+        daemons,
+        aliases: aliases.clone(),
+        mounts,
+    };
+
+    let agent_plan = agent_plan(
+        def,
+        agent,
+        &slug,
+        dir,
+        &gateway,
+        &supervise,
+        placeholders,
+        aliases,
+        name("agent"),
+    );
+
+    Plan {
+        format: PLAN_FORMAT,
+        tool_version: crate::VERSION.to_owned(),
+        slug: slug.clone(),
+        bottle: def.name.clone(),
+        backend: def.backend,
+        config_path: config.path.clone(),
+        config_hash,
+        state_dir: dir.to_owned(),
+        labels,
+        network: NetworkPlan {
+            internal: name("int"),
+            egress: name("ext"),
+        },
+        bundle,
+        gateway,
+        pipelock,
+        git_gate,
+        supervise,
+        agent: agent_plan,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn agent_plan(
+    def: &Bottle,
+    agent: &Agent,
+    slug: &Slug,
+    dir: &Path,
+    gateway: &GatewayPlan,
+    supervise: &Option<SupervisePlan>,
+    placeholders: &BTreeMap<String, String>,
+    hosts: Vec<String>,
+    container: String,
+) -> AgentPlan {
+    let proxy = format!("http://{GATEWAY_HOST}:{}", gateway.listen_port);
+    let mut no_proxy = vec!["localhost", "127.0.0.1", GIT_GATE_HOST];
+    if supervise.is_some() {
+        no_proxy.push(SUPERVISE_HOST);
+    }
+    let no_proxy = no_proxy.join(",");
+    let mut env: BTreeMap<String, String> = agent.env.clone();
+    for (k, v) in [
+        ("HTTP_PROXY", proxy.as_str()),
+        ("HTTPS_PROXY", &proxy),
+        ("http_proxy", &proxy),
+        ("https_proxy", &proxy),
+        ("NO_PROXY", &no_proxy),
+        ("no_proxy", &no_proxy),
+        ("NODE_EXTRA_CA_CERTS", in_agent::CA_CERT),
+        ("SSL_CERT_FILE", in_agent::SYSTEM_BUNDLE),
+        ("REQUESTS_CA_BUNDLE", in_agent::SYSTEM_BUNDLE),
+        ("DISABLE_TELEMETRY", "1"),
+        ("DISABLE_ERROR_REPORTING", "1"),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+        ("DO_NOT_TRACK", "1"),
+        ("BOTTLE_SLUG", slug.as_str()),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    for r in &gateway.routes {
+        if let Some(p) = placeholders.get(&r.placeholder_env) {
+            env.insert(r.placeholder_env.clone(), p.clone());
+        }
+    }
+    let prompt = agent.prompt.as_ref().map(|p| Mount {
+        host: match p {
+            Prompt::Text(_) => dir.join(files::PROMPT),
+            Prompt::File(path) => path.clone(),
+        },
+        container: in_agent::PROMPT.into(),
+        read_only: true,
+    });
+    let skills = agent
+        .skills
+        .iter()
+        .map(|s| Mount {
+            host: s.clone(),
+            container: Path::new(in_agent::SKILLS).join(s.file_name().unwrap_or_default()),
+            read_only: true,
+        })
+        .collect();
+    AgentPlan {
+        name: agent.name.clone(),
+        container,
+        image: agent.image.clone(),
+        command: agent.command.clone(),
+        user: in_agent::USER.to_owned(),
+        env,
+        hosts,
+        prompt,
+        skills,
+        workspace: def.workspace.as_ref().map(|w| Mount {
+            host: w.clone(),
+            container: in_agent::WORKSPACE.into(),
+            read_only: false,
+        }),
+        ca_cert_in_agent: in_agent::CA_CERT.into(),
+        memory_bytes: agent.memory.0,
+        pids: agent.pids,
+        cpus: agent.cpus,
+    }
+}
+
+/// Short, stable hash of what defines a bottle; changes when its config does.
+fn config_hash(def: &Bottle, agent: &Agent) -> String {
+    let json = serde_json::to_vec(&(def, agent)).unwrap_or_default();
+    hex::encode(&Sha256::digest(&json)[..8])
+}
+
+fn write_state(plan: &Plan, agent: &Agent, placeholders: &BTreeMap<String, String>) -> Result<()> {
+    let dir = &plan.state_dir;
+    let gw = render::gateway::render(plan, placeholders, in_bundle::CA_DIR);
+    fsutil::write(
+        &plan.gateway.config_file,
+        json(&gw)?.as_bytes(),
+        fsutil::SECRET,
+    )?;
+    if !plan.gateway.routes.is_empty() {
+        fsutil::private_dir(&dir.join(files::SECRETS))?;
+    }
+
+    let pipelock_file = dir.join(files::PIPELOCK);
+    match render::pipelock::render(plan, placeholders) {
+        Some(yaml) => fsutil::write(&pipelock_file, yaml.as_bytes(), fsutil::SECRET)?,
+        None => remove_if_present(&pipelock_file)?,
+    }
+
+    if let Some(g) = &plan.git_gate {
+        fsutil::write(
+            &g.config_file,
+            json(&render::git_gate::render(g))?.as_bytes(),
+            fsutil::PUBLIC,
+        )?;
+        fsutil::private_dir(&g.hooks_dir)?;
+        let hook = render::git_gate::pre_receive_hook(in_bundle::GIT_GATE_CONFIG);
+        fsutil::write(
+            &g.hooks_dir.join("pre-receive"),
+            hook.as_bytes(),
+            fsutil::EXECUTABLE,
+        )?;
+    }
+
+    if let Some(s) = &plan.supervise {
+        let cfg = render::supervise::render(s, in_bundle::QUEUE);
+        fsutil::write(
+            &dir.join(files::SUPERVISE),
+            json(&cfg)?.as_bytes(),
+            fsutil::PUBLIC,
+        )?;
+        for sub in ["", "requests", "answers"] {
+            fsutil::private_dir(&s.queue_dir.join(sub))?;
+        }
+    }
+
+    if let Some(Prompt::Text(text)) = &agent.prompt {
+        fsutil::write(&dir.join(files::PROMPT), text.as_bytes(), fsutil::PUBLIC)?;
+    }
+
+    fsutil::write(
+        &dir.join(files::PLAN),
+        json(plan)?.as_bytes(),
+        fsutil::SECRET,
+    )
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).wrap_err_with(|| format!("cannot remove stale {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Pretty JSON with a final newline, as every rendered file is written.
+fn json<T: serde::Serialize>(value: &T) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(value).wrap_err("cannot encode as JSON")?;
+    s.push('\n');
+    Ok(s)
+}

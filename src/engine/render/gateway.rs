@@ -1,0 +1,53 @@
+use crate::engine::plan::Plan;
+use crate::types::{HostPattern, PrivateTarget};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `gateway.json`, as the gateway daemon reads it inside the bundle. Holds placeholders (so it
+/// is written 0600) but never a real token: those are in their own files, read at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayConfig {
+    pub listen: String,
+    pub allow: Vec<HostPattern>,
+    pub allow_private: Vec<PrivateTarget>,
+    pub routes: Vec<GatewayRoute>,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub upstream_proxy: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayRoute {
+    pub host: String,
+    pub header: String,
+    pub format: String,
+    pub placeholder: String,
+    pub token_file: PathBuf,
+}
+
+pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str) -> GatewayConfig {
+    GatewayConfig {
+        listen: format!("0.0.0.0:{}", plan.gateway.listen_port),
+        allow: plan.gateway.allow.clone(),
+        allow_private: plan.gateway.allow_private.clone(),
+        routes: plan
+            .gateway
+            .routes
+            .iter()
+            .map(|r| GatewayRoute {
+                host: r.host.clone(),
+                header: r.header.clone(),
+                format: r.format.clone(),
+                placeholder: placeholders
+                    .get(&r.placeholder_env)
+                    .cloned()
+                    .unwrap_or_default(),
+                token_file: r.token_file_in_bundle.clone(),
+            })
+            .collect(),
+        ca_cert: PathBuf::from(format!("{ca_dir}/ca.pem")),
+        ca_key: PathBuf::from(format!("{ca_dir}/ca.key")),
+        upstream_proxy: plan.gateway.upstream_proxy.clone(),
+    }
+}

@@ -1,0 +1,46 @@
+use crate::engine::plan::GitGatePlan;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `git-gate.json`, as the git-gate daemon reads it inside the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitGateConfig {
+    pub port: u16,
+    pub repos: Vec<GitGateRepo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GitGateRepo {
+    pub name: String,
+    pub upstream: String,
+    pub identity: Option<PathBuf>,
+    pub push: Vec<String>,
+    pub protect: Vec<String>,
+}
+
+pub fn render(plan: &GitGatePlan) -> GitGateConfig {
+    GitGateConfig {
+        port: plan.port,
+        repos: plan
+            .repos
+            .iter()
+            .map(|r| GitGateRepo {
+                name: r.name.to_string(),
+                upstream: r.upstream.clone(),
+                identity: r.identity_in_bundle.clone(),
+                push: r.push.clone(),
+                protect: r.protect.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The gate's own pre-receive hook. It delegates to the sidecar binary so the policy is code we
+/// test; hooks and config an agent pushes are never installed or run on the gate.
+pub fn pre_receive_hook(config_in_bundle: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Installed by bottle-tui: the gate's branch policy. Agent-supplied hooks never run here.\n\
+         exec /usr/local/bin/bottle-sidecar git-gate pre-receive --config {config_in_bundle} \"$@\"\n"
+    )
+}

@@ -1,0 +1,18 @@
+use crate::engine::plan::SupervisePlan;
+use serde::{Deserialize, Serialize};
+
+/// `supervise.json`, as the supervise daemon reads it inside the bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuperviseConfig {
+    pub listen: String,
+    pub queue_dir: String,
+    pub timeout_seconds: u64,
+}
+
+pub fn render(plan: &SupervisePlan, queue_in_bundle: &str) -> SuperviseConfig {
+    SuperviseConfig {
+        listen: format!("0.0.0.0:{}", plan.port),
+        queue_dir: queue_in_bundle.to_owned(),
+        timeout_seconds: plan.timeout_seconds,
+    }
+}

@@ -1,0 +1,54 @@
+//! File writes with explicit modes: secrets are created 0600 (never chmod-ed down afterwards, so
+//! there is no window where they are readable), folders 0700, and every write is atomic.
+
+use color_eyre::eyre::{Result, WrapErr};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+pub const SECRET: u32 = 0o600;
+pub const PUBLIC: u32 = 0o644;
+pub const EXECUTABLE: u32 = 0o755;
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates `dir` (and parents) and makes it 0700.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create folder {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+        .wrap_err_with(|| format!("cannot set mode 0700 on {}", dir.display()))
+}
+
+/// Writes `contents` to `path` atomically (temp file + rename) with `mode` from creation.
+pub fn write(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| color_eyre::eyre::eyre!("{} has no parent folder", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .wrap_err_with(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(contents)
+        .and_then(|()| f.sync_all())
+        .wrap_err_with(|| format!("cannot write {}", tmp.display()))?;
+    // The umask may have narrowed `mode`; a public file must stay readable by the container.
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+        .wrap_err_with(|| format!("cannot set mode on {}", tmp.display()))?;
+    fs::rename(&tmp, path).wrap_err_with(|| format!("cannot move {} into place", path.display()))
+}
+
+pub fn mode_of(path: &Path) -> Result<u32> {
+    Ok(fs::metadata(path)
+        .wrap_err_with(|| format!("cannot stat {}", path.display()))?
+        .permissions()
+        .mode()
+        & 0o7777)
+}

@@ -1,0 +1,17 @@
+//! bottle-tui: run coding agents in bottles — sandboxes whose only way out is their own sidecars —
+//! and drive them from a terminal cockpit or a scriptable CLI.
+//!
+//! Dependency direction: `tui` → `engine` → `backend`; `config` and `types` are shared.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod fsutil;
+pub mod logging;
+pub mod state;
+pub mod store;
+pub mod types;
+
+/// The version stamped on every resource this build creates (`bottle.version` label).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,208 @@
+//! The SQLite history: launch/kill events and the approvals audit trail. It is history, not
+//! truth — what runs is what the backend says. Migrations are versioned with `user_version`;
+//! a corrupt db or one from a newer bottle-tui is an error naming the file, never recreated.
+
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Each entry moves the schema from version `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &[
+    // 1: the event log.
+    "CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        time    TEXT NOT NULL,
+        slug    TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        detail  TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_slug ON events(slug, id);",
+];
+
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub time: String,
+    pub slug: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            crate::fsutil::private_dir(dir)?;
+        }
+        let conn = Connection::open(path)
+            .wrap_err_with(|| format!("cannot open the state database {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .wrap_err("cannot configure the state database")?;
+        let mut store = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn corrupt(&self, e: rusqlite::Error) -> color_eyre::Report {
+        eyre!(
+            "the state database {} is unreadable ({e}); move it aside to start a fresh history",
+            self.path.display()
+        )
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: u32 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.corrupt(e))?;
+        // A garbage file passes `PRAGMA user_version` on some SQLite builds; touch the schema.
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| self.corrupt(e))?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "the state database {} has schema version {version}, newer than this bottle-tui understands ({SCHEMA_VERSION}); upgrade bottle-tui or use another --state-dir",
+                self.path.display()
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self
+                .conn
+                .transaction()
+                .wrap_err("cannot start a migration")?;
+            tx.execute_batch(sql)
+                .and_then(|()| tx.pragma_update(None, "user_version", i as u32 + 1))
+                .and_then(|()| tx.commit())
+                .wrap_err_with(|| {
+                    format!(
+                        "cannot migrate {} to schema version {}",
+                        self.path.display(),
+                        i + 1
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .wrap_err("cannot read the schema version")
+    }
+
+    pub fn record(&self, slug: &str, kind: &str, detail: &serde_json::Value) -> Result<i64> {
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.conn
+            .execute(
+                "INSERT INTO events (time, slug, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![time, slug, kind, detail.to_string()],
+            )
+            .wrap_err_with(|| format!("cannot record a {kind} event in {}", self.path.display()))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn events(&self, slug: Option<&str>, limit: usize) -> Result<Vec<Event>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, time, slug, kind, detail FROM events
+                 WHERE ?1 IS NULL OR slug = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .wrap_err("cannot query events")?;
+        let rows = stmt
+            .query_map(params![slug, limit as i64], |r| {
+                let detail: String = r.get(4)?;
+                Ok(Event {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    slug: r.get(2)?,
+                    kind: r.get(3)?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .wrap_err("cannot query events")?;
+        rows.collect::<Result<_, _>>()
+            .wrap_err("cannot read events")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_records_and_reopens() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state.db");
+        {
+            let s = Store::open(&path)?;
+            assert_eq!(s.schema_version()?, SCHEMA_VERSION);
+            s.record("demo", "prepare", &serde_json::json!({"bottle": "demo"}))?;
+        }
+        let s = Store::open(&path)?;
+        let events = s.events(Some("demo"), 10)?;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, "prepare");
+        assert_eq!(events[0].detail["bottle"], "demo");
+        Ok(())
+    }
+
+    #[test]
+    fn newer_schema_is_a_clear_error_and_the_file_is_kept() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path)?;
+            c.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")?;
+        }
+        let err = Store::open(&path)
+            .err()
+            .ok_or_else(|| eyre!("opened a newer db"))?;
+        let msg = format!("{err:#}");
+        assert!(msg.contains("schema version 99"), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        let c = Connection::open(&path)?;
+        let v: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(v, 99, "the newer db must not be touched");
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_db_is_a_clear_error_and_not_recreated() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state.db");
+        let garbage =
+            b"this is not a database, it is a grocery list: eggs, milk, bread\n".repeat(100);
+        std::fs::write(&path, &garbage)?;
+        let err = Store::open(&path)
+            .err()
+            .ok_or_else(|| eyre!("opened garbage"))?;
+        let msg = format!("{err:#}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("unreadable"), "{msg}");
+        assert_eq!(
+            std::fs::read(&path)?,
+            garbage,
+            "the file must be left as it was"
+        );
+        Ok(())
+    }
+}
