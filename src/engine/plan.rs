@@ -115,6 +115,8 @@ pub struct GitGatePlan {
 pub struct GitRepoPlan {
     pub name: Slug,
     pub upstream: String,
+    /// The upstream as the gate sees it: a `file://` upstream is mounted into the bundle.
+    pub upstream_in_bundle: String,
     /// The URL the agent uses (its usual upstream URL is rewritten to this with `insteadOf`).
     pub gate_url: String,
     pub identity: Option<PathBuf>,

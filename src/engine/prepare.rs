@@ -20,6 +20,7 @@ pub mod in_bundle {
     pub const GIT_GATE_CONFIG: &str = "/etc/bottle/git-gate.json";
     pub const GIT_HOOKS: &str = "/etc/bottle/git-hooks";
     pub const IDENTITIES: &str = "/etc/bottle/identities";
+    pub const LOCAL_UPSTREAMS: &str = "/srv/bottle/upstreams";
     pub const SUPERVISE_CONFIG: &str = "/etc/bottle/supervise.json";
     pub const SECRETS: &str = "/run/bottle/secrets";
     pub const QUEUE: &str = "/var/lib/bottle/queue";
@@ -147,6 +148,10 @@ pub fn build(
             .map(|g| GitRepoPlan {
                 name: g.name.clone(),
                 upstream: g.upstream.clone(),
+                upstream_in_bundle: match g.upstream.strip_prefix("file://") {
+                    Some(_) => format!("file://{}/{}", in_bundle::LOCAL_UPSTREAMS, g.name),
+                    None => g.upstream.clone(),
+                },
                 gate_url: format!("git://{GIT_GATE_HOST}/{}.git", g.name),
                 identity: g.identity.clone(),
                 identity_in_bundle: g
@@ -208,6 +213,13 @@ pub fn build(
             read_only: true,
         });
         for r in &g.repos {
+            if let Some(local) = r.upstream.strip_prefix("file://") {
+                mounts.push(Mount {
+                    host: PathBuf::from(local),
+                    container: PathBuf::from(format!("{}/{}", in_bundle::LOCAL_UPSTREAMS, r.name)),
+                    read_only: false,
+                });
+            }
             if let (Some(host), Some(container)) = (&r.identity, &r.identity_in_bundle) {
                 mounts.push(Mount {
                     host: host.clone(),

@@ -115,6 +115,9 @@ async fn resolves(
             ContainerCreateBody {
                 image: Some(image.to_owned()),
                 cmd: Some(vec!["getent".into(), "hosts".into(), name.to_owned()]),
+                // An unanswered lookup otherwise retries for ~10 s; a leaking engine forwards
+                // to the host's resolver and answers in milliseconds.
+                env: Some(vec!["RES_OPTIONS=timeout:1 attempts:2".into()]),
                 labels: Some(labels()),
                 host_config: Some(HostConfig {
                     network_mode: Some(network.to_owned()),

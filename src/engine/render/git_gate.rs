@@ -26,7 +26,7 @@ pub fn render(plan: &GitGatePlan) -> GitGateConfig {
             .iter()
             .map(|r| GitGateRepo {
                 name: r.name.to_string(),
-                upstream: r.upstream.clone(),
+                upstream: r.upstream_in_bundle.clone(),
                 identity: r.identity_in_bundle.clone(),
                 push: r.push.clone(),
                 protect: r.protect.clone(),

@@ -1,0 +1,240 @@
+//! The command-line contract (DESIGN §12), through the real binary.
+
+mod common;
+use common::{Scratch, stderr, stdout};
+
+const MINIMAL: &str = "[bottles.demo]\nallow = [\"api.anthropic.com\"]\n";
+
+#[test]
+fn help_lists_every_command_of_the_contract() {
+    let out = Scratch::new().run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    for cmd in [
+        "config", "plan", "up", "ls", "inspect", "logs", "exec", "attach", "kill", "queue",
+        "approve", "deny", "image", "doctor",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cmd} "))),
+            "`{cmd}` missing from --help:\n{help}"
+        );
+    }
+    assert!(help.contains("--config") && help.contains("--state-dir"));
+}
+
+#[test]
+fn unfinished_commands_exit_3_and_say_so() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let cases: &[&[&str]] = &[
+        &["up", "demo"],
+        &["ls", "--json"],
+        &["inspect", "demo"],
+        &["logs", "demo", "--follow"],
+        &["exec", "demo", "--", "true"],
+        &["attach", "demo"],
+        &["kill", "--all"],
+        &["kill", "demo"],
+        &["queue"],
+        &["approve", "demo", "1"],
+        &["deny", "demo", "1", "--reason", "no"],
+        &["image", "build", "--bundle"],
+        &[],
+    ];
+    for args in cases {
+        let out = scratch.run(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not implemented yet"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{args:?} printed to stdout");
+    }
+}
+
+#[test]
+fn sidecar_daemons_not_yet_built_exit_3() {
+    for daemon in [
+        "init",
+        "gateway",
+        "git-gate",
+        "supervise",
+        "session",
+        "health",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+            .arg(daemon)
+            .output()
+            .expect("run bottle-sidecar");
+        assert_eq!(out.status.code(), Some(3), "{daemon}");
+        assert!(stderr(&out).contains("not implemented yet"));
+    }
+}
+
+#[test]
+fn first_run_without_a_config_explains_where_it_looked() {
+    let scratch = Scratch::new();
+    let out = scratch.run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("no config file found"), "{err}");
+    assert!(
+        err.contains("bottle.toml") && err.contains("xdg-config/bottle-tui/config.toml"),
+        "{err}"
+    );
+    assert!(err.contains("bottle-tui config init"), "{err}");
+}
+
+#[test]
+fn config_lookup_order_flag_env_cwd_then_xdg() {
+    let scratch = Scratch::new();
+    let xdg = scratch.path().join("xdg-config/bottle-tui/config.toml");
+    std::fs::create_dir_all(xdg.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&xdg, MINIMAL).expect("write xdg");
+    let path = |args: &[&str]| stdout(&scratch.run(args)).trim().to_owned();
+    assert_eq!(path(&["config", "path"]), xdg.display().to_string());
+
+    scratch.write_config(MINIMAL);
+    assert_eq!(
+        path(&["config", "path"]),
+        "bottle.toml",
+        "./bottle.toml wins over XDG"
+    );
+
+    let out = scratch
+        .command(&["config", "path"])
+        .env("BOTTLE_TUI_CONFIG", "/elsewhere/env.toml")
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&out).trim(),
+        "/elsewhere/env.toml",
+        "env wins over the cwd"
+    );
+    assert_eq!(
+        path(&["--config", "/x/flag.toml", "config", "path"]),
+        "/x/flag.toml"
+    );
+}
+
+#[test]
+fn a_missing_explicit_config_is_a_located_error() {
+    let out = Scratch::new().run(&["--config", "/nonexistent/b.toml", "config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("/nonexistent/b.toml:1:1: cannot read the config file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn config_init_writes_a_valid_config_and_never_clobbers() {
+    let scratch = Scratch::new();
+    let out = scratch.run(&["config", "init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = scratch.path().join("xdg-config/bottle-tui/config.toml");
+    assert!(written.is_file());
+    let check = scratch.run(&["config", "check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+
+    std::fs::write(&written, "# mine\n").expect("edit");
+    let again = scratch.run(&["config", "init"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("--force"));
+    assert_eq!(
+        std::fs::read_to_string(&written).expect("read"),
+        "# mine\n",
+        "kept"
+    );
+}
+
+#[test]
+fn plan_of_an_unknown_bottle_suggests_the_nearest() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let out = scratch.run(&["plan", "dmeo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no bottle named `dmeo`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("did you mean `demo`?"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !scratch.state_dir().join("bottles/dmeo").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn an_invalid_slug_argument_is_a_usage_error() {
+    let out = Scratch::new().run(&["plan", "Not_A_Slug"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a valid name"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plan_prints_a_readable_summary_and_records_the_prepare() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let out = scratch.run(&["plan", "demo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("plan for bottle demo (slug demo, backend docker); nothing was started"),
+        "{text}"
+    );
+    assert!(text.contains("bottle-demo-int (internal)"), "{text}");
+    let store = bottle_tui::store::Store::open(&scratch.state_dir().join("state.db")).expect("db");
+    let events = store.events(Some("demo"), 10).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "prepare");
+}
+
+#[test]
+fn a_corrupt_state_db_is_named_and_left_alone() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    std::fs::create_dir_all(scratch.state_dir()).expect("mkdir");
+    let db = scratch.state_dir().join("state.db");
+    let garbage = b"garbage, not sqlite\n".repeat(300);
+    std::fs::write(&db, &garbage).expect("write");
+    let out = scratch.run(&["plan", "demo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&db.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&db).expect("read"), garbage);
+}
+
+#[test]
+fn logs_go_to_the_state_dir_not_the_terminal() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let out = scratch.run(&["plan", "demo"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !stderr(&out).contains("prepared"),
+        "log lines leaked to stderr"
+    );
+    let logs: Vec<_> = std::fs::read_dir(scratch.state_dir().join("logs"))
+        .expect("log dir")
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let text = std::fs::read_to_string(logs[0].path()).expect("log");
+    assert!(text.contains("prepared"), "{text}");
+}
