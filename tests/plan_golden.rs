@@ -132,6 +132,11 @@ fn full_config_plan_and_files() {
     insta::assert_snapshot!("full_pipelock", p.file("pipelock.yaml"));
     insta::assert_snapshot!("full_git_gate", p.file("git-gate.json"));
     insta::assert_snapshot!("full_pre_receive", p.file("git-hooks/pre-receive"));
+    assert_eq!(
+        p.file("prompt.md"),
+        "Be careful.\n",
+        "prompt_file copied into the state dir"
+    );
     assert!(p.plan.supervise.is_none());
     assert!(!p.plan.state_dir.join("supervise.json").exists());
 }

@@ -332,11 +332,10 @@ fn agent_plan(
             env.insert(r.placeholder_env.clone(), p.clone());
         }
     }
-    let prompt = agent.prompt.as_ref().map(|p| Mount {
-        host: match p {
-            Prompt::Text(_) => dir.join(files::PROMPT),
-            Prompt::File(path) => path.clone(),
-        },
+    // prepare copies a prompt file into the state dir too: the bottle keeps the prompt it
+    // was planned with even if the file changes later.
+    let prompt = agent.prompt.as_ref().map(|_| Mount {
+        host: dir.join(files::PROMPT),
         container: in_agent::PROMPT.into(),
         read_only: true,
     });
@@ -422,8 +421,15 @@ fn write_state(plan: &Plan, agent: &Agent, placeholders: &BTreeMap<String, Strin
         }
     }
 
-    if let Some(Prompt::Text(text)) = &agent.prompt {
-        fsutil::write(&dir.join(files::PROMPT), text.as_bytes(), fsutil::PUBLIC)?;
+    let prompt_file = dir.join(files::PROMPT);
+    match &agent.prompt {
+        Some(Prompt::Text(text)) => fsutil::write(&prompt_file, text.as_bytes(), fsutil::PUBLIC)?,
+        Some(Prompt::File(source)) => {
+            let text = std::fs::read(source)
+                .wrap_err_with(|| format!("cannot read the prompt file {}", source.display()))?;
+            fsutil::write(&prompt_file, &text, fsutil::PUBLIC)?;
+        }
+        None => remove_if_present(&prompt_file)?,
     }
 
     fsutil::write(
