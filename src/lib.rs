@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod fsutil;
 pub mod logging;
+pub mod sidecar;
 pub mod state;
 pub mod store;
 pub mod types;

@@ -30,7 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (name, issue) = match cli.command {
-        Command::Init => ("init", "issue #4"),
+        Command::Init => return bottle_tui::sidecar::init::run(),
         Command::Gateway => ("gateway", "issue #4"),
         Command::Health => ("health", "issue #4"),
         Command::GitGate => ("git-gate", "issue #5"),
@@ -41,5 +41,5 @@ fn main() -> ExitCode {
         "error: `bottle-sidecar {name}` is not implemented yet in {} (planned in {issue})",
         env!("CARGO_PKG_VERSION")
     );
-    ExitCode::from(3)
+    ExitCode::from(bottle_tui::sidecar::EXIT_NOT_IMPLEMENTED as u8)
 }

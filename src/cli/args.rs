@@ -152,7 +152,7 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build images through the Docker API (all three when none is named).
+    /// Build images through the Docker API (bundle and agent when none is named).
     Build(ImageBuild),
 }
 

@@ -1,8 +1,10 @@
 //! The `bottle-tui` command line: parse once, dispatch, map outcomes to exit codes.
 
 pub mod args;
+mod bottles_cmd;
 mod config_cmd;
 mod doctor_cmd;
+mod image_cmd;
 mod plan_cmd;
 
 use crate::config::{self, Config, ConfigErrors};
@@ -105,19 +107,20 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
             plan_cmd::run(&config, root, &bottle, name, json)
         }
         Command::Doctor { json } => doctor_cmd::run(root, json),
-        Command::Up { .. } => not_yet("up", "issue #3, the Docker backend"),
-        Command::Ls { .. } => not_yet("ls", "issue #3, the Docker backend"),
-        Command::Inspect { .. } => not_yet("inspect", "issue #3, the Docker backend"),
-        Command::Logs { .. } => not_yet("logs", "issue #3, the Docker backend"),
-        Command::Exec { .. } => not_yet("exec", "issue #3, the Docker backend"),
-        Command::Kill { .. } => not_yet("kill", "issue #3, the Docker backend"),
+        Command::Up { bottles, name } => {
+            let config = load_config(cli.config)?;
+            bottles_cmd::up_cmd(&config, root, bottles, name)
+        }
+        Command::Ls { json } => bottles_cmd::ls_cmd(json),
+        Command::Inspect { slug, json } => bottles_cmd::inspect_cmd(root, &slug, json),
+        Command::Logs { slug, daemon, follow } => bottles_cmd::logs_cmd(&slug, daemon, follow),
+        Command::Exec { slug, command } => bottles_cmd::exec_cmd(&slug, command),
+        Command::Kill { slugs, all } => bottles_cmd::kill_cmd(root, slugs, all),
         Command::Attach { .. } => not_yet("attach", "issue #6, agent sessions"),
         Command::Queue { .. } => not_yet("queue", "issue #5, supervise"),
         Command::Approve { .. } => not_yet("approve", "issue #5, supervise"),
         Command::Deny { .. } => not_yet("deny", "issue #5, supervise"),
-        Command::Image(ImageCommand::Build(_)) => {
-            not_yet("image build", "issue #3, the Docker backend")
-        }
+        Command::Image(ImageCommand::Build(args)) => image_cmd::build(args),
     }
 }
 

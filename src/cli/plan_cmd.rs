@@ -13,13 +13,7 @@ pub fn run(
     json: bool,
 ) -> Outcome {
     if !config.bottles.contains_key(bottle) {
-        let names: Vec<&str> = config.bottles.keys().map(Slug::as_str).collect();
-        return Err(Failure::Usage(format!(
-            "no bottle named `{bottle}` in {} (defined: {}){}",
-            config.path.display(),
-            names.join(", "),
-            crate::config::did_you_mean(bottle.as_str(), names.iter().copied())
-        )));
+        return Err(unknown_bottle(config, bottle));
     }
     let store = Store::open(&root.db_path())?;
     let plan = engine::prepare(config, bottle, name, root)?;
@@ -35,6 +29,16 @@ pub fn run(
         print!("{}", human(&plan));
         Ok(())
     }
+}
+
+pub fn unknown_bottle(config: &Config, bottle: &Slug) -> Failure {
+    let names: Vec<&str> = config.bottles.keys().map(Slug::as_str).collect();
+    Failure::Usage(format!(
+        "no bottle named `{bottle}` in {} (defined: {}){}",
+        config.path.display(),
+        names.join(", "),
+        crate::config::did_you_mean(bottle.as_str(), names.iter().copied())
+    ))
 }
 
 fn token_source(t: &TokenSource) -> String {

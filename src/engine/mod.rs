@@ -2,10 +2,16 @@
 
 pub mod ca;
 pub mod doctor;
+pub mod kill;
+pub mod launch;
 pub mod placeholders;
 pub mod plan;
 pub mod prepare;
+pub mod provision;
+pub mod reconcile;
 pub mod render;
+pub mod sidecar_bin;
+pub mod up;
 
 pub use plan::Plan;
 pub use prepare::prepare;

@@ -144,6 +144,11 @@ pub struct AgentPlan {
     /// Names written into the agent's `/etc/hosts`, pointing at the bundle (address set at
     /// launch). The agent's resolver answers nothing else.
     pub hosts: Vec<String>,
+    /// The agent's DNS servers. The engine's embedded resolver still answers the names of
+    /// the bundle on the internal network, but forwards everything else here — the agent's
+    /// own loopback, where nothing listens — so an engine that leaks DNS from internal
+    /// networks (CVE-2024-29018) has nowhere to leak to.
+    pub dns: Vec<String>,
     pub prompt: Option<Mount>,
     pub skills: Vec<Mount>,
     pub workspace: Option<Mount>,

@@ -356,6 +356,7 @@ fn agent_plan(
         user: in_agent::USER.to_owned(),
         env,
         hosts,
+        dns: vec!["127.0.0.1".to_owned()],
         prompt,
         skills,
         workspace: def.workspace.as_ref().map(|w| Mount {

@@ -2,6 +2,9 @@
 //! Docker 20.10 (API 1.41) and current engines both work.
 
 pub mod dns_probe;
+pub mod images;
+mod client;
+pub use client::DockerBackend;
 
 use bollard::Docker;
 use color_eyre::eyre::{Result, WrapErr};

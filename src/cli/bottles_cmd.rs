@@ -1,0 +1,275 @@
+//! The commands that act on running bottles: up, ls, inspect, exec, logs, kill.
+
+use super::{Failure, Outcome, print_json};
+use crate::backend::docker::DockerBackend;
+use crate::backend::{Backend, ExecSpec, OutputStream, label, role};
+use crate::config::Config;
+use crate::engine::{kill, reconcile, sidecar_bin, up};
+use crate::state::StateRoot;
+use crate::store::Store;
+use crate::types::Slug;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use futures_util::StreamExt;
+use std::io::Write;
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")
+}
+
+pub fn up_cmd(config: &Config, root: &StateRoot, bottles: Vec<Slug>, name: Option<Slug>) -> Outcome {
+    if name.is_some() && bottles.len() > 1 {
+        return Err(Failure::Usage("--name names one bottle; launch several without it".into()));
+    }
+    for b in &bottles {
+        if !config.bottles.contains_key(b) {
+            return Err(super::plan_cmd::unknown_bottle(config, b));
+        }
+    }
+    let store = Store::open(&root.db_path())?;
+    let sidecar = sidecar_bin::locate()?;
+    let rt = runtime()?;
+    let results = rt.block_on(async {
+        let backend = DockerBackend::connect().await?;
+        let launches = bottles.iter().map(|bottle| {
+            let backend = &backend;
+            let name = name.clone();
+            let sidecar = &sidecar;
+            async move {
+                let label = name.clone().unwrap_or_else(|| bottle.clone());
+                let progress = move |step: &str| eprintln!("{label}: {step}");
+                let r = up::up(backend, config, bottle, name, root, sidecar, &progress).await;
+                (bottle.clone(), r)
+            }
+        });
+        Ok::<_, color_eyre::Report>(futures_util::future::join_all(launches).await)
+    })?;
+    let mut failed = Vec::new();
+    for (bottle, result) in results {
+        match result {
+            Ok(plan) => {
+                store.record(plan.slug.as_str(), "launch", &serde_json::json!({ "bottle": bottle, "ok": true }))?;
+                println!("{}", plan.slug);
+            }
+            Err(e) => {
+                let slug = name.clone().unwrap_or_else(|| bottle.clone());
+                store.record(slug.as_str(), "launch", &serde_json::json!({ "bottle": bottle, "ok": false, "error": format!("{e:#}") }))?;
+                failed.push(e);
+            }
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 => Err(Failure::Other(failed.remove(0))),
+        n => {
+            for e in &failed {
+                eprintln!("Error: {e:?}");
+            }
+            Err(Failure::Other(eyre!("{n} bottles failed to launch")))
+        }
+    }
+}
+
+pub fn ls_cmd(json: bool) -> Outcome {
+    let rt = runtime()?;
+    let bottles = rt.block_on(async {
+        let backend = DockerBackend::connect().await?;
+        reconcile::reconcile(&backend).await
+    })?;
+    if json {
+        return print_json(&bottles);
+    }
+    if bottles.is_empty() {
+        println!("no bottles running (start one with `bottle-tui up BOTTLE`)");
+        return Ok(());
+    }
+    println!("{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} CREATED", "SLUG", "BOTTLE", "BACKEND", "STATE", "AGENT", "HEALTH");
+    for b in bottles {
+        let agent = match b.agent.exit_code {
+            Some(code) => format!("exited {code}"),
+            None => b.agent.state.clone(),
+        };
+        let health = if b.health.is_empty() {
+            "-".to_owned()
+        } else {
+            b.health.iter().map(|(d, s)| format!("{d}:{s}")).collect::<Vec<_>>().join(" ")
+        };
+        println!("{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} {}", b.slug, b.bottle, b.backend, b.state, agent, health, b.created);
+    }
+    Ok(())
+}
+
+/// Variables whose values never leave `inspect` unredacted.
+fn redact(entry: &str, placeholder_vars: &[String]) -> String {
+    let Some((k, v)) = entry.split_once('=') else {
+        return entry.to_owned();
+    };
+    let upper = k.to_ascii_uppercase();
+    let secretish = ["TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL"]
+        .iter()
+        .any(|w| upper.contains(w));
+    if secretish || placeholder_vars.iter().any(|p| p == k) || v.starts_with(crate::engine::placeholders::PREFIX) {
+        format!("{k}=[redacted]")
+    } else {
+        entry.to_owned()
+    }
+}
+
+pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
+    let rt = runtime()?;
+    let status = rt.block_on(async {
+        let backend = DockerBackend::connect().await?;
+        let all = reconcile::reconcile(&backend).await?;
+        Ok::<_, color_eyre::Report>(all.into_iter().find(|b| b.slug == slug.as_str()))
+    })?;
+    let Some(status) = status else {
+        return Err(Failure::Usage(format!("no bottle `{slug}` is running (see `bottle-tui ls`)")));
+    };
+    let plan_path = root.bottle_dir(slug).join(crate::engine::prepare::files::PLAN);
+    let plan: Option<crate::engine::Plan> = std::fs::read(&plan_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let vars: Vec<String> = plan
+        .as_ref()
+        .map(|p| p.gateway.routes.iter().map(|r| r.placeholder_env.clone()).collect())
+        .unwrap_or_default();
+    let containers: Vec<serde_json::Value> = [&status.bundle, &status.agent_container]
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "role": c.labels.get(label::ROLE),
+                "image": c.image,
+                "state": c.state,
+                "exit_code": c.exit_code,
+                "health": c.health,
+                "networks": c.networks,
+                "started_at": c.started_at,
+                "env": c.env.iter().map(|e| redact(e, &vars)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({ "status": status, "containers": containers, "plan": plan });
+    if json {
+        return print_json(&doc);
+    }
+    println!("{} ({}), {} on {}; created {}", status.slug, status.bottle, status.state, status.backend, status.created);
+    for c in &containers {
+        println!("  {} [{}] {} {}", c["name"].as_str().unwrap_or(""), c["role"].as_str().unwrap_or(""), c["state"].as_str().unwrap_or(""), c["image"].as_str().unwrap_or(""));
+        if let Some(nets) = c["networks"].as_object() {
+            for (n, ip) in nets {
+                println!("      network {n} {}", ip.as_str().unwrap_or("-"));
+            }
+        }
+        for e in c["env"].as_array().into_iter().flatten() {
+            println!("      env {}", e.as_str().unwrap_or(""));
+        }
+    }
+    if let Some(p) = &plan {
+        print!("{}", super::plan_cmd::human(p));
+    }
+    Ok(())
+}
+
+pub fn exec_cmd(slug: &Slug, command: Vec<String>) -> Outcome {
+    let rt = runtime()?;
+    let code = rt.block_on(async {
+        let backend = DockerBackend::connect().await?;
+        let container = format!("bottle-{slug}-agent");
+        if backend.inspect_container(&container).await?.is_none() {
+            return Err(eyre!("no bottle `{slug}` is running (see `bottle-tui ls`)"));
+        }
+        let spec = ExecSpec { cmd: command, ..Default::default() };
+        backend
+            .exec_streaming(&container, &spec, &mut |stream, bytes| {
+                let _ = match stream {
+                    OutputStream::Stdout => std::io::stdout().write_all(bytes),
+                    OutputStream::Stderr => std::io::stderr().write_all(bytes),
+                };
+            })
+            .await
+    })?;
+    let _ = std::io::stdout().flush();
+    match code {
+        0 => Ok(()),
+        c => Err(Failure::Silent(u8::try_from(c).unwrap_or(1))),
+    }
+}
+
+pub fn logs_cmd(slug: &Slug, daemon: Option<String>, follow: bool) -> Outcome {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let backend = DockerBackend::connect().await?;
+        let bundle = backend
+            .list_containers(&[(label::SLUG, slug.as_str()), (label::ROLE, role::BUNDLE)])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| eyre!("no bundle for `{slug}` (see `bottle-tui ls`)"))?;
+        let mut lines = backend.logs(&bundle.name, follow, None);
+        let mut out = std::io::stdout().lock();
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            for text in line.text.lines() {
+                if let Some(want) = &daemon {
+                    let of = serde_json::from_str::<serde_json::Value>(text)
+                        .ok()
+                        .and_then(|v| v["daemon"].as_str().map(str::to_owned));
+                    if of.as_deref() != Some(want.as_str()) {
+                        continue;
+                    }
+                }
+                writeln!(out, "{text}").wrap_err("cannot write to stdout")?;
+            }
+            out.flush().ok();
+        }
+        Ok::<(), color_eyre::Report>(())
+    })?;
+    Ok(())
+}
+
+pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
+    let store = Store::open(&root.db_path())?;
+    let rt = runtime()?;
+    let results = rt.block_on(async {
+        let backend = DockerBackend::connect().await?;
+        let slugs = if all {
+            reconcile::reconcile(&backend)
+                .await?
+                .into_iter()
+                .filter_map(|b| Slug::parse(&b.slug).ok())
+                .collect()
+        } else {
+            slugs
+        };
+        let backend = &backend;
+        let kills = slugs.into_iter().map(|slug| async move {
+            let r = kill::kill(backend, &slug, root).await;
+            (slug, r)
+        });
+        Ok::<_, color_eyre::Report>(futures_util::future::join_all(kills).await)
+    })?;
+    let mut failed = 0;
+    for (slug, result) in results {
+        match result {
+            Ok(removed) => {
+                store.record(slug.as_str(), "kill", &serde_json::json!({ "removed": removed.len() }))?;
+                if removed.is_empty() {
+                    println!("{slug}: nothing to remove");
+                } else {
+                    println!("{slug}: removed {} resources", removed.len());
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("Error: {e:?}");
+            }
+        }
+    }
+    if failed == 0 { Ok(()) } else { Err(Failure::Silent(super::exit::FAILURE)) }
+}
+

@@ -1,0 +1,56 @@
+//! kill: removes every resource of a bottle, found by its label — so it works on half-built
+//! bottles and after a crash — plus the real tokens launch wrote. Safe to repeat.
+
+use crate::backend::{Backend, Resource, ResourceKind, label};
+use crate::state::StateRoot;
+use crate::types::Slug;
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use futures_util::future::join_all;
+use std::time::Duration;
+
+/// Our daemons handle SIGTERM within a second; anything slower is stuck and gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Removes what is left of `slug`; returns what was removed (empty when nothing was there).
+pub async fn kill(backend: &dyn Backend, slug: &Slug, root: &StateRoot) -> Result<Vec<Resource>> {
+    let found = backend.list(&[(label::SLUG, slug.as_str())]).await?;
+    let of = |kind| found.iter().filter(move |r| r.kind == kind);
+
+    let containers: Vec<&Resource> = of(ResourceKind::Container).collect();
+    join_all(containers.iter().map(|c| backend.stop_container(&c.name, STOP_GRACE))).await;
+    let mut errors: Vec<String> = join_all(containers.iter().map(|c| backend.remove_container(&c.name)))
+        .await
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+        .collect();
+    for r in of(ResourceKind::Network).chain(of(ResourceKind::Volume)) {
+        let result = match r.kind {
+            ResourceKind::Network => backend.remove_network(&r.name).await,
+            _ => backend.remove_volume(&r.name).await,
+        };
+        if let Err(e) = result {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    remove_tokens(root, slug)?;
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(eyre!(errors.join("; "))).wrap_err_with(|| format!("could not remove all of {slug}"))
+    }
+}
+
+/// Deletes the 0600 token files launch wrote; the state dir keeps no real credential.
+fn remove_tokens(root: &StateRoot, slug: &Slug) -> Result<()> {
+    let dir = root.bottle_dir(slug).join(super::prepare::files::SECRETS);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).wrap_err_with(|| format!("cannot read {}", dir.display())),
+    };
+    for e in entries.flatten() {
+        std::fs::remove_file(e.path())
+            .wrap_err_with(|| format!("cannot remove the token file {}", e.path().display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! launch: a plan becomes networks, a bundle and an agent, in order. Every step registers its
+//! undo first-class; any failure (or Ctrl-C) removes everything created so far. No orphans.
+
+use super::plan::Plan;
+use super::provision;
+use crate::backend::{Backend, BindMount, ContainerSpec, NetworkSpec, label, role};
+use crate::config::TokenSource;
+use crate::fsutil;
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The launch steps, in order. Tests inject a failure at each through [`FAIL_AT_ENV`].
+pub const STEPS: &[&str] = &[
+    "check-images",
+    "read-tokens",
+    "network-internal",
+    "network-egress",
+    "bundle-create",
+    "bundle-connect-egress",
+    "bundle-start",
+    "bundle-address",
+    "agent-create",
+    "agent-copy-sidecar",
+    "agent-start",
+    "agent-seal",
+    "provision",
+];
+
+/// Names a step to fail at, for fault-injection tests against the real engine.
+pub const FAIL_AT_ENV: &str = "BOTTLE_TUI_TEST_FAIL_AT";
+
+/// Where the sidecar binary lands in the agent container (copied in before start).
+pub const AGENT_SIDECAR_DIR: &str = "/.bottle";
+pub const AGENT_SIDECAR: &str = "/.bottle/bottle-sidecar";
+const BUNDLE_MEMORY: u64 = 512 << 20;
+const BUNDLE_PIDS: u32 = 256;
+
+#[derive(Debug)]
+enum Undo {
+    Container(String),
+    Network(String),
+    File(PathBuf),
+}
+
+/// Reports progress (one short line per step) to whoever launched.
+pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// Launches `plan` all-or-nothing. On failure every resource it created is removed before the
+/// error is returned.
+pub async fn launch(backend: &dyn Backend, plan: &Plan, sidecar: &Path, progress: Progress<'_>) -> Result<()> {
+    let mut undo = Vec::new();
+    let outcome = tokio::select! {
+        r = steps(backend, plan, sidecar, progress, &mut undo) => r,
+        _ = tokio::signal::ctrl_c() => Err(eyre!("interrupted")),
+    };
+    let Err(error) = outcome else {
+        return Ok(());
+    };
+    progress("rolling back");
+    // Undo what was recorded, then sweep by label: a create cut short by Ctrl-C may have
+    // happened in the engine without being recorded. `up` checked that nothing carried this
+    // slug before it started, so everything labelled with it is ours.
+    let swept = async {
+        rollback(backend, undo).await?;
+        let leftovers = backend.list(&[(label::SLUG, plan.slug.as_str())]).await?;
+        for r in leftovers {
+            match r.kind {
+                crate::backend::ResourceKind::Container => backend.remove_container(&r.name).await?,
+                crate::backend::ResourceKind::Network => backend.remove_network(&r.name).await?,
+                crate::backend::ResourceKind::Volume => backend.remove_volume(&r.name).await?,
+            }
+        }
+        Ok::<(), color_eyre::Report>(())
+    };
+    match swept.await {
+        Ok(()) => Err(error.wrap_err(format!(
+            "launching {} failed; everything it created was removed",
+            plan.slug
+        ))),
+        Err(cleanup) => Err(error.wrap_err(format!(
+            "launching {} failed, and removing what it created failed too ({cleanup:#}); run `bottle-tui kill {}`",
+            plan.slug, plan.slug
+        ))),
+    }
+}
+
+async fn rollback(backend: &dyn Backend, undo: Vec<Undo>) -> Result<()> {
+    let mut errors = Vec::new();
+    for step in undo.into_iter().rev() {
+        let r = match &step {
+            Undo::Container(name) => backend.remove_container(name).await,
+            Undo::Network(name) => backend.remove_network(name).await,
+            Undo::File(path) => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).wrap_err_with(|| format!("cannot remove {}", path.display()))
+                }
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = r {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(eyre!(errors.join("; ")))
+    }
+}
+
+fn step(name: &str, progress: Progress<'_>) -> Result<()> {
+    progress(name);
+    if std::env::var(FAIL_AT_ENV).is_ok_and(|v| v == name) {
+        bail!("injected failure at step `{name}` ({FAIL_AT_ENV})");
+    }
+    Ok(())
+}
+
+fn labels(plan: &Plan, role: &str) -> crate::backend::Labels {
+    let mut l = plan.labels.clone();
+    l.insert(label::ROLE.into(), role.into());
+    l.insert(label::STATE_DIR.into(), plan.state_dir.display().to_string());
+    l
+}
+
+async fn steps(
+    backend: &dyn Backend,
+    plan: &Plan,
+    sidecar: &Path,
+    progress: Progress<'_>,
+    undo: &mut Vec<Undo>,
+) -> Result<()> {
+    step("check-images", progress)?;
+    for image in [&plan.bundle.image, &plan.agent.image] {
+        if !backend.image_present(image).await? {
+            bail!(
+                "image {image} is not present on this engine (bottles never pull); build it with `bottle-tui image build`"
+            );
+        }
+    }
+
+    step("read-tokens", progress)?;
+    // Read every token before writing any, so a missing one leaves nothing behind.
+    let mut tokens = Vec::with_capacity(plan.gateway.routes.len());
+    for route in &plan.gateway.routes {
+        let token = read_token(&route.token_source)
+            .wrap_err_with(|| format!("route {}: cannot read its token", route.host))?;
+        tokens.push((route.token_file.clone(), token));
+    }
+    for (file, token) in tokens {
+        if let Some(dir) = file.parent() {
+            fsutil::private_dir(dir)?;
+        }
+        undo.push(Undo::File(file.clone()));
+        fsutil::write(&file, token.as_bytes(), fsutil::SECRET)?;
+    }
+
+    step("network-internal", progress)?;
+    backend
+        .create_network(&NetworkSpec {
+            name: plan.network.internal.clone(),
+            internal: true,
+            labels: labels(plan, role::NETWORK_INTERNAL),
+        })
+        .await?;
+    undo.push(Undo::Network(plan.network.internal.clone()));
+
+    step("network-egress", progress)?;
+    backend
+        .create_network(&NetworkSpec {
+            name: plan.network.egress.clone(),
+            internal: false,
+            labels: labels(plan, role::NETWORK_EGRESS),
+        })
+        .await?;
+    undo.push(Undo::Network(plan.network.egress.clone()));
+
+    step("bundle-create", progress)?;
+    let mut bundle_labels = labels(plan, role::BUNDLE);
+    bundle_labels.insert(label::DAEMONS.into(), plan.bundle.daemons.join(","));
+    backend
+        .create_container(&ContainerSpec {
+            name: plan.bundle.container.clone(),
+            image: plan.bundle.image.clone(),
+            env: plan.bundle.env.clone(),
+            labels: bundle_labels,
+            network: plan.network.internal.clone(),
+            network_aliases: plan.bundle.aliases.clone(),
+            mounts: plan
+                .bundle
+                .mounts
+                .iter()
+                .map(|m| BindMount {
+                    host: m.host.clone(),
+                    container: m.container.clone(),
+                    read_only: m.read_only,
+                })
+                .collect(),
+            memory_bytes: Some(BUNDLE_MEMORY),
+            pids: Some(BUNDLE_PIDS),
+            unprivileged: true,
+            ..Default::default()
+        })
+        .await?;
+    undo.push(Undo::Container(plan.bundle.container.clone()));
+
+    step("bundle-connect-egress", progress)?;
+    backend
+        .connect_network(&plan.bundle.container, &plan.network.egress, &[])
+        .await?;
+
+    step("bundle-start", progress)?;
+    backend.start_container(&plan.bundle.container).await?;
+
+    step("bundle-address", progress)?;
+    let bundle_ip = bundle_address(backend, plan).await?;
+
+    step("agent-create", progress)?;
+    let mut env = plan.agent.env.clone();
+    env.insert("BOTTLE_DAEMONS".into(), String::new());
+    let mut mounts = Vec::new();
+    if let Some(w) = &plan.agent.workspace {
+        mounts.push(BindMount {
+            host: w.host.clone(),
+            container: w.container.clone(),
+            read_only: w.read_only,
+        });
+    }
+    backend
+        .create_container(&ContainerSpec {
+            name: plan.agent.container.clone(),
+            image: plan.agent.image.clone(),
+            entrypoint: Some(vec![AGENT_SIDECAR.into(), "init".into()]),
+            cmd: Some(Vec::new()),
+            user: Some(plan.agent.user.clone()),
+            working_dir: plan.agent.workspace.as_ref().map(|w| w.container.display().to_string()),
+            env,
+            labels: labels(plan, role::AGENT),
+            network: plan.network.internal.clone(),
+            mounts,
+            extra_hosts: plan.agent.hosts.iter().map(|h| (h.clone(), bundle_ip)).collect(),
+            dns: plan.agent.dns.clone(),
+            memory_bytes: Some(plan.agent.memory_bytes),
+            pids: Some(plan.agent.pids),
+            cpus: plan.agent.cpus,
+            unprivileged: true,
+            ..Default::default()
+        })
+        .await?;
+    undo.push(Undo::Container(plan.agent.container.clone()));
+
+    step("agent-copy-sidecar", progress)?;
+    backend
+        .copy_in(&plan.agent.container, "/", sidecar_tar(sidecar)?)
+        .await?;
+
+    step("agent-start", progress)?;
+    backend.start_container(&plan.agent.container).await?;
+
+    step("agent-seal", progress)?;
+    seal(backend, plan, undo).await?;
+
+    step("provision", progress)?;
+    provision::provision(backend, plan, progress).await
+}
+
+/// Removes the agent's default route. Docker gives even `internal` networks one; with no
+/// route at all, nothing outside the internal subnet is even addressable. The agent has no
+/// NET_ADMIN, so a short-lived helper joins its network namespace to do it.
+async fn seal(backend: &dyn Backend, plan: &Plan, undo: &mut Vec<Undo>) -> Result<()> {
+    let helper = format!("bottle-{}-seal", plan.slug);
+    backend
+        .create_container(&ContainerSpec {
+            name: helper.clone(),
+            image: plan.bundle.image.clone(),
+            entrypoint: Some(vec!["ip".into(), "route".into(), "del".into(), "default".into()]),
+            cmd: Some(Vec::new()),
+            labels: labels(plan, "seal-helper"),
+            network: format!("container:{}", plan.agent.container),
+            cap_add: vec!["NET_ADMIN".into()],
+            memory_bytes: Some(64 << 20),
+            pids: Some(16),
+            ..Default::default()
+        })
+        .await?;
+    undo.push(Undo::Container(helper.clone()));
+    let outcome = async {
+        backend.start_container(&helper).await?;
+        backend.wait_container(&helper, Duration::from_secs(20)).await
+    }
+    .await;
+    backend.remove_container(&helper).await?;
+    let code = outcome?;
+    // 2 = "no such route": already none, which is what we want.
+    if code != 0 && code != 2 {
+        bail!("removing the agent's default route failed (ip exited {code})");
+    }
+    let routes = backend
+        .exec(
+            &plan.agent.container,
+            &crate::backend::ExecSpec {
+                cmd: vec!["cat".into(), "/proc/net/route".into()],
+                ..Default::default()
+            },
+        )
+        .await?;
+    let has_default = routes
+        .stdout_text()
+        .lines()
+        .skip(1)
+        .any(|l| l.split_whitespace().nth(1) == Some("00000000"));
+    if routes.code != 0 || has_default {
+        bail!("the agent still has a default route after sealing");
+    }
+    Ok(())
+}
+
+/// The bundle's address on the internal network: what the agent's `/etc/hosts` points at.
+async fn bundle_address(backend: &dyn Backend, plan: &Plan) -> Result<std::net::IpAddr> {
+    for _ in 0..50 {
+        let info = backend
+            .inspect_container(&plan.bundle.container)
+            .await?
+            .ok_or_else(|| eyre!("the bundle {} vanished after start", plan.bundle.container))?;
+        if info.state == "exited" || info.state == "dead" {
+            bail!(
+                "the bundle {} exited right after start (code {}); see `bottle-tui logs {}`",
+                plan.bundle.container,
+                info.exit_code.unwrap_or(-1),
+                plan.slug
+            );
+        }
+        if let Some(Some(ip)) = info.networks.get(&plan.network.internal) {
+            return Ok(*ip);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("the bundle {} got no address on {}", plan.bundle.container, plan.network.internal)
+}
+
+fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(sidecar).wrap_err_with(|| format!("cannot read {}", sidecar.display()))?;
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_mtime(0);
+    dir.set_cksum();
+    let name = AGENT_SIDECAR_DIR.trim_start_matches('/');
+    tar.append_data(&mut dir, format!("{name}/"), std::io::empty())
+        .wrap_err("cannot build the sidecar archive")?;
+    crate::backend::docker::images::append(&mut tar, &format!("{name}/bottle-sidecar"), &bytes, 0o755)?;
+    tar.into_inner().wrap_err("cannot build the sidecar archive")
+}
+
+/// Reads a route's real token from its source. The value goes only to its 0600 file.
+fn read_token(source: &TokenSource) -> Result<String> {
+    let raw = match source {
+        TokenSource::Env(var) => std::env::var(var).map_err(|_| {
+            eyre!("the environment variable ${var} is not set (export it before `bottle-tui up`)")
+        })?,
+        TokenSource::File(path) => std::fs::read_to_string(path)
+            .wrap_err_with(|| format!("cannot read the token file {}", path.display()))?,
+    };
+    let token = raw.trim_end_matches(['\n', '\r']);
+    if token.is_empty() {
+        bail!("the token is empty");
+    }
+    if token.contains(['\n', '\r']) {
+        bail!("the token spans several lines; a header value must be one line");
+    }
+    Ok(token.to_owned())
+}

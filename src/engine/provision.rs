@@ -1,0 +1,268 @@
+//! provision: fits out a started agent — ownership, prompt, skills, CA trust, git `insteadOf`
+//! to the gate, the supervise MCP server — and marks it done. Every step checks its own result
+//! and fails loudly: a step that silently did nothing is how the original tool lost its CA.
+
+use super::launch::AGENT_SIDECAR_DIR;
+use super::plan::Plan;
+use crate::backend::{Backend, ExecOutput, ExecSpec};
+use color_eyre::eyre::{Result, WrapErr, bail, ensure};
+use std::path::Path;
+
+/// Written last; the session holder waits for it before starting the agent command.
+pub const DONE_MARKER: &str = "/.bottle/provisioned";
+
+struct Agent<'a> {
+    backend: &'a dyn Backend,
+    container: &'a str,
+    user: &'a str,
+}
+
+impl Agent<'_> {
+    async fn run(&self, user: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        let spec = ExecSpec {
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            user: Some(user.to_owned()),
+            ..Default::default()
+        };
+        self.backend.exec(self.container, &spec).await
+    }
+
+    /// Runs `cmd` and requires exit 0; the error carries the command and its stderr.
+    async fn ok(&self, user: &str, what: &str, cmd: &[&str]) -> Result<String> {
+        let out = self.run(user, cmd).await?;
+        if out.code != 0 {
+            bail!(
+                "{what}: `{}` exited {} in {}: {}",
+                cmd.join(" "),
+                out.code,
+                self.container,
+                out.stderr_text().trim()
+            );
+        }
+        Ok(out.stdout_text())
+    }
+}
+
+pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::launch::Progress<'_>) -> Result<()> {
+    let a = Agent {
+        backend,
+        container: &plan.agent.container,
+        user: &plan.agent.user,
+    };
+    let user = a.user;
+
+    progress("provision: user");
+    let ids = a.ok(user, "finding the agent user", &["sh", "-c", "id -u; id -g; printf %s \"$HOME\""]).await?;
+    let mut lines = ids.lines();
+    let (uid, gid, home) = match (lines.next(), lines.next(), lines.next()) {
+        (Some(u), Some(g), Some(h)) => (
+            u.trim().parse::<u64>().wrap_err("the agent's uid is not a number")?,
+            g.trim().parse::<u64>().wrap_err("the agent's gid is not a number")?,
+            h.trim().to_owned(),
+        ),
+        _ => bail!("cannot tell the agent user's uid, gid and home from `id`: {ids:?}"),
+    };
+    ensure!(home.starts_with('/'), "the agent user {user} has no home folder ({home:?})");
+
+    progress("provision: permissions");
+    // /tmp must be world-writable with the sticky bit (smolvm packs lose it; some images too).
+    a.ok("root", "repairing /tmp", &["sh", "-c", "chmod 1777 /tmp /var/tmp 2>/dev/null; stat -c %a /tmp"]).await
+        .and_then(|mode| {
+            ensure!(mode.trim() == "1777", "/tmp has mode {} after repair, not 1777", mode.trim());
+            Ok(())
+        })?;
+    let owner = a.ok(user, "checking the home folder", &["stat", "-c", "%u", &home]).await?;
+    ensure!(
+        owner.trim() == uid.to_string(),
+        "{home} is owned by uid {} but the agent runs as uid {uid}; fix the image (chown -R {user} {home})",
+        owner.trim()
+    );
+
+    if let Some(prompt) = &plan.agent.prompt {
+        progress("provision: prompt");
+        let text = std::fs::read(&prompt.host)
+            .wrap_err_with(|| format!("cannot read the prompt {}", prompt.host.display()))?;
+        let rel = relative_to_home(&prompt.container, &home)?;
+        let tar = owned_tar(&[(rel.as_str(), Content::File(&text, 0o644))], uid, gid)?;
+        backend.copy_in(a.container, &home, tar).await?;
+        let back = a.run(user, &["cat", &prompt.container.display().to_string()]).await?;
+        ensure!(back.code == 0 && back.stdout == text, "the prompt did not arrive intact at {}", prompt.container.display());
+    }
+
+    if !plan.agent.skills.is_empty() {
+        progress("provision: skills");
+        let mut expected = 0usize;
+        let mut entries: Vec<(String, Vec<u8>, u32)> = Vec::new();
+        for skill in &plan.agent.skills {
+            let rel = relative_to_home(&skill.container, &home)?;
+            collect_dir(&skill.host, &rel, &mut entries)
+                .wrap_err_with(|| format!("cannot read the skill {}", skill.host.display()))?;
+        }
+        let files: Vec<(&str, Content<'_>)> = entries
+            .iter()
+            .map(|(p, bytes, mode)| {
+                if *mode == 0 {
+                    (p.as_str(), Content::Dir)
+                } else {
+                    expected += 1;
+                    (p.as_str(), Content::File(bytes, *mode))
+                }
+            })
+            .collect();
+        backend.copy_in(a.container, &home, owned_tar(&files, uid, gid)?).await?;
+        for skill in &plan.agent.skills {
+            let dir = skill.container.display().to_string();
+            let n = a.ok(user, "checking skills", &["sh", "-c", "find \"$1\" -type f | wc -l", "sh", &dir]).await?;
+            ensure!(n.trim().parse::<usize>().unwrap_or(0) > 0 || expected == 0, "skill {dir} arrived empty");
+        }
+    }
+
+    progress("provision: CA trust");
+    let ca = std::fs::read_to_string(&plan.gateway.ca_cert)
+        .wrap_err_with(|| format!("cannot read the bottle CA {}", plan.gateway.ca_cert.display()))?;
+    let ca_path = plan.agent.ca_cert_in_agent.display().to_string();
+    let (ca_dir, ca_name) = split(&ca_path)?;
+    backend
+        .copy_in(a.container, ca_dir, owned_tar(&[(ca_name, Content::File(ca.as_bytes(), 0o644))], 0, 0)?)
+        .await?;
+    a.ok("root", "installing the bottle CA", &["update-ca-certificates"]).await?;
+    // The system bundle must now hold our certificate: compare one base64 line of it.
+    let probe = ca
+        .lines()
+        .find(|l| l.len() > 40 && !l.starts_with("-----"))
+        .unwrap_or_default()
+        .to_owned();
+    let bundle = plan
+        .agent
+        .env
+        .get("SSL_CERT_FILE")
+        .cloned()
+        .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+    let found = a.run(user, &["grep", "-qF", &probe, &bundle]).await?;
+    ensure!(found.code == 0, "update-ca-certificates ran but {bundle} does not contain the bottle CA");
+
+    if let Some(gate) = &plan.git_gate {
+        progress("provision: git");
+        for repo in &gate.repos {
+            let key = format!("url.{}.insteadOf", repo.gate_url);
+            a.ok(user, "pointing git at the gate", &["git", "config", "--global", "--replace-all", &key, &repo.upstream]).await?;
+            let got = a.ok(user, "checking git insteadOf", &["git", "config", "--global", "--get", &key]).await?;
+            ensure!(got.trim() == repo.upstream, "git insteadOf for {} reads back as {:?}", repo.name, got.trim());
+        }
+    }
+
+    if let Some(s) = &plan.supervise {
+        progress("provision: supervise MCP");
+        let path = format!("{home}/.claude.json");
+        let existing = a.run(user, &["cat", &path]).await?;
+        let mut doc: serde_json::Value = if existing.code == 0 && !existing.stdout.is_empty() {
+            serde_json::from_slice(&existing.stdout).wrap_err_with(|| format!("{path} in the agent is not JSON"))?
+        } else {
+            serde_json::json!({})
+        };
+        let Some(obj) = doc.as_object_mut() else {
+            bail!("{path} in the agent is not a JSON object");
+        };
+        let servers = obj.entry("mcpServers").or_insert_with(|| serde_json::json!({}));
+        let Some(servers) = servers.as_object_mut() else {
+            bail!("{path}: mcpServers is not an object");
+        };
+        servers.insert("supervise".into(), serde_json::json!({ "type": "http", "url": s.url }));
+        let text = serde_json::to_vec_pretty(&doc).wrap_err("cannot encode .claude.json")?;
+        backend
+            .copy_in(a.container, &home, owned_tar(&[(".claude.json", Content::File(&text, 0o600))], uid, gid)?)
+            .await?;
+        let back = a.ok(user, "checking the MCP registration", &["cat", &path]).await?;
+        let parsed: serde_json::Value = serde_json::from_str(&back).wrap_err("the written .claude.json is not JSON")?;
+        ensure!(parsed["mcpServers"]["supervise"]["url"] == s.url.as_str(), "the supervise MCP server is not registered in {path}");
+    }
+
+    progress("provision: done");
+    let (dir, name) = split(DONE_MARKER)?;
+    debug_assert_eq!(dir, AGENT_SIDECAR_DIR);
+    backend
+        .copy_in(a.container, dir, owned_tar(&[(name, Content::File(b"ok\n", 0o644))], 0, 0)?)
+        .await?;
+    Ok(())
+}
+
+enum Content<'a> {
+    File(&'a [u8], u32),
+    Dir,
+}
+
+/// A tar whose entries belong to `uid:gid`, with every parent folder listed (so the engine
+/// creates them with that owner rather than root).
+fn owned_tar(entries: &[(&str, Content<'_>)], uid: u64, gid: u64) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dirs_done = std::collections::BTreeSet::new();
+    for (path, content) in entries {
+        let p = Path::new(path);
+        let mut parents: Vec<&Path> = p.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
+        if matches!(content, Content::Dir) {
+            parents.insert(0, p);
+        }
+        for dir in parents.into_iter().rev() {
+            if dirs_done.insert(dir.to_owned()) {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_uid(uid);
+                h.set_gid(gid);
+                h.set_size(0);
+                h.set_mtime(0);
+                h.set_cksum();
+                tar.append_data(&mut h, format!("{}/", dir.display()), std::io::empty())
+                    .wrap_err("cannot build an archive")?;
+            }
+        }
+        if let Content::File(bytes, mode) = content {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(*mode);
+            h.set_uid(uid);
+            h.set_gid(gid);
+            h.set_mtime(0);
+            h.set_cksum();
+            tar.append_data(&mut h, path, *bytes).wrap_err("cannot build an archive")?;
+        }
+    }
+    tar.into_inner().wrap_err("cannot build an archive")
+}
+
+/// Walks a host folder into (relative path, bytes, mode) entries; mode 0 marks a folder.
+fn collect_dir(host: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>, u32)>) -> Result<()> {
+    out.push((rel.to_owned(), Vec::new(), 0));
+    let mut entries: Vec<_> = std::fs::read_dir(host)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let child = format!("{rel}/{name}");
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            collect_dir(&e.path(), &child, out)?;
+        } else if kind.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = e.metadata()?.permissions().mode() & 0o755 | 0o644;
+            out.push((child, std::fs::read(e.path())?, mode));
+        }
+        // Symlinks are skipped: they could point anywhere on the host.
+    }
+    Ok(())
+}
+
+fn relative_to_home(path: &Path, home: &str) -> Result<String> {
+    let p = path.display().to_string();
+    let plan_home = super::prepare::in_agent::HOME;
+    let rest = p
+        .strip_prefix(&format!("{plan_home}/"))
+        .or_else(|| p.strip_prefix(&format!("{home}/")))
+        .ok_or_else(|| color_eyre::eyre::eyre!("{p} is not under the agent's home"))?;
+    Ok(rest.to_owned())
+}
+
+fn split(path: &str) -> Result<(&str, &str)> {
+    path.rsplit_once('/')
+        .map(|(d, n)| (if d.is_empty() { "/" } else { d }, n))
+        .ok_or_else(|| color_eyre::eyre::eyre!("{path} is not an absolute path"))
+}

@@ -1,0 +1,117 @@
+//! reconcile: what runs, read back from the backend's labels. The engine is the truth, so the
+//! CLI and the dashboard find every bottle after their own restart, half-broken ones included.
+
+use crate::backend::{Backend, ContainerInfo, ResourceKind, label, role};
+use color_eyre::eyre::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BottleStatus {
+    pub slug: String,
+    pub bottle: String,
+    pub backend: String,
+    /// running: bundle and agent up · exited: the agent finished · created: not started ·
+    /// broken: a part is missing or stopped.
+    pub state: String,
+    pub agent: AgentStatus,
+    /// Daemon → status (the bundle's health check when it has one, else its state).
+    pub health: BTreeMap<String, String>,
+    /// Loopback alias (smolvm on macOS); the docker backend publishes nothing, so none.
+    pub alias: Option<String>,
+    pub created: String,
+    pub config_hash: String,
+    pub version: String,
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    #[serde(skip)]
+    pub bundle: Option<ContainerInfo>,
+    #[serde(skip)]
+    pub agent_container: Option<ContainerInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStatus {
+    pub state: String,
+    pub exit_code: Option<i64>,
+}
+
+pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
+    let resources = backend.list(&[]).await?;
+    let containers = backend.list_containers(&[]).await?;
+    let mut slugs: BTreeMap<String, Vec<&crate::backend::Resource>> = BTreeMap::new();
+    for r in &resources {
+        if let Some(slug) = r.labels.get(label::SLUG) {
+            slugs.entry(slug.clone()).or_default().push(r);
+        }
+    }
+    let mut out = Vec::new();
+    for (slug, parts) in slugs {
+        let find = |role: &str| {
+            containers
+                .iter()
+                .find(|c| c.labels.get(label::SLUG) == Some(&slug) && c.labels.get(label::ROLE).map(String::as_str) == Some(role))
+                .cloned()
+        };
+        let bundle = find(role::BUNDLE);
+        let agent = find(role::AGENT);
+        let any = |key: &str| {
+            parts
+                .iter()
+                .find_map(|r| r.labels.get(key).cloned())
+                .unwrap_or_default()
+        };
+        let networks: Vec<String> = parts
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Network)
+            .map(|r| r.name.clone())
+            .collect();
+        let state = state_of(bundle.as_ref(), agent.as_ref(), networks.len());
+        let mut health = BTreeMap::new();
+        if let Some(b) = &bundle {
+            let status = b.health.clone().unwrap_or_else(|| b.state.clone());
+            for daemon in b.labels.get(label::DAEMONS).map(String::as_str).unwrap_or("").split(',') {
+                if !daemon.is_empty() {
+                    health.insert(daemon.to_owned(), status.clone());
+                }
+            }
+        }
+        out.push(BottleStatus {
+            bottle: any(label::BOTTLE),
+            backend: backend.name().to_owned(),
+            state: state.to_owned(),
+            agent: AgentStatus {
+                state: agent.as_ref().map_or_else(|| "missing".into(), |a| a.state.clone()),
+                exit_code: agent.as_ref().filter(|a| a.state == "exited").and_then(|a| a.exit_code),
+            },
+            health,
+            alias: None,
+            created: bundle
+                .as_ref()
+                .or(agent.as_ref())
+                .map(|c| c.created.clone())
+                .unwrap_or_default(),
+            config_hash: any(label::CONFIG_HASH),
+            version: any(label::VERSION),
+            containers: parts
+                .iter()
+                .filter(|r| r.kind == ResourceKind::Container)
+                .map(|r| r.name.clone())
+                .collect(),
+            networks,
+            bundle,
+            agent_container: agent,
+            slug,
+        });
+    }
+    Ok(out)
+}
+
+fn state_of(bundle: Option<&ContainerInfo>, agent: Option<&ContainerInfo>, networks: usize) -> &'static str {
+    match (bundle.map(|b| b.state.as_str()), agent.map(|a| a.state.as_str())) {
+        (Some("running"), Some("running")) if networks == 2 => "running",
+        (Some("running"), Some("exited")) => "exited",
+        (Some("created"), Some("created")) | (Some("created"), None) => "created",
+        _ => "broken",
+    }
+}

@@ -1,0 +1,8 @@
+//! The in-bottle daemons, served by the `bottle-sidecar` multi-call binary. Nothing here
+//! depends on the TUI.
+
+pub mod init;
+pub mod log;
+
+/// Exit code of a daemon this build does not have yet: init does not restart it.
+pub const EXIT_NOT_IMPLEMENTED: i32 = 3;
