@@ -162,7 +162,12 @@ pub trait Backend: Send + Sync {
     /// Idempotent: a missing network is not an error.
     async fn remove_network(&self, name: &str) -> Result<()>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()>;
-    async fn connect_network(&self, container: &str, network: &str, aliases: &[String]) -> Result<()>;
+    async fn connect_network(
+        &self,
+        container: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<()>;
     async fn start_container(&self, name: &str) -> Result<()>;
     /// Waits for a container to exit and returns its exit code.
     async fn wait_container(&self, name: &str, timeout: Duration) -> Result<i64>;
@@ -185,7 +190,12 @@ pub trait Backend: Send + Sync {
     /// Every container (running or not), network and volume carrying all `labels`.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<Resource>>;
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>>;
-    fn logs(&self, container: &str, follow: bool, tail: Option<usize>) -> BoxStream<'static, Result<LogLine>>;
+    fn logs(
+        &self,
+        container: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> BoxStream<'static, Result<LogLine>>;
     /// Events for resources that carry `label` (any value).
     fn events(&self, label: &str) -> BoxStream<'static, Result<EngineEvent>>;
 

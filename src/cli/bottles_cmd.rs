@@ -20,9 +20,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .wrap_err("cannot start the async runtime")
 }
 
-pub fn up_cmd(config: &Config, root: &StateRoot, bottles: Vec<Slug>, name: Option<Slug>) -> Outcome {
+pub fn up_cmd(
+    config: &Config,
+    root: &StateRoot,
+    bottles: Vec<Slug>,
+    name: Option<Slug>,
+) -> Outcome {
     if name.is_some() && bottles.len() > 1 {
-        return Err(Failure::Usage("--name names one bottle; launch several without it".into()));
+        return Err(Failure::Usage(
+            "--name names one bottle; launch several without it".into(),
+        ));
     }
     for b in &bottles {
         if !config.bottles.contains_key(b) {
@@ -51,7 +58,11 @@ pub fn up_cmd(config: &Config, root: &StateRoot, bottles: Vec<Slug>, name: Optio
     for (bottle, result) in results {
         match result {
             Ok(plan) => {
-                store.record(plan.slug.as_str(), "launch", &serde_json::json!({ "bottle": bottle, "ok": true }))?;
+                store.record(
+                    plan.slug.as_str(),
+                    "launch",
+                    &serde_json::json!({ "bottle": bottle, "ok": true }),
+                )?;
                 println!("{}", plan.slug);
             }
             Err(e) => {
@@ -86,7 +97,10 @@ pub fn ls_cmd(json: bool) -> Outcome {
         println!("no bottles running (start one with `bottle-tui up BOTTLE`)");
         return Ok(());
     }
-    println!("{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} CREATED", "SLUG", "BOTTLE", "BACKEND", "STATE", "AGENT", "HEALTH");
+    println!(
+        "{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} CREATED",
+        "SLUG", "BOTTLE", "BACKEND", "STATE", "AGENT", "HEALTH"
+    );
     for b in bottles {
         let agent = match b.agent.exit_code {
             Some(code) => format!("exited {code}"),
@@ -95,9 +109,16 @@ pub fn ls_cmd(json: bool) -> Outcome {
         let health = if b.health.is_empty() {
             "-".to_owned()
         } else {
-            b.health.iter().map(|(d, s)| format!("{d}:{s}")).collect::<Vec<_>>().join(" ")
+            b.health
+                .iter()
+                .map(|(d, s)| format!("{d}:{s}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
-        println!("{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} {}", b.slug, b.bottle, b.backend, b.state, agent, health, b.created);
+        println!(
+            "{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} {}",
+            b.slug, b.bottle, b.backend, b.state, agent, health, b.created
+        );
     }
     Ok(())
 }
@@ -111,7 +132,10 @@ fn redact(entry: &str, placeholder_vars: &[String]) -> String {
     let secretish = ["TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL"]
         .iter()
         .any(|w| upper.contains(w));
-    if secretish || placeholder_vars.iter().any(|p| p == k) || v.starts_with(crate::engine::placeholders::PREFIX) {
+    if secretish
+        || placeholder_vars.iter().any(|p| p == k)
+        || v.starts_with(crate::engine::placeholders::PREFIX)
+    {
         format!("{k}=[redacted]")
     } else {
         entry.to_owned()
@@ -126,16 +150,33 @@ pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
         Ok::<_, color_eyre::Report>(all.into_iter().find(|b| b.slug == slug.as_str()))
     })?;
     let Some(status) = status else {
-        return Err(Failure::Usage(format!("no bottle `{slug}` is running (see `bottle-tui ls`)")));
+        return Err(Failure::Usage(format!(
+            "no bottle `{slug}` is running (see `bottle-tui ls`)"
+        )));
     };
-    let plan_path = root.bottle_dir(slug).join(crate::engine::prepare::files::PLAN);
-    let plan: Option<crate::engine::Plan> = std::fs::read(&plan_path)
+    let plan_path = root
+        .bottle_dir(slug)
+        .join(crate::engine::prepare::files::PLAN);
+    let mut plan: Option<crate::engine::Plan> = std::fs::read(&plan_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let vars: Vec<String> = plan
         .as_ref()
-        .map(|p| p.gateway.routes.iter().map(|r| r.placeholder_env.clone()).collect())
+        .map(|p| {
+            p.gateway
+                .routes
+                .iter()
+                .map(|r| r.placeholder_env.clone())
+                .collect()
+        })
         .unwrap_or_default();
+    if let Some(p) = plan.as_mut() {
+        for (k, v) in p.agent.env.iter_mut() {
+            if let Some((_, redacted)) = redact(&format!("{k}={v}"), &vars).split_once('=') {
+                *v = redacted.to_owned();
+            }
+        }
+    }
     let containers: Vec<serde_json::Value> = [&status.bundle, &status.agent_container]
         .into_iter()
         .flatten()
@@ -157,9 +198,18 @@ pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
     if json {
         return print_json(&doc);
     }
-    println!("{} ({}), {} on {}; created {}", status.slug, status.bottle, status.state, status.backend, status.created);
+    println!(
+        "{} ({}), {} on {}; created {}",
+        status.slug, status.bottle, status.state, status.backend, status.created
+    );
     for c in &containers {
-        println!("  {} [{}] {} {}", c["name"].as_str().unwrap_or(""), c["role"].as_str().unwrap_or(""), c["state"].as_str().unwrap_or(""), c["image"].as_str().unwrap_or(""));
+        println!(
+            "  {} [{}] {} {}",
+            c["name"].as_str().unwrap_or(""),
+            c["role"].as_str().unwrap_or(""),
+            c["state"].as_str().unwrap_or(""),
+            c["image"].as_str().unwrap_or("")
+        );
         if let Some(nets) = c["networks"].as_object() {
             for (n, ip) in nets {
                 println!("      network {n} {}", ip.as_str().unwrap_or("-"));
@@ -183,7 +233,10 @@ pub fn exec_cmd(slug: &Slug, command: Vec<String>) -> Outcome {
         if backend.inspect_container(&container).await?.is_none() {
             return Err(eyre!("no bottle `{slug}` is running (see `bottle-tui ls`)"));
         }
-        let spec = ExecSpec { cmd: command, ..Default::default() };
+        let spec = ExecSpec {
+            cmd: command,
+            ..Default::default()
+        };
         backend
             .exec_streaming(&container, &spec, &mut |stream, bytes| {
                 let _ = match stream {
@@ -257,7 +310,11 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
     for (slug, result) in results {
         match result {
             Ok(removed) => {
-                store.record(slug.as_str(), "kill", &serde_json::json!({ "removed": removed.len() }))?;
+                store.record(
+                    slug.as_str(),
+                    "kill",
+                    &serde_json::json!({ "removed": removed.len() }),
+                )?;
                 if removed.is_empty() {
                     println!("{slug}: nothing to remove");
                 } else {
@@ -270,6 +327,9 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
             }
         }
     }
-    if failed == 0 { Ok(()) } else { Err(Failure::Silent(super::exit::FAILURE)) }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Failure::Silent(super::exit::FAILURE))
+    }
 }
-

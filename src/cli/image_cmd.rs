@@ -28,8 +28,15 @@ pub fn build(args: ImageBuild) -> Outcome {
         for kind in kinds {
             eprintln!("building {} ...", kind.tag());
             let started = std::time::Instant::now();
-            images::build(&docker, kind, sidecar.as_deref(), |line| eprintln!("  {line}")).await?;
-            eprintln!("built {} in {:.1} s", kind.tag(), started.elapsed().as_secs_f64());
+            images::build(&docker, kind, sidecar.as_deref(), |line| {
+                eprintln!("  {line}")
+            })
+            .await?;
+            eprintln!(
+                "built {} in {:.1} s",
+                kind.tag(),
+                started.elapsed().as_secs_f64()
+            );
             println!("{}", kind.tag());
         }
         Ok::<(), color_eyre::Report>(())

@@ -113,7 +113,11 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         }
         Command::Ls { json } => bottles_cmd::ls_cmd(json),
         Command::Inspect { slug, json } => bottles_cmd::inspect_cmd(root, &slug, json),
-        Command::Logs { slug, daemon, follow } => bottles_cmd::logs_cmd(&slug, daemon, follow),
+        Command::Logs {
+            slug,
+            daemon,
+            follow,
+        } => bottles_cmd::logs_cmd(&slug, daemon, follow),
         Command::Exec { slug, command } => bottles_cmd::exec_cmd(&slug, command),
         Command::Kill { slugs, all } => bottles_cmd::kill_cmd(root, slugs, all),
         Command::Attach { .. } => not_yet("attach", "issue #6, agent sessions"),

@@ -17,12 +17,18 @@ pub async fn kill(backend: &dyn Backend, slug: &Slug, root: &StateRoot) -> Resul
     let of = |kind| found.iter().filter(move |r| r.kind == kind);
 
     let containers: Vec<&Resource> = of(ResourceKind::Container).collect();
-    join_all(containers.iter().map(|c| backend.stop_container(&c.name, STOP_GRACE))).await;
-    let mut errors: Vec<String> = join_all(containers.iter().map(|c| backend.remove_container(&c.name)))
-        .await
-        .into_iter()
-        .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-        .collect();
+    join_all(
+        containers
+            .iter()
+            .map(|c| backend.stop_container(&c.name, STOP_GRACE)),
+    )
+    .await;
+    let mut errors: Vec<String> =
+        join_all(containers.iter().map(|c| backend.remove_container(&c.name)))
+            .await
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
     for r in of(ResourceKind::Network).chain(of(ResourceKind::Volume)) {
         let result = match r.kind {
             ResourceKind::Network => backend.remove_network(&r.name).await,

@@ -48,7 +48,12 @@ pub type Progress<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 /// Launches `plan` all-or-nothing. On failure every resource it created is removed before the
 /// error is returned.
-pub async fn launch(backend: &dyn Backend, plan: &Plan, sidecar: &Path, progress: Progress<'_>) -> Result<()> {
+pub async fn launch(
+    backend: &dyn Backend,
+    plan: &Plan,
+    sidecar: &Path,
+    progress: Progress<'_>,
+) -> Result<()> {
     let mut undo = Vec::new();
     let outcome = tokio::select! {
         r = steps(backend, plan, sidecar, progress, &mut undo) => r,
@@ -66,7 +71,9 @@ pub async fn launch(backend: &dyn Backend, plan: &Plan, sidecar: &Path, progress
         let leftovers = backend.list(&[(label::SLUG, plan.slug.as_str())]).await?;
         for r in leftovers {
             match r.kind {
-                crate::backend::ResourceKind::Container => backend.remove_container(&r.name).await?,
+                crate::backend::ResourceKind::Container => {
+                    backend.remove_container(&r.name).await?
+                }
                 crate::backend::ResourceKind::Network => backend.remove_network(&r.name).await?,
                 crate::backend::ResourceKind::Volume => backend.remove_volume(&r.name).await?,
             }
@@ -120,7 +127,10 @@ fn step(name: &str, progress: Progress<'_>) -> Result<()> {
 fn labels(plan: &Plan, role: &str) -> crate::backend::Labels {
     let mut l = plan.labels.clone();
     l.insert(label::ROLE.into(), role.into());
-    l.insert(label::STATE_DIR.into(), plan.state_dir.display().to_string());
+    l.insert(
+        label::STATE_DIR.into(),
+        plan.state_dir.display().to_string(),
+    );
     l
 }
 
@@ -234,12 +244,21 @@ async fn steps(
             entrypoint: Some(vec![AGENT_SIDECAR.into(), "init".into()]),
             cmd: Some(Vec::new()),
             user: Some(plan.agent.user.clone()),
-            working_dir: plan.agent.workspace.as_ref().map(|w| w.container.display().to_string()),
+            working_dir: plan
+                .agent
+                .workspace
+                .as_ref()
+                .map(|w| w.container.display().to_string()),
             env,
             labels: labels(plan, role::AGENT),
             network: plan.network.internal.clone(),
             mounts,
-            extra_hosts: plan.agent.hosts.iter().map(|h| (h.clone(), bundle_ip)).collect(),
+            extra_hosts: plan
+                .agent
+                .hosts
+                .iter()
+                .map(|h| (h.clone(), bundle_ip))
+                .collect(),
             dns: plan.agent.dns.clone(),
             memory_bytes: Some(plan.agent.memory_bytes),
             pids: Some(plan.agent.pids),
@@ -274,7 +293,12 @@ async fn seal(backend: &dyn Backend, plan: &Plan, undo: &mut Vec<Undo>) -> Resul
         .create_container(&ContainerSpec {
             name: helper.clone(),
             image: plan.bundle.image.clone(),
-            entrypoint: Some(vec!["ip".into(), "route".into(), "del".into(), "default".into()]),
+            entrypoint: Some(vec![
+                "ip".into(),
+                "route".into(),
+                "del".into(),
+                "default".into(),
+            ]),
             cmd: Some(Vec::new()),
             labels: labels(plan, "seal-helper"),
             network: format!("container:{}", plan.agent.container),
@@ -287,7 +311,9 @@ async fn seal(backend: &dyn Backend, plan: &Plan, undo: &mut Vec<Undo>) -> Resul
     undo.push(Undo::Container(helper.clone()));
     let outcome = async {
         backend.start_container(&helper).await?;
-        backend.wait_container(&helper, Duration::from_secs(20)).await
+        backend
+            .wait_container(&helper, Duration::from_secs(20))
+            .await
     }
     .await;
     backend.remove_container(&helper).await?;
@@ -336,11 +362,16 @@ async fn bundle_address(backend: &dyn Backend, plan: &Plan) -> Result<std::net::
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    bail!("the bundle {} got no address on {}", plan.bundle.container, plan.network.internal)
+    bail!(
+        "the bundle {} got no address on {}",
+        plan.bundle.container,
+        plan.network.internal
+    )
 }
 
 fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(sidecar).wrap_err_with(|| format!("cannot read {}", sidecar.display()))?;
+    let bytes =
+        std::fs::read(sidecar).wrap_err_with(|| format!("cannot read {}", sidecar.display()))?;
     let mut tar = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
     dir.set_entry_type(tar::EntryType::Directory);
@@ -351,8 +382,14 @@ fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
     let name = AGENT_SIDECAR_DIR.trim_start_matches('/');
     tar.append_data(&mut dir, format!("{name}/"), std::io::empty())
         .wrap_err("cannot build the sidecar archive")?;
-    crate::backend::docker::images::append(&mut tar, &format!("{name}/bottle-sidecar"), &bytes, 0o755)?;
-    tar.into_inner().wrap_err("cannot build the sidecar archive")
+    crate::backend::docker::images::append(
+        &mut tar,
+        &format!("{name}/bottle-sidecar"),
+        &bytes,
+        0o755,
+    )?;
+    tar.into_inner()
+        .wrap_err("cannot build the sidecar archive")
 }
 
 /// Reads a route's real token from its source. The value goes only to its 0600 file.

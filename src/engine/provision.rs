@@ -43,7 +43,11 @@ impl Agent<'_> {
     }
 }
 
-pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::launch::Progress<'_>) -> Result<()> {
+pub async fn provision(
+    backend: &dyn Backend,
+    plan: &Plan,
+    progress: super::launch::Progress<'_>,
+) -> Result<()> {
     let a = Agent {
         backend,
         container: &plan.agent.container,
@@ -52,26 +56,58 @@ pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::laun
     let user = a.user;
 
     progress("provision: user");
-    let ids = a.ok(user, "finding the agent user", &["sh", "-c", "id -u; id -g; printf %s \"$HOME\""]).await?;
+    let ids = a
+        .ok(
+            user,
+            "finding the agent user",
+            &["sh", "-c", "id -u; id -g; printf %s \"$HOME\""],
+        )
+        .await?;
     let mut lines = ids.lines();
     let (uid, gid, home) = match (lines.next(), lines.next(), lines.next()) {
         (Some(u), Some(g), Some(h)) => (
-            u.trim().parse::<u64>().wrap_err("the agent's uid is not a number")?,
-            g.trim().parse::<u64>().wrap_err("the agent's gid is not a number")?,
+            u.trim()
+                .parse::<u64>()
+                .wrap_err("the agent's uid is not a number")?,
+            g.trim()
+                .parse::<u64>()
+                .wrap_err("the agent's gid is not a number")?,
             h.trim().to_owned(),
         ),
         _ => bail!("cannot tell the agent user's uid, gid and home from `id`: {ids:?}"),
     };
-    ensure!(home.starts_with('/'), "the agent user {user} has no home folder ({home:?})");
+    ensure!(
+        home.starts_with('/'),
+        "the agent user {user} has no home folder ({home:?})"
+    );
 
     progress("provision: permissions");
     // /tmp must be world-writable with the sticky bit (smolvm packs lose it; some images too).
-    a.ok("root", "repairing /tmp", &["sh", "-c", "chmod 1777 /tmp /var/tmp 2>/dev/null; stat -c %a /tmp"]).await
-        .and_then(|mode| {
-            ensure!(mode.trim() == "1777", "/tmp has mode {} after repair, not 1777", mode.trim());
-            Ok(())
-        })?;
-    let owner = a.ok(user, "checking the home folder", &["stat", "-c", "%u", &home]).await?;
+    a.ok(
+        "root",
+        "repairing /tmp",
+        &[
+            "sh",
+            "-c",
+            "chmod 1777 /tmp /var/tmp 2>/dev/null; stat -c %a /tmp",
+        ],
+    )
+    .await
+    .and_then(|mode| {
+        ensure!(
+            mode.trim() == "1777",
+            "/tmp has mode {} after repair, not 1777",
+            mode.trim()
+        );
+        Ok(())
+    })?;
+    let owner = a
+        .ok(
+            user,
+            "checking the home folder",
+            &["stat", "-c", "%u", &home],
+        )
+        .await?;
     ensure!(
         owner.trim() == uid.to_string(),
         "{home} is owned by uid {} but the agent runs as uid {uid}; fix the image (chown -R {user} {home})",
@@ -85,8 +121,14 @@ pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::laun
         let rel = relative_to_home(&prompt.container, &home)?;
         let tar = owned_tar(&[(rel.as_str(), Content::File(&text, 0o644))], uid, gid)?;
         backend.copy_in(a.container, &home, tar).await?;
-        let back = a.run(user, &["cat", &prompt.container.display().to_string()]).await?;
-        ensure!(back.code == 0 && back.stdout == text, "the prompt did not arrive intact at {}", prompt.container.display());
+        let back = a
+            .run(user, &["cat", &prompt.container.display().to_string()])
+            .await?;
+        ensure!(
+            back.code == 0 && back.stdout == text,
+            "the prompt did not arrive intact at {}",
+            prompt.container.display()
+        );
     }
 
     if !plan.agent.skills.is_empty() {
@@ -109,23 +151,47 @@ pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::laun
                 }
             })
             .collect();
-        backend.copy_in(a.container, &home, owned_tar(&files, uid, gid)?).await?;
+        backend
+            .copy_in(a.container, &home, owned_tar(&files, uid, gid)?)
+            .await?;
         for skill in &plan.agent.skills {
             let dir = skill.container.display().to_string();
-            let n = a.ok(user, "checking skills", &["sh", "-c", "find \"$1\" -type f | wc -l", "sh", &dir]).await?;
-            ensure!(n.trim().parse::<usize>().unwrap_or(0) > 0 || expected == 0, "skill {dir} arrived empty");
+            let n = a
+                .ok(
+                    user,
+                    "checking skills",
+                    &["sh", "-c", "find \"$1\" -type f | wc -l", "sh", &dir],
+                )
+                .await?;
+            ensure!(
+                n.trim().parse::<usize>().unwrap_or(0) > 0 || expected == 0,
+                "skill {dir} arrived empty"
+            );
         }
     }
 
     progress("provision: CA trust");
-    let ca = std::fs::read_to_string(&plan.gateway.ca_cert)
-        .wrap_err_with(|| format!("cannot read the bottle CA {}", plan.gateway.ca_cert.display()))?;
+    let ca = std::fs::read_to_string(&plan.gateway.ca_cert).wrap_err_with(|| {
+        format!(
+            "cannot read the bottle CA {}",
+            plan.gateway.ca_cert.display()
+        )
+    })?;
     let ca_path = plan.agent.ca_cert_in_agent.display().to_string();
     let (ca_dir, ca_name) = split(&ca_path)?;
     backend
-        .copy_in(a.container, ca_dir, owned_tar(&[(ca_name, Content::File(ca.as_bytes(), 0o644))], 0, 0)?)
+        .copy_in(
+            a.container,
+            ca_dir,
+            owned_tar(&[(ca_name, Content::File(ca.as_bytes(), 0o644))], 0, 0)?,
+        )
         .await?;
-    a.ok("root", "installing the bottle CA", &["update-ca-certificates"]).await?;
+    a.ok(
+        "root",
+        "installing the bottle CA",
+        &["update-ca-certificates"],
+    )
+    .await?;
     // The system bundle must now hold our certificate: compare one base64 line of it.
     let probe = ca
         .lines()
@@ -139,15 +205,41 @@ pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::laun
         .cloned()
         .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
     let found = a.run(user, &["grep", "-qF", &probe, &bundle]).await?;
-    ensure!(found.code == 0, "update-ca-certificates ran but {bundle} does not contain the bottle CA");
+    ensure!(
+        found.code == 0,
+        "update-ca-certificates ran but {bundle} does not contain the bottle CA"
+    );
 
     if let Some(gate) = &plan.git_gate {
         progress("provision: git");
         for repo in &gate.repos {
             let key = format!("url.{}.insteadOf", repo.gate_url);
-            a.ok(user, "pointing git at the gate", &["git", "config", "--global", "--replace-all", &key, &repo.upstream]).await?;
-            let got = a.ok(user, "checking git insteadOf", &["git", "config", "--global", "--get", &key]).await?;
-            ensure!(got.trim() == repo.upstream, "git insteadOf for {} reads back as {:?}", repo.name, got.trim());
+            a.ok(
+                user,
+                "pointing git at the gate",
+                &[
+                    "git",
+                    "config",
+                    "--global",
+                    "--replace-all",
+                    &key,
+                    &repo.upstream,
+                ],
+            )
+            .await?;
+            let got = a
+                .ok(
+                    user,
+                    "checking git insteadOf",
+                    &["git", "config", "--global", "--get", &key],
+                )
+                .await?;
+            ensure!(
+                got.trim() == repo.upstream,
+                "git insteadOf for {} reads back as {:?}",
+                repo.name,
+                got.trim()
+            );
         }
     }
 
@@ -156,32 +248,52 @@ pub async fn provision(backend: &dyn Backend, plan: &Plan, progress: super::laun
         let path = format!("{home}/.claude.json");
         let existing = a.run(user, &["cat", &path]).await?;
         let mut doc: serde_json::Value = if existing.code == 0 && !existing.stdout.is_empty() {
-            serde_json::from_slice(&existing.stdout).wrap_err_with(|| format!("{path} in the agent is not JSON"))?
+            serde_json::from_slice(&existing.stdout)
+                .wrap_err_with(|| format!("{path} in the agent is not JSON"))?
         } else {
             serde_json::json!({})
         };
         let Some(obj) = doc.as_object_mut() else {
             bail!("{path} in the agent is not a JSON object");
         };
-        let servers = obj.entry("mcpServers").or_insert_with(|| serde_json::json!({}));
+        let servers = obj
+            .entry("mcpServers")
+            .or_insert_with(|| serde_json::json!({}));
         let Some(servers) = servers.as_object_mut() else {
             bail!("{path}: mcpServers is not an object");
         };
-        servers.insert("supervise".into(), serde_json::json!({ "type": "http", "url": s.url }));
+        servers.insert(
+            "supervise".into(),
+            serde_json::json!({ "type": "http", "url": s.url }),
+        );
         let text = serde_json::to_vec_pretty(&doc).wrap_err("cannot encode .claude.json")?;
         backend
-            .copy_in(a.container, &home, owned_tar(&[(".claude.json", Content::File(&text, 0o600))], uid, gid)?)
+            .copy_in(
+                a.container,
+                &home,
+                owned_tar(&[(".claude.json", Content::File(&text, 0o600))], uid, gid)?,
+            )
             .await?;
-        let back = a.ok(user, "checking the MCP registration", &["cat", &path]).await?;
-        let parsed: serde_json::Value = serde_json::from_str(&back).wrap_err("the written .claude.json is not JSON")?;
-        ensure!(parsed["mcpServers"]["supervise"]["url"] == s.url.as_str(), "the supervise MCP server is not registered in {path}");
+        let back = a
+            .ok(user, "checking the MCP registration", &["cat", &path])
+            .await?;
+        let parsed: serde_json::Value =
+            serde_json::from_str(&back).wrap_err("the written .claude.json is not JSON")?;
+        ensure!(
+            parsed["mcpServers"]["supervise"]["url"] == s.url.as_str(),
+            "the supervise MCP server is not registered in {path}"
+        );
     }
 
     progress("provision: done");
     let (dir, name) = split(DONE_MARKER)?;
     debug_assert_eq!(dir, AGENT_SIDECAR_DIR);
     backend
-        .copy_in(a.container, dir, owned_tar(&[(name, Content::File(b"ok\n", 0o644))], 0, 0)?)
+        .copy_in(
+            a.container,
+            dir,
+            owned_tar(&[(name, Content::File(b"ok\n", 0o644))], 0, 0)?,
+        )
         .await?;
     Ok(())
 }
@@ -198,7 +310,11 @@ fn owned_tar(entries: &[(&str, Content<'_>)], uid: u64, gid: u64) -> Result<Vec<
     let mut dirs_done = std::collections::BTreeSet::new();
     for (path, content) in entries {
         let p = Path::new(path);
-        let mut parents: Vec<&Path> = p.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).collect();
+        let mut parents: Vec<&Path> = p
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .collect();
         if matches!(content, Content::Dir) {
             parents.insert(0, p);
         }
@@ -224,7 +340,8 @@ fn owned_tar(entries: &[(&str, Content<'_>)], uid: u64, gid: u64) -> Result<Vec<
             h.set_gid(gid);
             h.set_mtime(0);
             h.set_cksum();
-            tar.append_data(&mut h, path, *bytes).wrap_err("cannot build an archive")?;
+            tar.append_data(&mut h, path, *bytes)
+                .wrap_err("cannot build an archive")?;
         }
     }
     tar.into_inner().wrap_err("cannot build an archive")

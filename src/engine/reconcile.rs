@@ -50,7 +50,10 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         let find = |role: &str| {
             containers
                 .iter()
-                .find(|c| c.labels.get(label::SLUG) == Some(&slug) && c.labels.get(label::ROLE).map(String::as_str) == Some(role))
+                .find(|c| {
+                    c.labels.get(label::SLUG) == Some(&slug)
+                        && c.labels.get(label::ROLE).map(String::as_str) == Some(role)
+                })
                 .cloned()
         };
         let bundle = find(role::BUNDLE);
@@ -70,7 +73,13 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         let mut health = BTreeMap::new();
         if let Some(b) = &bundle {
             let status = b.health.clone().unwrap_or_else(|| b.state.clone());
-            for daemon in b.labels.get(label::DAEMONS).map(String::as_str).unwrap_or("").split(',') {
+            for daemon in b
+                .labels
+                .get(label::DAEMONS)
+                .map(String::as_str)
+                .unwrap_or("")
+                .split(',')
+            {
                 if !daemon.is_empty() {
                     health.insert(daemon.to_owned(), status.clone());
                 }
@@ -81,8 +90,13 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             backend: backend.name().to_owned(),
             state: state.to_owned(),
             agent: AgentStatus {
-                state: agent.as_ref().map_or_else(|| "missing".into(), |a| a.state.clone()),
-                exit_code: agent.as_ref().filter(|a| a.state == "exited").and_then(|a| a.exit_code),
+                state: agent
+                    .as_ref()
+                    .map_or_else(|| "missing".into(), |a| a.state.clone()),
+                exit_code: agent
+                    .as_ref()
+                    .filter(|a| a.state == "exited")
+                    .and_then(|a| a.exit_code),
             },
             health,
             alias: None,
@@ -107,8 +121,15 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
     Ok(out)
 }
 
-fn state_of(bundle: Option<&ContainerInfo>, agent: Option<&ContainerInfo>, networks: usize) -> &'static str {
-    match (bundle.map(|b| b.state.as_str()), agent.map(|a| a.state.as_str())) {
+fn state_of(
+    bundle: Option<&ContainerInfo>,
+    agent: Option<&ContainerInfo>,
+    networks: usize,
+) -> &'static str {
+    match (
+        bundle.map(|b| b.state.as_str()),
+        agent.map(|a| a.state.as_str()),
+    ) {
         (Some("running"), Some("running")) if networks == 2 => "running",
         (Some("running"), Some("exited")) => "exited",
         (Some("created"), Some("created")) | (Some("created"), None) => "created",

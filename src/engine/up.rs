@@ -27,9 +27,14 @@ pub async fn up(
             existing.len()
         );
     }
-    for name in [format!("bottle-{slug}-bundle"), format!("bottle-{slug}-agent")] {
+    for name in [
+        format!("bottle-{slug}-bundle"),
+        format!("bottle-{slug}-agent"),
+    ] {
         if backend.inspect_container(&name).await?.is_some() {
-            bail!("a container named {name} already exists (not made by bottle-tui); remove it or pick another --name");
+            bail!(
+                "a container named {name} already exists (not made by bottle-tui); remove it or pick another --name"
+            );
         }
     }
     let plan = prepare(config, bottle, Some(slug), root)?;

@@ -37,10 +37,18 @@ pub fn run() -> ExitCode {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
-            log::event(DAEMON, "error", "cannot start the runtime", json!({ "error": e.to_string() }));
+            log::event(
+                DAEMON,
+                "error",
+                "cannot start the runtime",
+                json!({ "error": e.to_string() }),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -73,7 +81,12 @@ async fn supervise(names: Vec<String>) -> ExitCode {
             (name, d)
         })
         .collect();
-    log::event(DAEMON, "info", "starting", json!({ "daemons": daemons.keys().collect::<Vec<_>>() }));
+    log::event(
+        DAEMON,
+        "info",
+        "starting",
+        json!({ "daemons": daemons.keys().collect::<Vec<_>>() }),
+    );
 
     loop {
         let now = Instant::now();
@@ -84,7 +97,9 @@ async fn supervise(names: Vec<String>) -> ExitCode {
             }
         }
         let next = daemons.values().filter_map(|d| d.restart_at).min();
-        let sleep = next.map_or(Duration::from_secs(3600), |t| t.saturating_duration_since(Instant::now()));
+        let sleep = next.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
         tokio::select! {
             _ = term.recv() => return shutdown(&mut daemons, Signal::SIGTERM, 143),
             _ = int.recv() => return shutdown(&mut daemons, Signal::SIGINT, 130),
@@ -107,15 +122,33 @@ fn start(d: &mut Daemon) {
             let pid = Pid::from_raw(c.id() as i32);
             d.pid = Some(pid);
             d.started = Instant::now();
-            log::event(DAEMON, "info", "daemon started", json!({ "target": d.name, "pid": pid.as_raw() }));
+            log::event(
+                DAEMON,
+                "info",
+                "daemon started",
+                json!({ "target": d.name, "pid": pid.as_raw() }),
+            );
             for (stream, reader) in [
-                ("stdout", c.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)),
-                ("stderr", c.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)),
+                (
+                    "stdout",
+                    c.stdout
+                        .take()
+                        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                ),
+                (
+                    "stderr",
+                    c.stderr
+                        .take()
+                        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                ),
             ] {
                 let Some(reader) = reader else { continue };
                 let name = d.name.clone();
                 std::thread::spawn(move || {
-                    for line in std::io::BufReader::new(reader).lines().map_while(Result::ok) {
+                    for line in std::io::BufReader::new(reader)
+                        .lines()
+                        .map_while(Result::ok)
+                    {
                         log::relay(&name, stream, &line);
                     }
                 });
@@ -124,7 +157,12 @@ fn start(d: &mut Daemon) {
             drop(c);
         }
         Err(e) => {
-            log::event(DAEMON, "error", "cannot start daemon", json!({ "target": d.name, "error": e.to_string() }));
+            log::event(
+                DAEMON,
+                "error",
+                "cannot start daemon",
+                json!({ "target": d.name, "error": e.to_string() }),
+            );
             schedule_restart(d);
         }
     }
@@ -162,16 +200,31 @@ fn reap(daemons: &mut BTreeMap<String, Daemon>, shutting_down: bool) {
         }
         if code == Some(EXIT_NOT_IMPLEMENTED) {
             d.unavailable = true;
-            log::event(DAEMON, "warn", "daemon not available in this build; not restarting", json!({ "target": d.name }));
+            log::event(
+                DAEMON,
+                "warn",
+                "daemon not available in this build; not restarting",
+                json!({ "target": d.name }),
+            );
             continue;
         }
-        log::event(DAEMON, "error", "daemon exited", json!({ "target": d.name, "code": code }));
+        log::event(
+            DAEMON,
+            "error",
+            "daemon exited",
+            json!({ "target": d.name, "code": code }),
+        );
         schedule_restart(d);
     }
 }
 
 fn shutdown(daemons: &mut BTreeMap<String, Daemon>, sig: Signal, code: u8) -> ExitCode {
-    log::event(DAEMON, "info", "stopping", json!({ "signal": sig.as_str() }));
+    log::event(
+        DAEMON,
+        "info",
+        "stopping",
+        json!({ "signal": sig.as_str() }),
+    );
     for pid in daemons.values().filter_map(|d| d.pid) {
         let _ = kill(pid, Signal::SIGTERM);
     }

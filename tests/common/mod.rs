@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary in a scratch folder.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

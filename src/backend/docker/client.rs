@@ -38,12 +38,24 @@ impl DockerBackend {
 }
 
 fn is_not_found(e: &DockerError) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 /// "not modified": already stopped / already started.
 fn is_not_modified(e: &DockerError) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { status_code: 304, .. })
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
 }
 
 fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -141,13 +153,16 @@ impl Backend for DockerBackend {
         };
         let shares_netns = spec.network.starts_with("container:");
         let networking = NetworkingConfig {
-            endpoints_config: (!shares_netns).then(|| HashMap::from([(
-                spec.network.clone(),
-                EndpointSettings {
-                    aliases: (!spec.network_aliases.is_empty()).then(|| spec.network_aliases.clone()),
-                    ..Default::default()
-                },
-            )])),
+            endpoints_config: (!shares_netns).then(|| {
+                HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings {
+                        aliases: (!spec.network_aliases.is_empty())
+                            .then(|| spec.network_aliases.clone()),
+                        ..Default::default()
+                    },
+                )])
+            }),
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -170,11 +185,18 @@ impl Backend for DockerBackend {
                 body,
             )
             .await
-            .wrap_err_with(|| format!("cannot create container {} from {}", spec.name, spec.image))?;
+            .wrap_err_with(|| {
+                format!("cannot create container {} from {}", spec.name, spec.image)
+            })?;
         Ok(())
     }
 
-    async fn connect_network(&self, container: &str, network: &str, aliases: &[String]) -> Result<()> {
+    async fn connect_network(
+        &self,
+        container: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<()> {
         self.docker
             .connect_network(
                 network,
@@ -201,8 +223,13 @@ impl Backend for DockerBackend {
     async fn wait_container(&self, name: &str, timeout: Duration) -> Result<i64> {
         let mut wait = self.docker.wait_container(name, None);
         match tokio::time::timeout(timeout, wait.next()).await {
-            Err(_) => Err(eyre!("container {name} did not exit within {} s", timeout.as_secs())),
-            Ok(None) => Err(eyre!("the engine ended the wait for {name} without an exit code")),
+            Err(_) => Err(eyre!(
+                "container {name} did not exit within {} s",
+                timeout.as_secs()
+            )),
+            Ok(None) => Err(eyre!(
+                "the engine ended the wait for {name} without an exit code"
+            )),
             Ok(Some(Ok(r))) => Ok(r.status_code),
             Ok(Some(Err(DockerError::DockerContainerWaitError { code, .. }))) => Ok(code),
             Ok(Some(Err(e))) => Err(e).wrap_err_with(|| format!("waiting for {name} failed")),
@@ -231,13 +258,19 @@ impl Backend for DockerBackend {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             // "removal already in progress"
-            Err(DockerError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             Err(e) => Err(e).wrap_err_with(|| format!("cannot remove container {name}")),
         }
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(e).wrap_err_with(|| format!("cannot remove volume {name}")),
@@ -305,9 +338,12 @@ impl Backend for DockerBackend {
             .inspect_exec(&exec.id)
             .await
             .wrap_err("cannot read the exec's exit code")?;
-        inspect
-            .exit_code
-            .ok_or_else(|| eyre!("the engine reported no exit code for `{}`", spec.cmd.join(" ")))
+        inspect.exit_code.ok_or_else(|| {
+            eyre!(
+                "the engine reported no exit code for `{}`",
+                spec.cmd.join(" ")
+            )
+        })
     }
 
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
@@ -328,12 +364,19 @@ impl Backend for DockerBackend {
             .unwrap_or_default()
             .into_iter()
             .map(|(net, ep)| {
-                let ip = ep.ip_address.filter(|s| !s.is_empty()).and_then(|s| s.parse().ok());
+                let ip = ep
+                    .ip_address
+                    .filter(|s| !s.is_empty())
+                    .and_then(|s| s.parse().ok());
                 (net, ip)
             })
             .collect();
         Ok(Some(ContainerInfo {
-            name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
             id: c.id.unwrap_or_default(),
             image: config.image.clone().unwrap_or_default(),
             state: state.status.map(|s| s.to_string()).unwrap_or_default(),
@@ -415,7 +458,9 @@ impl Backend for DockerBackend {
             .map(|r| r.name)
             .collect();
         let mut out = Vec::with_capacity(names.len());
-        for info in futures_util::future::join_all(names.iter().map(|n| self.inspect_container(n))).await {
+        for info in
+            futures_util::future::join_all(names.iter().map(|n| self.inspect_container(n))).await
+        {
             // A container removed between list and inspect is simply gone.
             if let Some(info) = info? {
                 out.push(info);
@@ -424,7 +469,12 @@ impl Backend for DockerBackend {
         Ok(out)
     }
 
-    fn logs(&self, container: &str, follow: bool, tail: Option<usize>) -> BoxStream<'static, Result<LogLine>> {
+    fn logs(
+        &self,
+        container: &str,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> BoxStream<'static, Result<LogLine>> {
         let options = LogsOptions {
             follow,
             stdout: true,
@@ -438,14 +488,20 @@ impl Backend for DockerBackend {
             .map(move |item| {
                 let item = item.wrap_err_with(|| format!("cannot read the logs of {name}"))?;
                 let (stream, bytes) = match item {
-                    bollard::container::LogOutput::StdErr { message } => (OutputStream::Stderr, message),
+                    bollard::container::LogOutput::StdErr { message } => {
+                        (OutputStream::Stderr, message)
+                    }
                     bollard::container::LogOutput::StdOut { message }
                     | bollard::container::LogOutput::Console { message }
-                    | bollard::container::LogOutput::StdIn { message } => (OutputStream::Stdout, message),
+                    | bollard::container::LogOutput::StdIn { message } => {
+                        (OutputStream::Stdout, message)
+                    }
                 };
                 Ok(LogLine {
                     stream,
-                    text: String::from_utf8_lossy(&bytes).trim_end_matches('\n').to_owned(),
+                    text: String::from_utf8_lossy(&bytes)
+                        .trim_end_matches('\n')
+                        .to_owned(),
                 })
             })
             .boxed()
@@ -453,7 +509,10 @@ impl Backend for DockerBackend {
 
     fn events(&self, label: &str) -> BoxStream<'static, Result<EngineEvent>> {
         let options = EventsOptions {
-            filters: Some(HashMap::from([("label".to_owned(), vec![label.to_owned()])])),
+            filters: Some(HashMap::from([(
+                "label".to_owned(),
+                vec![label.to_owned()],
+            )])),
             ..Default::default()
         };
         self.docker
@@ -465,7 +524,11 @@ impl Backend for DockerBackend {
                     Some("volume") => ResourceKind::Volume,
                     _ => ResourceKind::Container,
                 };
-                let attributes = e.actor.as_ref().and_then(|a| a.attributes.clone()).unwrap_or_default();
+                let attributes = e
+                    .actor
+                    .as_ref()
+                    .and_then(|a| a.attributes.clone())
+                    .unwrap_or_default();
                 Ok(EngineEvent {
                     kind,
                     action: e.action.unwrap_or_default(),

@@ -46,8 +46,10 @@ pub fn context(kind: ImageKind, sidecar: Option<&Path>) -> Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     append(&mut tar, "Dockerfile", kind.dockerfile().as_bytes(), 0o644)?;
     if kind.needs_sidecar() {
-        let path = sidecar.ok_or_else(|| eyre!("the bundle image needs the bottle-sidecar binary"))?;
-        let bytes = std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        let path =
+            sidecar.ok_or_else(|| eyre!("the bundle image needs the bottle-sidecar binary"))?;
+        let bytes =
+            std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
         append(&mut tar, "bottle-sidecar", &bytes, 0o755)?;
     }
     tar.into_inner().wrap_err("cannot finish the build context")
@@ -77,7 +79,10 @@ pub async fn build(
         t: Some(kind.tag().into()),
         rm: true,
         forcerm: true,
-        labels: Some(HashMap::from([("bottle.version".to_owned(), crate::VERSION.to_owned())])),
+        labels: Some(HashMap::from([(
+            "bottle.version".to_owned(),
+            crate::VERSION.to_owned(),
+        )])),
         ..Default::default()
     };
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
@@ -93,7 +98,10 @@ pub async fn build(
         }
     }
     if !super::image_present(docker, kind.tag()).await? {
-        bail!("the engine finished building {} but the image is not there", kind.tag());
+        bail!(
+            "the engine finished building {} but the image is not there",
+            kind.tag()
+        );
     }
     Ok(())
 }

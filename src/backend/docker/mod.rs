@@ -1,9 +1,9 @@
 //! The Docker Engine backend (bollard). Honours `DOCKER_HOST`; negotiates the API version so
 //! Docker 20.10 (API 1.41) and current engines both work.
 
+mod client;
 pub mod dns_probe;
 pub mod images;
-mod client;
 pub use client::DockerBackend;
 
 use bollard::Docker;
@@ -30,8 +30,9 @@ pub fn docker_host() -> String {
 /// Connects to the engine and agrees on an API version.
 pub async fn connect() -> Result<Docker> {
     let host = docker_host();
-    let docker = Docker::connect_with_defaults()
-        .wrap_err_with(|| format!("cannot set up a Docker client for {host}"))?;
+    let docker = Docker::connect_with_defaults().wrap_err_with(|| {
+        format!("cannot reach the Docker engine at {host}; is dockerd running (docker info)?")
+    })?;
     let docker = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         docker.negotiate_version(),

@@ -1,0 +1,141 @@
+//! Helpers for tests against the real Docker engine: launch bottles through the real CLI,
+//! look at what the engine holds, and clean up even when a test panics.
+#![allow(dead_code)]
+
+use super::{Scratch, stderr, stdout};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const TEST_AGENT: &str = "bottle-test-agent:latest";
+
+/// A unique slug per call, so tests running side by side never share a bottle.
+pub fn unique_slug(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("t{}-{prefix}-{n}", std::process::id() % 100_000)
+}
+
+/// A config with one test-agent bottle named `demo`; `extra` is appended to `[bottles.demo]`.
+pub fn config(extra: &str) -> String {
+    format!(
+        "[agents.test]\nimage = \"{TEST_AGENT}\"\ncommand = [\"sh\"]\nprompt = \"You are a test.\"\n\n\
+         [bottles.demo]\nagent = \"test\"\nallow = [\"api.example.com\"]\n{extra}\n"
+    )
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// Every container, network and volume labelled with `slug`, as "kind name" lines.
+pub fn resources_of(slug: &str) -> Vec<String> {
+    let filter = format!("label=bottle.slug={slug}");
+    let mut found = Vec::new();
+    for (kind, args) in [
+        (
+            "container",
+            vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &filter],
+        ),
+        (
+            "network",
+            vec![
+                "network",
+                "ls",
+                "--format",
+                "{{.Name}}",
+                "--filter",
+                &filter,
+            ],
+        ),
+        (
+            "volume",
+            vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &filter],
+        ),
+    ] {
+        for name in docker_ok(&args).lines().filter(|l| !l.is_empty()) {
+            found.push(format!("{kind} {name}"));
+        }
+    }
+    found
+}
+
+/// A launched bottle; killed (through the CLI) when dropped.
+pub struct Bottle<'s> {
+    pub scratch: &'s Scratch,
+    pub slug: String,
+}
+
+impl<'s> Bottle<'s> {
+    /// `bottle-tui up demo --name SLUG`, asserting success.
+    pub fn up(scratch: &'s Scratch, slug: &str, env: &[(&str, &str)]) -> Self {
+        let out = up(scratch, &["demo", "--name", slug], env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "up {slug} failed:\n{}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out).trim(), slug, "up prints the slug");
+        Self {
+            scratch,
+            slug: slug.to_owned(),
+        }
+    }
+
+    pub fn agent(&self) -> String {
+        format!("bottle-{}-agent", self.slug)
+    }
+
+    pub fn bundle(&self) -> String {
+        format!("bottle-{}-bundle", self.slug)
+    }
+
+    /// `bottle-tui exec SLUG -- sh -c SCRIPT`.
+    pub fn sh(&self, script: &str) -> Output {
+        self.scratch
+            .run(&["exec", &self.slug, "--", "sh", "-c", script])
+    }
+
+    /// The container's address on the bottle's internal network.
+    pub fn ip_of(&self, container: &str) -> String {
+        let format = format!(
+            "{{{{(index .NetworkSettings.Networks \"bottle-{}-int\").IPAddress}}}}",
+            self.slug
+        );
+        docker_ok(&["inspect", "-f", &format, container])
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Bottle<'_> {
+    fn drop(&mut self) {
+        let _ = self.scratch.run(&["kill", &self.slug]);
+    }
+}
+
+pub fn up(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut full = vec!["up"];
+    full.extend_from_slice(args);
+    let mut c = scratch.command(&full);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run up")
+}
+
+/// A scratch folder holding `config(extra)` as bottle.toml.
+pub fn scratch_with(extra: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write_config(&config(extra));
+    s
+}

@@ -1,0 +1,227 @@
+//! The real token reaches the bundle as a 0600 file and nothing else: not the agent, not any
+//! process's argv or environment (host or container, during launch and after), not
+//! `docker inspect`, not the state dir beyond its own file — and kill removes that file.
+
+mod common;
+use common::docker::{Bottle, docker, docker_ok, scratch_with, unique_slug, up};
+use common::stderr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn unique_token(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("REAL-{tag}-{}-{nanos}", std::process::id())
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Every host process (containers' included) whose environ or cmdline holds `token`.
+fn procs_holding(token: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return hits;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        for file in ["environ", "cmdline"] {
+            if let Ok(bytes) = std::fs::read(e.path().join(file)) {
+                if contains(&bytes, token) {
+                    let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                    hits.push(format!("pid {name} ({}) {file}", comm.trim()));
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn files_holding(dir: &Path, token: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| contains(&b, token)) {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
+
+/// Files the agent's container added or changed, searched for `token`.
+fn agent_files_holding(container: &str, token: &str) -> Vec<String> {
+    let diff = docker_ok(&["diff", container]);
+    let mut hits = Vec::new();
+    for line in diff.lines() {
+        let Some(path) = line.get(2..) else { continue };
+        let out = docker(&["cp", &format!("{container}:{path}"), "-"]);
+        if out.status.success() && contains(&out.stdout, token) {
+            hits.push(path.to_owned());
+        }
+    }
+    hits
+}
+
+#[test]
+fn a_file_sourced_token_is_only_in_its_0600_file_during_and_after_launch() {
+    let token = unique_token("file");
+    let scratch = scratch_with(
+        "\n[[bottles.demo.routes]]\nhost = \"api.example.com\"\nplaceholder_env = \"EXAMPLE_TOKEN\"\ntoken_file = \"token.txt\"\n",
+    );
+    std::fs::write(scratch.path().join("token.txt"), format!("{token}\n")).expect("token file");
+    std::fs::set_permissions(
+        scratch.path().join("token.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+
+    // Watch every process on the host while launch runs.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (done, token) = (done.clone(), token.clone());
+        std::thread::spawn(move || {
+            let mut hits = Vec::new();
+            let mut scans = 0;
+            while !done.load(Ordering::SeqCst) {
+                hits.extend(procs_holding(&token));
+                scans += 1;
+            }
+            (hits, scans)
+        })
+    };
+    let bottle = Bottle::up(&scratch, &unique_slug("tokf"), &[]);
+    done.store(true, Ordering::SeqCst);
+    let (hits, scans) = watcher.join().expect("watcher");
+    assert!(
+        scans > 3,
+        "the watcher scanned the host only {scans} times during launch"
+    );
+    assert_eq!(
+        hits,
+        Vec::<String>::new(),
+        "token in a process's argv or environment during launch"
+    );
+    assert_eq!(
+        procs_holding(&token),
+        Vec::<String>::new(),
+        "token in a process after launch"
+    );
+
+    for c in [bottle.agent(), bottle.bundle()] {
+        assert!(
+            !docker_ok(&["inspect", &c]).contains(&token),
+            "token in docker inspect of {c}"
+        );
+    }
+    let state = scratch.state_dir().join(format!("bottles/{}", bottle.slug));
+    let token_file = state.join("secrets/route-0.token");
+    assert_eq!(
+        files_holding(&scratch.state_dir(), &token),
+        vec![token_file.clone()]
+    );
+    assert_eq!(
+        std::fs::metadata(&token_file)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // The bundle has it, 0600, byte for byte; the agent has no trace of it.
+    let in_bundle = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "stat",
+        "-c",
+        "%a",
+        "/run/bottle/secrets/route-0.token",
+    ]);
+    assert_eq!(in_bundle.trim(), "600");
+    let bundle_copy = docker(&[
+        "exec",
+        &bottle.bundle(),
+        "cat",
+        "/run/bottle/secrets/route-0.token",
+    ]);
+    assert_eq!(bundle_copy.stdout, token.as_bytes());
+    assert_eq!(
+        agent_files_holding(&bottle.agent(), &token),
+        Vec::<String>::new()
+    );
+    let out = bottle.sh("ls /run/bottle 2>&1; env");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+
+    let out = scratch.run(&["kill", &bottle.slug]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!token_file.exists(), "kill removes the token file");
+    assert_eq!(
+        files_holding(&scratch.state_dir(), &token),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+#[test]
+fn an_env_sourced_token_never_reaches_either_container() {
+    let token = unique_token("env");
+    let scratch = scratch_with(
+        "\n[[bottles.demo.routes]]\nhost = \"api.example.com\"\ntoken_env = \"EXAMPLE_TOKEN\"\n",
+    );
+    let bottle = Bottle::up(&scratch, &unique_slug("toke"), &[("EXAMPLE_TOKEN", &token)]);
+    // `up` has exited: no process on the host or in either container holds it any more.
+    assert_eq!(procs_holding(&token), Vec::<String>::new());
+    for c in [bottle.agent(), bottle.bundle()] {
+        assert!(
+            !docker_ok(&["inspect", &c]).contains(&token),
+            "token in docker inspect of {c}"
+        );
+    }
+    let env = docker_ok(&["exec", &bottle.agent(), "env"]);
+    let placeholder = env
+        .lines()
+        .find_map(|l| l.strip_prefix("EXAMPLE_TOKEN="))
+        .expect("the agent holds a placeholder in EXAMPLE_TOKEN");
+    assert!(placeholder.starts_with("bottle-placeholder-") && placeholder != token);
+    assert_eq!(
+        agent_files_holding(&bottle.agent(), &token),
+        Vec::<String>::new()
+    );
+    let logs = scratch.state_dir().join("logs");
+    assert_eq!(
+        files_holding(&logs, &token),
+        Vec::<std::path::PathBuf>::new(),
+        "token in our logs"
+    );
+}
+
+#[test]
+fn a_missing_token_source_fails_before_anything_is_created() {
+    let scratch = scratch_with(
+        "\n[[bottles.demo.routes]]\nhost = \"api.example.com\"\ntoken_env = \"BOTTLE_TEST_UNSET_TOKEN\"\n",
+    );
+    let slug = unique_slug("notok");
+    let out = up(&scratch, &["demo", "--name", &slug], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("$BOTTLE_TEST_UNSET_TOKEN is not set"), "{err}");
+    assert!(err.contains("route api.example.com"), "{err}");
+    assert_eq!(common::docker::resources_of(&slug), Vec::<String>::new());
+    assert!(
+        !scratch
+            .state_dir()
+            .join(format!("bottles/{slug}/secrets/route-0.token"))
+            .exists()
+    );
+}
