@@ -6,38 +6,35 @@ use crate::state::StateRoot;
 use crate::types::Slug;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use futures_util::future::join_all;
-use std::time::Duration;
-
-/// Our daemons handle SIGTERM within a second; anything slower is stuck and gets SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Removes what is left of `slug`; returns what was removed (empty when nothing was there).
 pub async fn kill(backend: &dyn Backend, slug: &Slug, root: &StateRoot) -> Result<Vec<Resource>> {
     let found = backend.list(&[(label::SLUG, slug.as_str())]).await?;
     let of = |kind| found.iter().filter(move |r| r.kind == kind);
 
+    // Forced removal: kill is for what must go now, stuck or not, so there is no grace
+    // period to wait out (a graceful stop belongs to a future `stop`).
     let containers: Vec<&Resource> = of(ResourceKind::Container).collect();
-    join_all(
-        containers
-            .iter()
-            .map(|c| backend.stop_container(&c.name, STOP_GRACE)),
-    )
-    .await;
     let mut errors: Vec<String> =
         join_all(containers.iter().map(|c| backend.remove_container(&c.name)))
             .await
             .into_iter()
             .filter_map(|r| r.err().map(|e| format!("{e:#}")))
             .collect();
-    for r in of(ResourceKind::Network).chain(of(ResourceKind::Volume)) {
-        let result = match r.kind {
-            ResourceKind::Network => backend.remove_network(&r.name).await,
-            _ => backend.remove_volume(&r.name).await,
-        };
-        if let Err(e) = result {
-            errors.push(format!("{e:#}"));
-        }
-    }
+    let removals = of(ResourceKind::Network)
+        .chain(of(ResourceKind::Volume))
+        .map(|r| async move {
+            match r.kind {
+                ResourceKind::Network => backend.remove_network(&r.name).await,
+                _ => backend.remove_volume(&r.name).await,
+            }
+        });
+    errors.extend(
+        join_all(removals)
+            .await
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}"))),
+    );
     remove_tokens(root, slug)?;
     if errors.is_empty() {
         Ok(found)

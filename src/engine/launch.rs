@@ -167,24 +167,30 @@ async fn steps(
     }
 
     step("network-internal", progress)?;
-    backend
-        .create_network(&NetworkSpec {
-            name: plan.network.internal.clone(),
-            internal: true,
-            labels: labels(plan, role::NETWORK_INTERNAL),
-        })
-        .await?;
-    undo.push(Undo::Network(plan.network.internal.clone()));
-
     step("network-egress", progress)?;
-    backend
-        .create_network(&NetworkSpec {
-            name: plan.network.egress.clone(),
-            internal: false,
-            labels: labels(plan, role::NETWORK_EGRESS),
-        })
-        .await?;
-    undo.push(Undo::Network(plan.network.egress.clone()));
+    let internal = NetworkSpec {
+        name: plan.network.internal.clone(),
+        internal: true,
+        labels: labels(plan, role::NETWORK_INTERNAL),
+    };
+    let egress = NetworkSpec {
+        name: plan.network.egress.clone(),
+        internal: false,
+        labels: labels(plan, role::NETWORK_EGRESS),
+    };
+    let (made_internal, made_egress) = tokio::join!(
+        backend.create_network(&internal),
+        backend.create_network(&egress)
+    );
+    // Record whichever was made before reporting either failure.
+    if made_internal.is_ok() {
+        undo.push(Undo::Network(internal.name));
+    }
+    if made_egress.is_ok() {
+        undo.push(Undo::Network(egress.name));
+    }
+    made_internal?;
+    made_egress?;
 
     step("bundle-create", progress)?;
     let mut bundle_labels = labels(plan, role::BUNDLE);
@@ -277,11 +283,17 @@ async fn steps(
     step("agent-start", progress)?;
     backend.start_container(&plan.agent.container).await?;
 
+    // Sealing and provisioning touch different things; both must finish before the agent
+    // command may start (the done marker).
     step("agent-seal", progress)?;
-    seal(backend, plan, undo).await?;
-
     step("provision", progress)?;
-    provision::provision(backend, plan, progress).await
+    let (sealed, provisioned) = tokio::join!(
+        seal(backend, plan, undo),
+        provision::provision(backend, plan, progress)
+    );
+    sealed?;
+    provisioned?;
+    provision::mark_done(backend, plan, progress).await
 }
 
 /// Removes the agent's default route. Docker gives even `internal` networks one; with no

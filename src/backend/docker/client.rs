@@ -397,16 +397,35 @@ impl Backend for DockerBackend {
 
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<Resource>> {
         let filters = label_filter(labels);
+        let (containers, networks, volumes) = tokio::try_join!(
+            async {
+                self.docker
+                    .list_containers(Some(ListContainersOptions {
+                        all: true,
+                        filters: Some(filters.clone()),
+                        ..Default::default()
+                    }))
+                    .await
+                    .wrap_err("cannot list containers")
+            },
+            async {
+                self.docker
+                    .list_networks(Some(ListNetworksOptions {
+                        filters: Some(filters.clone()),
+                    }))
+                    .await
+                    .wrap_err("cannot list networks")
+            },
+            async {
+                self.docker
+                    .list_volumes(Some(ListVolumesOptions {
+                        filters: Some(filters.clone()),
+                    }))
+                    .await
+                    .wrap_err("cannot list volumes")
+            },
+        )?;
         let mut out = Vec::new();
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters.clone()),
-                ..Default::default()
-            }))
-            .await
-            .wrap_err("cannot list containers")?;
         for c in containers {
             let name = c
                 .names
@@ -418,13 +437,6 @@ impl Backend for DockerBackend {
                 labels: to_labels(c.labels),
             });
         }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters.clone()),
-            }))
-            .await
-            .wrap_err("cannot list networks")?;
         for n in networks {
             out.push(Resource {
                 kind: ResourceKind::Network,
@@ -432,13 +444,6 @@ impl Backend for DockerBackend {
                 labels: to_labels(n.labels),
             });
         }
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .wrap_err("cannot list volumes")?;
         for v in volumes.volumes.unwrap_or_default() {
             out.push(Resource {
                 kind: ResourceKind::Volume,
