@@ -124,6 +124,14 @@ fn step(name: &str, progress: Progress<'_>) -> Result<()> {
     Ok(())
 }
 
+fn bind(m: &super::plan::Mount) -> BindMount {
+    BindMount {
+        host: m.host.clone(),
+        container: m.container.clone(),
+        read_only: m.read_only,
+    }
+}
+
 fn labels(plan: &Plan, role: &str) -> crate::backend::Labels {
     let mut l = plan.labels.clone();
     l.insert(label::ROLE.into(), role.into());
@@ -203,16 +211,7 @@ async fn steps(
             labels: bundle_labels,
             network: plan.network.internal.clone(),
             network_aliases: plan.bundle.aliases.clone(),
-            mounts: plan
-                .bundle
-                .mounts
-                .iter()
-                .map(|m| BindMount {
-                    host: m.host.clone(),
-                    container: m.container.clone(),
-                    read_only: m.read_only,
-                })
-                .collect(),
+            mounts: plan.bundle.mounts.iter().map(bind).collect(),
             memory_bytes: Some(BUNDLE_MEMORY),
             pids: Some(BUNDLE_PIDS),
             unprivileged: true,
@@ -237,11 +236,7 @@ async fn steps(
     env.insert("BOTTLE_DAEMONS".into(), String::new());
     let mut mounts = Vec::new();
     if let Some(w) = &plan.agent.workspace {
-        mounts.push(BindMount {
-            host: w.host.clone(),
-            container: w.container.clone(),
-            read_only: w.read_only,
-        });
+        mounts.push(bind(w));
     }
     backend
         .create_container(&ContainerSpec {
