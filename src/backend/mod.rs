@@ -4,6 +4,7 @@
 //! touching the TUI.
 
 pub mod docker;
+pub mod smolvm;
 
 use async_trait::async_trait;
 use color_eyre::eyre::Result;
@@ -23,6 +24,12 @@ pub mod label {
     pub const VERSION: &str = "bottle.version";
     pub const DAEMONS: &str = "bottle.daemons";
     pub const STATE_DIR: &str = "bottle.state-dir";
+    /// Where the agent runs, when not in the bundle's engine (`smolvm`).
+    pub const BACKEND: &str = "bottle.backend";
+    /// The loopback alias the bundle publishes on (smolvm).
+    pub const ALIAS: &str = "bottle.alias";
+    /// The smolvm machine holding the agent.
+    pub const MACHINE: &str = "bottle.machine";
 }
 
 pub mod role {
@@ -72,6 +79,17 @@ pub struct ContainerSpec {
     pub unprivileged: bool,
     /// Capabilities to add (only launch's short-lived network helper uses this).
     pub cap_add: Vec<String>,
+    /// Container TCP ports to publish on one host address each, at a port the engine picks.
+    /// Only the smolvm backend publishes (on the bottle's loopback alias).
+    pub publish: Vec<(IpAddr, u16)>,
+}
+
+/// A container port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,6 +139,8 @@ pub struct ContainerInfo {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub env: Vec<String>,
+    /// Ports published on the host (while running).
+    pub ports: Vec<PublishedPort>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -230,6 +230,13 @@ pub fn exec_cmd(slug: &Slug, command: Vec<String>) -> Outcome {
     let code = rt.block_on(async {
         let backend = DockerBackend::connect().await?;
         let container = format!("bottle-{slug}-agent");
+        if let Some(bundle) = backend.inspect_container(&format!("bottle-{slug}-bundle")).await? {
+            if let Some(machine) = bundle.labels.get(label::MACHINE) {
+                return Err(eyre!(
+                    "`{slug}` runs its agent in the smolvm machine {machine}; `bottle-tui exec` does not reach smolvm machines yet (use `smolvm machine exec --name {machine}`)"
+                ));
+            }
+        }
         if backend.inspect_container(&container).await?.is_none() {
             return Err(eyre!("no bottle `{slug}` is running (see `bottle-tui ls`)"));
         }

@@ -15,12 +15,24 @@ pub async fn kill(backend: &dyn Backend, slug: &Slug, root: &StateRoot) -> Resul
     // Forced removal: kill is for what must go now, stuck or not, so there is no grace
     // period to wait out (a graceful stop belongs to a future `stop`).
     let containers: Vec<&Resource> = of(ResourceKind::Container).collect();
-    let mut errors: Vec<String> =
+    // A smolvm bottle's agent is a machine, named on its bundle.
+    let smolvm =
+        crate::backend::smolvm::cli::Smolvm::new(root.path().join("cache").join("smolmachines"));
+    let mut errors: Vec<String> = Vec::new();
+    for machine in containers
+        .iter()
+        .filter_map(|c| c.labels.get(label::MACHINE))
+    {
+        if let Err(e) = smolvm.machine_rm(machine).await {
+            errors.push(format!("{e:#}"));
+        }
+    }
+    errors.extend(
         join_all(containers.iter().map(|c| backend.remove_container(&c.name)))
             .await
             .into_iter()
-            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-            .collect();
+            .filter_map(|r| r.err().map(|e| format!("{e:#}"))),
+    );
     let removals = of(ResourceKind::Network)
         .chain(of(ResourceKind::Volume))
         .map(|r| async move {

@@ -37,10 +37,12 @@ const BUNDLE_MEMORY: u64 = 512 << 20;
 const BUNDLE_PIDS: u32 = 256;
 
 #[derive(Debug)]
-enum Undo {
+pub(super) enum Undo {
     Container(String),
     Network(String),
     File(PathBuf),
+    /// A smolvm machine.
+    Machine(String),
 }
 
 /// Reports progress (one short line per step) to whoever launched.
@@ -55,8 +57,19 @@ pub async fn launch(
     progress: Progress<'_>,
 ) -> Result<()> {
     let mut undo = Vec::new();
+    let smolvm = super::smolvm_launch::client(plan);
+    let run = async {
+        match plan.backend {
+            crate::types::BackendKind::Docker => {
+                steps(backend, plan, sidecar, progress, &mut undo).await
+            }
+            crate::types::BackendKind::Smolvm => {
+                super::smolvm_launch::steps(backend, &smolvm, plan, progress, &mut undo).await
+            }
+        }
+    };
     let outcome = tokio::select! {
-        r = steps(backend, plan, sidecar, progress, &mut undo) => r,
+        r = run => r,
         _ = tokio::signal::ctrl_c() => Err(eyre!("interrupted")),
     };
     let Err(error) = outcome else {
@@ -67,7 +80,12 @@ pub async fn launch(
     // happened in the engine without being recorded. `up` checked that nothing carried this
     // slug before it started, so everything labelled with it is ours.
     let swept = async {
-        rollback(backend, undo).await?;
+        rollback(backend, &smolvm, undo).await?;
+        if plan.backend == crate::types::BackendKind::Smolvm {
+            smolvm
+                .machine_rm(&super::smolvm_launch::machine_name(plan))
+                .await?;
+        }
         let leftovers = backend.list(&[(label::SLUG, plan.slug.as_str())]).await?;
         for r in leftovers {
             match r.kind {
@@ -92,10 +110,15 @@ pub async fn launch(
     }
 }
 
-async fn rollback(backend: &dyn Backend, undo: Vec<Undo>) -> Result<()> {
+async fn rollback(
+    backend: &dyn Backend,
+    smolvm: &crate::backend::smolvm::cli::Smolvm,
+    undo: Vec<Undo>,
+) -> Result<()> {
     let mut errors = Vec::new();
     for step in undo.into_iter().rev() {
         let r = match &step {
+            Undo::Machine(name) => smolvm.machine_rm(name).await,
             Undo::Container(name) => backend.remove_container(name).await,
             Undo::Network(name) => backend.remove_network(name).await,
             Undo::File(path) => match std::fs::remove_file(path) {
@@ -116,7 +139,7 @@ async fn rollback(backend: &dyn Backend, undo: Vec<Undo>) -> Result<()> {
     }
 }
 
-fn step(name: &str, progress: Progress<'_>) -> Result<()> {
+pub(super) fn step(name: &str, progress: Progress<'_>) -> Result<()> {
     progress(name);
     if std::env::var(FAIL_AT_ENV).is_ok_and(|v| v == name) {
         bail!("injected failure at step `{name}` ({FAIL_AT_ENV})");
@@ -124,7 +147,7 @@ fn step(name: &str, progress: Progress<'_>) -> Result<()> {
     Ok(())
 }
 
-fn bind(m: &super::plan::Mount) -> BindMount {
+pub(super) fn bind(m: &super::plan::Mount) -> BindMount {
     BindMount {
         host: m.host.clone(),
         container: m.container.clone(),
@@ -132,7 +155,7 @@ fn bind(m: &super::plan::Mount) -> BindMount {
     }
 }
 
-fn labels(plan: &Plan, role: &str) -> crate::backend::Labels {
+pub(super) fn labels(plan: &Plan, role: &str) -> crate::backend::Labels {
     let mut l = plan.labels.clone();
     l.insert(label::ROLE.into(), role.into());
     l.insert(
@@ -150,29 +173,10 @@ async fn steps(
     undo: &mut Vec<Undo>,
 ) -> Result<()> {
     step("check-images", progress)?;
-    for image in [&plan.bundle.image, &plan.agent.image] {
-        if !backend.image_present(image).await? {
-            bail!(
-                "image {image} is not present on this engine (bottles never pull); build it with `bottle-tui image build`"
-            );
-        }
-    }
+    check_images(backend, &[&plan.bundle.image, &plan.agent.image]).await?;
 
     step("read-tokens", progress)?;
-    // Read every token before writing any, so a missing one leaves nothing behind.
-    let mut tokens = Vec::with_capacity(plan.gateway.routes.len());
-    for route in &plan.gateway.routes {
-        let token = read_token(&route.token_source)
-            .wrap_err_with(|| format!("route {}: cannot read its token", route.host))?;
-        tokens.push((route.token_file.clone(), token));
-    }
-    for (file, token) in tokens {
-        if let Some(dir) = file.parent() {
-            fsutil::private_dir(dir)?;
-        }
-        undo.push(Undo::File(file.clone()));
-        fsutil::write(&file, token.as_bytes(), fsutil::SECRET)?;
-    }
+    write_tokens(plan, undo)?;
 
     step("network-internal", progress)?;
     step("network-egress", progress)?;
@@ -201,22 +205,8 @@ async fn steps(
     made_egress?;
 
     step("bundle-create", progress)?;
-    let mut bundle_labels = labels(plan, role::BUNDLE);
-    bundle_labels.insert(label::DAEMONS.into(), plan.bundle.daemons.join(","));
     backend
-        .create_container(&ContainerSpec {
-            name: plan.bundle.container.clone(),
-            image: plan.bundle.image.clone(),
-            env: plan.bundle.env.clone(),
-            labels: bundle_labels,
-            network: plan.network.internal.clone(),
-            network_aliases: plan.bundle.aliases.clone(),
-            mounts: plan.bundle.mounts.iter().map(bind).collect(),
-            memory_bytes: Some(BUNDLE_MEMORY),
-            pids: Some(BUNDLE_PIDS),
-            unprivileged: true,
-            ..Default::default()
-        })
+        .create_container(&bundle_spec(plan, &plan.network.internal))
         .await?;
     undo.push(Undo::Container(plan.bundle.container.clone()));
 
@@ -397,6 +387,56 @@ fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
     )?;
     tar.into_inner()
         .wrap_err("cannot build the sidecar archive")
+}
+
+/// The bundle container, created on `network` (with its in-bottle names there).
+pub(super) fn bundle_spec(plan: &Plan, network: &str) -> ContainerSpec {
+    let mut bundle_labels = labels(plan, role::BUNDLE);
+    bundle_labels.insert(label::DAEMONS.into(), plan.bundle.daemons.join(","));
+    ContainerSpec {
+        name: plan.bundle.container.clone(),
+        image: plan.bundle.image.clone(),
+        env: plan.bundle.env.clone(),
+        labels: bundle_labels,
+        network: network.to_owned(),
+        network_aliases: plan.bundle.aliases.clone(),
+        mounts: plan.bundle.mounts.iter().map(bind).collect(),
+        memory_bytes: Some(BUNDLE_MEMORY),
+        pids: Some(BUNDLE_PIDS),
+        unprivileged: true,
+        ..Default::default()
+    }
+}
+
+/// Reads every route's real token and hands it to the bundle as a 0600 file. All are read
+/// before any is written, so a missing one leaves nothing behind.
+pub(super) fn write_tokens(plan: &Plan, undo: &mut Vec<Undo>) -> Result<()> {
+    let mut tokens = Vec::with_capacity(plan.gateway.routes.len());
+    for route in &plan.gateway.routes {
+        let token = read_token(&route.token_source)
+            .wrap_err_with(|| format!("route {}: cannot read its token", route.host))?;
+        tokens.push((route.token_file.clone(), token));
+    }
+    for (file, token) in tokens {
+        if let Some(dir) = file.parent() {
+            fsutil::private_dir(dir)?;
+        }
+        undo.push(Undo::File(file.clone()));
+        fsutil::write(&file, token.as_bytes(), fsutil::SECRET)?;
+    }
+    Ok(())
+}
+
+/// Checks the engine holds each image (bottles never pull).
+pub(super) async fn check_images(backend: &dyn Backend, images: &[&str]) -> Result<()> {
+    for image in images {
+        if !backend.image_present(image).await? {
+            bail!(
+                "image {image} is not present on this engine (bottles never pull); build it with `bottle-tui image build`"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Reads a route's real token from its source. The value goes only to its 0600 file.

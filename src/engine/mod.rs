@@ -11,6 +11,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod render;
 pub mod sidecar_bin;
+pub mod smolvm_launch;
 pub mod up;
 
 pub use plan::Plan;

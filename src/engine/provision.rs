@@ -12,7 +12,7 @@ use std::path::Path;
 /// `/etc/ssl/certs` link, its OpenSSL hash link, and the bundle — without re-processing every
 /// certificate (which costs ~0.8 s of CPU per bottle). Falls back to `update-ca-certificates`
 /// where `openssl` is missing. Then checks the bundle holds it. $1 cert, $2 bundle, $3 probe.
-const INSTALL_CA: &str = r#"set -e
+pub const INSTALL_CA: &str = r#"set -e
 cert="$1"; bundle="$2"; probe="$3"
 if command -v openssl >/dev/null 2>&1; then
   cd /etc/ssl/certs

@@ -69,7 +69,15 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             .filter(|r| r.kind == ResourceKind::Network)
             .map(|r| r.name.clone())
             .collect();
-        let state = state_of(bundle.as_ref(), agent.as_ref(), networks.len());
+        let smolvm_machine = bundle
+            .as_ref()
+            .and_then(|b| b.labels.get(label::MACHINE).cloned());
+        let state = match (&smolvm_machine, &bundle) {
+            // The agent is a smolvm machine; the engine sees its bundle only.
+            (Some(_), Some(b)) if b.state == "running" => "running",
+            (Some(_), _) => "broken",
+            (None, _) => state_of(bundle.as_ref(), agent.as_ref(), networks.len()),
+        };
         let mut health = BTreeMap::new();
         if let Some(b) = &bundle {
             let status = b.health.clone().unwrap_or_else(|| b.state.clone());
@@ -87,19 +95,28 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         }
         out.push(BottleStatus {
             bottle: any(label::BOTTLE),
-            backend: backend.name().to_owned(),
+            backend: if smolvm_machine.is_some() {
+                "smolvm".to_owned()
+            } else {
+                backend.name().to_owned()
+            },
             state: state.to_owned(),
             agent: AgentStatus {
-                state: agent
-                    .as_ref()
-                    .map_or_else(|| "missing".into(), |a| a.state.clone()),
+                state: match &smolvm_machine {
+                    Some(m) => format!("in smolvm machine {m}"),
+                    None => agent
+                        .as_ref()
+                        .map_or_else(|| "missing".into(), |a| a.state.clone()),
+                },
                 exit_code: agent
                     .as_ref()
                     .filter(|a| a.state == "exited")
                     .and_then(|a| a.exit_code),
             },
             health,
-            alias: None,
+            alias: bundle
+                .as_ref()
+                .and_then(|b| b.labels.get(label::ALIAS).cloned()),
             created: bundle
                 .as_ref()
                 .or(agent.as_ref())

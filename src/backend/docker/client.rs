@@ -7,7 +7,7 @@ use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkingConfig,
+    NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, EventsOptions, InspectContainerOptions, ListContainersOptions,
@@ -146,6 +146,18 @@ impl Backend for DockerBackend {
             nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
             cap_drop: spec.unprivileged.then(|| vec!["ALL".to_owned()]),
             cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+            port_bindings: (!spec.publish.is_empty()).then(|| {
+                spec.publish
+                    .iter()
+                    .map(|(ip, port)| {
+                        let binding = PortBinding {
+                            host_ip: Some(ip.to_string()),
+                            host_port: Some(String::new()),
+                        };
+                        (format!("{port}/tcp"), Some(vec![binding]))
+                    })
+                    .collect()
+            }),
             security_opt: spec
                 .unprivileged
                 .then(|| vec!["no-new-privileges:true".to_owned()]),
@@ -172,6 +184,12 @@ impl Backend for DockerBackend {
             working_dir: spec.working_dir.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: (!spec.publish.is_empty()).then(|| {
+                spec.publish
+                    .iter()
+                    .map(|(_, port)| format!("{port}/tcp"))
+                    .collect()
+            }),
             host_config: Some(host_config),
             networking_config: Some(networking),
             ..Default::default()
@@ -358,6 +376,30 @@ impl Backend for DockerBackend {
         };
         let state = c.state.unwrap_or_default();
         let config = c.config.unwrap_or_default();
+        let ports = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.ports.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(key, bindings)| {
+                let container_port = key
+                    .split('/')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                bindings
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(move |b| {
+                        Some(PublishedPort {
+                            container_port,
+                            host_ip: b.host_ip.and_then(|ip| ip.parse().ok()),
+                            host_port: b.host_port?.parse().ok()?,
+                        })
+                    })
+            })
+            .collect();
         let networks = c
             .network_settings
             .and_then(|n| n.networks)
@@ -392,6 +434,7 @@ impl Backend for DockerBackend {
             started_at: state.started_at.filter(|s| !s.starts_with("0001")),
             finished_at: state.finished_at.filter(|s| !s.starts_with("0001")),
             env: config.env.unwrap_or_default(),
+            ports,
         }))
     }
 
