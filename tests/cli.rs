@@ -48,7 +48,7 @@ fn unfinished_commands_exit_3_and_say_so() {
 
 #[test]
 fn sidecar_daemons_not_yet_built_exit_3() {
-    for daemon in ["gateway", "git-gate", "supervise", "session", "health"] {
+    for daemon in ["git-gate", "supervise", "session"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
             .arg(daemon)
             .output()
@@ -228,7 +228,7 @@ fn logs_go_to_the_state_dir_not_the_terminal() {
 fn sidecar_init_reaps_logs_json_and_exits_143_on_sigterm() {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
         .arg("init")
-        .env("BOTTLE_DAEMONS", "gateway")
+        .env("BOTTLE_DAEMONS", "supervise")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -249,17 +249,51 @@ fn sidecar_init_reaps_logs_json_and_exits_143_on_sigterm() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert!(lines.iter().all(|l| l["daemon"].is_string()), "{lines:?}");
-    // The gateway is not in this build: it ran once, said so, and was not restarted.
+    // supervise is not in this build: it ran once, said so, and was not restarted.
     let started = lines
         .iter()
-        .filter(|l| l["msg"] == "daemon started" && l["target"] == "gateway")
+        .filter(|l| l["msg"] == "daemon started" && l["target"] == "supervise")
         .count();
     assert_eq!(started, 1, "{lines:?}");
     assert!(lines.iter().any(|l| {
-        l["daemon"] == "gateway"
+        l["daemon"] == "supervise"
             && l["msg"]
                 .as_str()
                 .is_some_and(|m| m.contains("not implemented"))
     }));
     assert!(lines.iter().any(|l| l["msg"] == "stopping"));
+}
+
+#[test]
+fn sidecar_health_reports_init_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = dir.path().join("status.json");
+    let health = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+            .arg("health")
+            .env("BOTTLE_STATUS_FILE", file)
+            .output()
+            .expect("health")
+    };
+    let out = health(&status);
+    assert_eq!(out.status.code(), Some(1), "no init, not healthy");
+    let mut init = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+        .arg("init")
+        .env("BOTTLE_DAEMONS", "supervise")
+        .env("BOTTLE_STATUS_FILE", &status)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("init");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = health(&status);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("\"supervise\":\"unavailable\""),
+        "{}",
+        stdout(&out)
+    );
+    let _ = init.kill();
+    let _ = init.wait();
+    let out = health(&status);
+    assert_eq!(out.status.code(), Some(1), "init gone: {}", stdout(&out));
 }

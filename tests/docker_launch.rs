@@ -250,3 +250,46 @@ fn several_bottles_launch_concurrently_from_one_command() {
         assert_eq!(resources_of(s).len(), 4, "{s}");
     }
 }
+
+#[test]
+fn the_gateway_runs_in_the_bundle_and_answers_the_agent() {
+    let scratch = scratch_with("");
+    let bottle = Bottle::up(&scratch, &unique_slug("gw"), &[]);
+    // Through the proxy variables the agent already has.
+    let out = bottle.sh("curl -sS --max-time 5 -w ' %{http_code}' http://not-allowed.example/");
+    assert_eq!(
+        stdout(&out).trim(),
+        "bottle gateway: not-allowed.example is not on this bottle's allowlist\n 403",
+        "{}",
+        stderr(&out)
+    );
+    // Metadata is refused at the gateway's policy layer; nothing is sent toward it.
+    let out = bottle.sh("curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/");
+    assert_eq!(stdout(&out), "403");
+    // The health check reports the gateway running and the daemons this build lacks.
+    let mut health = serde_json::Value::Null;
+    for _ in 0..40 {
+        let ls = scratch.run(&["ls", "--json"]);
+        let all: serde_json::Value = serde_json::from_str(&stdout(&ls)).expect("ls json");
+        health = all
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
+            .map(|b| b["health"].clone())
+            .unwrap_or_default();
+        if health["gateway"] == "healthy" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(health["gateway"], "healthy", "{health}");
+    assert_eq!(health["supervise"], "unavailable", "{health}");
+    // The gateway logged both refusals as JSON lines.
+    let logs = stdout(&scratch.run(&["logs", &bottle.slug, "--daemon", "gateway"]));
+    assert!(
+        logs.lines()
+            .filter(|l| l.contains("\"decision\":\"deny\""))
+            .count()
+            >= 2,
+        "{logs}"
+    );
+}

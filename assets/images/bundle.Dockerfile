@@ -7,4 +7,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY bottle-sidecar /usr/local/bin/bottle-sidecar
 LABEL bottle.image="bundle"
+HEALTHCHECK --interval=5s --timeout=3s --start-period=2s --retries=2 \
+  CMD ["/usr/local/bin/bottle-sidecar", "health"]
 ENTRYPOINT ["/usr/local/bin/bottle-sidecar", "init"]

@@ -132,6 +132,8 @@ pub struct ContainerInfo {
     pub exit_code: Option<i64>,
     /// Docker health status when the image has a HEALTHCHECK.
     pub health: Option<String>,
+    /// What the last health check printed.
+    pub health_output: Option<String>,
     pub labels: Labels,
     /// Network name → address.
     pub networks: BTreeMap<String, Option<IpAddr>>,

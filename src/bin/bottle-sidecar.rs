@@ -16,7 +16,14 @@ enum Command {
     /// Start the daemons named in BOTTLE_DAEMONS, restart them, forward signals.
     Init,
     /// The agent's only HTTP(S) way out: allowlist, SSRF guard, credential injection.
-    Gateway,
+    Gateway {
+        /// The rendered gateway config.
+        #[arg(long, default_value = "/etc/bottle/gateway.json")]
+        config: std::path::PathBuf,
+        /// Listen here instead of the config's address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Serve git upstreams through a gate that holds the keys.
     GitGate,
     /// The MCP server agents ask humans through.
@@ -31,8 +38,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (name, issue) = match cli.command {
         Command::Init => return bottle_tui::sidecar::init::run(),
-        Command::Gateway => ("gateway", "issue #4"),
-        Command::Health => ("health", "issue #4"),
+        Command::Gateway { config, listen } => return gateway(&config, listen),
+        Command::Health => return bottle_tui::sidecar::init::health(),
         Command::GitGate => ("git-gate", "issue #5"),
         Command::Supervise => ("supervise", "issue #5"),
         Command::Session => ("session", "issue #6"),
@@ -42,4 +49,29 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION")
     );
     ExitCode::from(bottle_tui::sidecar::EXIT_NOT_IMPLEMENTED as u8)
+}
+
+fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(bottle_tui::sidecar::gateway::run(config, listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            bottle_tui::sidecar::log::event(
+                "gateway",
+                "error",
+                "gateway stopped",
+                serde_json::json!({ "error": format!("{e:#}") }),
+            );
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -81,6 +81,13 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         let mut health = BTreeMap::new();
         if let Some(b) = &bundle {
             let status = b.health.clone().unwrap_or_else(|| b.state.clone());
+            // The health check prints each daemon's state as init records it.
+            let per_daemon: BTreeMap<String, String> = b
+                .health_output
+                .as_deref()
+                .and_then(|o| o.trim().strip_prefix("healthy: "))
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default();
             for daemon in b
                 .labels
                 .get(label::DAEMONS)
@@ -89,7 +96,12 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
                 .split(',')
             {
                 if !daemon.is_empty() {
-                    health.insert(daemon.to_owned(), status.clone());
+                    let s = match per_daemon.get(daemon).map(String::as_str) {
+                        Some("running") => status.clone(),
+                        Some(other) => other.to_owned(),
+                        None => status.clone(),
+                    };
+                    health.insert(daemon.to_owned(), s);
                 }
             }
         }

@@ -96,6 +96,7 @@ async fn supervise(names: Vec<String>) -> ExitCode {
                 start(d);
             }
         }
+        write_status(&daemons);
         let next = daemons.values().filter_map(|d| d.restart_at).min();
         let sleep = next.map_or(Duration::from_secs(3600), |t| {
             t.saturating_duration_since(Instant::now())
@@ -107,6 +108,76 @@ async fn supervise(names: Vec<String>) -> ExitCode {
             _ = tokio::time::sleep(sleep) => {}
         }
     }
+}
+
+/// Where init records each daemon's state for `bottle-sidecar health`.
+pub fn status_file() -> std::path::PathBuf {
+    std::env::var_os("BOTTLE_STATUS_FILE").map_or_else(
+        || std::path::PathBuf::from("/tmp/bottle-init-status.json"),
+        Into::into,
+    )
+}
+
+fn write_status(daemons: &BTreeMap<String, Daemon>) {
+    let status: BTreeMap<&str, &str> = daemons
+        .values()
+        .map(|d| {
+            let s = if d.pid.is_some() {
+                "running"
+            } else if d.unavailable {
+                "unavailable"
+            } else {
+                "restarting"
+            };
+            (d.name.as_str(), s)
+        })
+        .collect();
+    let doc = json!({ "init_pid": std::process::id(), "daemons": status });
+    let path = status_file();
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, doc.to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+}
+
+/// `bottle-sidecar health`: 0 when init runs and every daemon it has is up, else 1.
+pub fn health() -> ExitCode {
+    let path = status_file();
+    let doc: serde_json::Value = match std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(d) => d,
+        None => {
+            println!(
+                "unhealthy: {} is missing or unreadable (is init running?)",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let init_alive = doc["init_pid"]
+        .as_u64()
+        .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let down: Vec<String> = doc["daemons"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, s)| s.as_str() == Some("restarting"))
+                .map(|(n, _)| n.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !init_alive {
+        println!("unhealthy: init is not running");
+        return ExitCode::FAILURE;
+    }
+    if !down.is_empty() {
+        println!("unhealthy: restarting {}", down.join(", "));
+        return ExitCode::FAILURE;
+    }
+    println!("healthy: {}", doc["daemons"]);
+    ExitCode::SUCCESS
 }
 
 fn start(d: &mut Daemon) {

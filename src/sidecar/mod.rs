@@ -1,6 +1,7 @@
 //! The in-bottle daemons, served by the `bottle-sidecar` multi-call binary. Nothing here
 //! depends on the TUI.
 
+pub mod gateway;
 pub mod init;
 pub mod log;
 

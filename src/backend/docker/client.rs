@@ -423,6 +423,12 @@ impl Backend for DockerBackend {
             image: config.image.clone().unwrap_or_default(),
             state: state.status.map(|s| s.to_string()).unwrap_or_default(),
             exit_code: state.exit_code,
+            health_output: state
+                .health
+                .as_ref()
+                .and_then(|h| h.log.as_ref())
+                .and_then(|l| l.last())
+                .and_then(|r| r.output.clone()),
             health: state
                 .health
                 .and_then(|h| h.status)

@@ -15,6 +15,10 @@ pub struct GatewayConfig {
     pub ca_cert: PathBuf,
     pub ca_key: PathBuf,
     pub upstream_proxy: Option<String>,
+    /// Fixed answers for names, like curl's `--resolve` (each still passes the address
+    /// checks). For a local service a test or a user opts into with `allow_private`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolve: BTreeMap<String, Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,5 +53,6 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str
         ca_cert: PathBuf::from(format!("{ca_dir}/ca.pem")),
         ca_key: PathBuf::from(format!("{ca_dir}/ca.key")),
         upstream_proxy: plan.gateway.upstream_proxy.clone(),
+        resolve: BTreeMap::new(),
     }
 }

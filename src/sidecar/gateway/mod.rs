@@ -1,0 +1,8 @@
+//! `bottle-sidecar gateway`: the agent's only way out. An HTTP forward proxy (absolute-URI
+//! requests and CONNECT) that denies by default, resolves names itself and refuses every
+//! non-public address after resolution, and logs one JSON line per request.
+
+pub mod policy;
+mod server;
+
+pub use server::{run, serve};

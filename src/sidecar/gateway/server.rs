@@ -1,0 +1,420 @@
+use super::policy::{Denial, Policy};
+use crate::engine::render::gateway::GatewayConfig;
+use bytes::Bytes;
+use color_eyre::eyre::{Result, WrapErr};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+const DAEMON: &str = "gateway";
+/// Request heads larger than this are refused (hyper answers 431).
+const MAX_HEAD: usize = 64 * 1024;
+/// A client that has not sent its request head by then is dropped (slowloris).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+struct State {
+    policy: Policy,
+    resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// Placeholder → the one host it may go to.
+    placeholders: Vec<(String, String)>,
+}
+
+/// Reads the config file and serves on its `listen` address (or `listen_override`).
+pub async fn run(config: &Path, listen_override: Option<SocketAddr>) -> Result<()> {
+    let text =
+        std::fs::read(config).wrap_err_with(|| format!("cannot read {}", config.display()))?;
+    let cfg: GatewayConfig = serde_json::from_slice(&text)
+        .wrap_err_with(|| format!("{} is not a gateway config", config.display()))?;
+    let listen: SocketAddr = match listen_override {
+        Some(a) => a,
+        None => cfg
+            .listen
+            .parse()
+            .wrap_err_with(|| format!("bad listen address {}", cfg.listen))?,
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {listen}"))?;
+    crate::sidecar::log::event(
+        DAEMON,
+        "info",
+        "listening",
+        json!({ "listen": listen.to_string() }),
+    );
+    serve(cfg, listener).await
+}
+
+/// The Docker host's address as seen from the bundle: its default gateway.
+fn docker_host_addresses() -> Vec<IpAddr> {
+    let Ok(routes) = std::fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
+    routes
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&"00000000")).then(|| u32::from_str_radix(f.get(2)?, 16).ok())?
+        })
+        .map(|gw| IpAddr::V4(std::net::Ipv4Addr::from(gw.to_le_bytes())))
+        .collect()
+}
+
+pub async fn serve(cfg: GatewayConfig, listener: TcpListener) -> Result<()> {
+    let state = Arc::new(State {
+        policy: Policy {
+            allow: cfg.allow.clone(),
+            allow_private: cfg.allow_private.clone(),
+            host_addresses: docker_host_addresses(),
+        },
+        resolve: cfg
+            .resolve
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
+        placeholders: cfg
+            .routes
+            .iter()
+            .filter(|r| !r.placeholder.is_empty())
+            .map(|r| (r.placeholder.clone(), r.host.clone()))
+            .collect(),
+    });
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                crate::sidecar::log::event(
+                    DAEMON,
+                    "warn",
+                    "accept failed",
+                    json!({ "error": e.to_string() }),
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, state.clone()));
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn text(status: StatusCode, msg: String) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(msg + "\n"))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+struct Entry<'a> {
+    method: &'a str,
+    host: &'a str,
+    port: u16,
+    started: Instant,
+}
+
+impl Entry<'_> {
+    fn log(&self, decision: &str, reason: &str, status: u16, bytes_in: u64, bytes_out: u64) {
+        crate::sidecar::log::event(
+            DAEMON,
+            if decision == "deny" { "warn" } else { "info" },
+            "request",
+            json!({
+                "method": self.method,
+                "host": self.host,
+                "port": self.port,
+                "decision": decision,
+                "reason": reason,
+                "status": status,
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+                "duration_ms": self.started.elapsed().as_millis() as u64,
+            }),
+        );
+    }
+
+    fn deny(&self, d: &Denial) -> Response<Body> {
+        self.log("deny", d.code(), 403, 0, 0);
+        text(StatusCode::FORBIDDEN, format!("bottle gateway: {d}"))
+    }
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    if req.method() == Method::CONNECT {
+        return Ok(connect(req, state, started).await);
+    }
+    Ok(forward(req, state, started).await)
+}
+
+/// Resolves `host` (overrides first) and returns the first address the policy accepts; the
+/// connection goes to that very address, so a second lookup cannot rebind it.
+async fn pick_address(state: &State, host: &str, port: u16) -> Result<IpAddr, Denial> {
+    let addrs: Vec<IpAddr> = if let Some(ip) = super::policy::ip_literal(host) {
+        vec![ip]
+    } else if let Some(fixed) = state.resolve.get(&host.to_ascii_lowercase()) {
+        fixed.clone()
+    } else {
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(it)) => it.map(|a| a.ip()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut first_denial = None;
+    for ip in addrs {
+        match state.policy.address_ok(host, port, ip) {
+            Ok(()) => return Ok(ip),
+            Err(d) => {
+                first_denial.get_or_insert(d);
+            }
+        }
+    }
+    Err(first_denial.unwrap_or(Denial::Unresolvable {
+        host: host.to_owned(),
+    }))
+}
+
+async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "bottle gateway: CONNECT needs host:port".into(),
+        );
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = authority.port_u16().unwrap_or(443);
+    let entry = Entry {
+        method: "CONNECT",
+        host: &host,
+        port,
+        started,
+    };
+    if let Err(d) = state.policy.admits(&host, port) {
+        return entry.deny(&d);
+    }
+    let opted_in = state.policy.admits_port_freely(&host, port);
+    if port != 443 && !opted_in {
+        return entry.deny(&Denial::BadPort {
+            host: host.clone(),
+            port,
+        });
+    }
+    let ip = match pick_address(&state, &host, port).await {
+        Ok(ip) => ip,
+        Err(d) => return entry.deny(&d),
+    };
+    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await
+    {
+        Ok(Ok(s)) => s,
+        _ => {
+            entry.log("allow", "upstream-unreachable", 502, 0, 0);
+            return text(
+                StatusCode::BAD_GATEWAY,
+                format!("bottle gateway: cannot connect to {host}:{port}"),
+            );
+        }
+    };
+    let host_owned = host.clone();
+    tokio::spawn(async move {
+        let entry = Entry {
+            method: "CONNECT",
+            host: &host_owned,
+            port,
+            started,
+        };
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                let mut upstream = upstream;
+                let _ = upstream.set_nodelay(true);
+                let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut upstream)
+                    .await
+                    .unwrap_or((0, 0));
+                entry.log("allow", "tunnel", 200, down, up);
+            }
+            Err(_) => entry.log("allow", "upgrade-failed", 200, 0, 0),
+        }
+    });
+    Response::new(empty())
+}
+
+/// Headers that concern this hop only and are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+async fn forward(
+    mut req: Request<Incoming>,
+    state: Arc<State>,
+    started: Instant,
+) -> Response<Body> {
+    let method = req.method().as_str().to_owned();
+    let uri = req.uri().clone();
+    let Some(host) = uri
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "bottle gateway: send absolute-URI requests (http://host/...) or CONNECT".into(),
+        );
+    };
+    if uri.scheme_str() != Some("http") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "bottle gateway: only http:// is forwarded as is; use CONNECT for https".into(),
+        );
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    let entry = Entry {
+        method: &method,
+        host: &host,
+        port,
+        started,
+    };
+    if let Err(d) = state.policy.admits(&host, port) {
+        return entry.deny(&d);
+    }
+    // A placeholder on its way to any host but its own is a leak attempt.
+    let leaks = state.placeholders.iter().any(|(placeholder, owner)| {
+        !owner.eq_ignore_ascii_case(&host)
+            && (req
+                .headers()
+                .values()
+                .any(|v| contains(v.as_bytes(), placeholder.as_bytes()))
+                || uri.to_string().contains(placeholder.as_str()))
+    });
+    if leaks {
+        return entry.deny(&Denial::Leak { host: host.clone() });
+    }
+    let ip = match pick_address(&state, &host, port).await {
+        Ok(ip) => ip,
+        Err(d) => return entry.deny(&d),
+    };
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            entry.log("allow", "upstream-unreachable", 502, 0, 0);
+            return text(
+                StatusCode::BAD_GATEWAY,
+                format!("bottle gateway: cannot connect to {host}:{port}"),
+            );
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            entry.log("allow", "upstream-handshake", 502, 0, 0);
+            return text(
+                StatusCode::BAD_GATEWAY,
+                format!("bottle gateway: {host}:{port}: {e}"),
+            );
+        }
+    };
+    tokio::spawn(conn);
+    // Origin-form toward the origin; drop this hop's headers.
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    *req.uri_mut() = match path.parse() {
+        Ok(p) => p,
+        Err(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "bottle gateway: bad request target".into(),
+            );
+        }
+    };
+    let connection_listed: Vec<String> = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for h in HOP_BY_HOP
+        .iter()
+        .map(|s| s.to_string())
+        .chain(connection_listed)
+    {
+        req.headers_mut().remove(h.as_str());
+    }
+    let bytes_in = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    match sender.send_request(req).await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let bytes_out = resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            entry.log("allow", "allowlisted", status, bytes_in, bytes_out);
+            resp.map(|b| b.boxed())
+        }
+        Err(e) => {
+            entry.log("allow", "upstream-error", 502, bytes_in, 0);
+            text(
+                StatusCode::BAD_GATEWAY,
+                format!("bottle gateway: {host}:{port}: {e}"),
+            )
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}

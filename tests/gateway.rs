@@ -1,0 +1,362 @@
+//! The gateway as a real process on loopback, with a local origin the config opts into
+//! (`allow_private`), driven by curl: deny by default, SSRF after resolution, IP-literal
+//! spellings, CONNECT rules, leak blocking, JSON logs, and hostile input.
+
+mod common;
+use common::stdout;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PLACEHOLDER: &str = "bottle-placeholder-0123456789abcdef";
+
+/// An HTTP origin that answers every request with its own request head.
+fn echo_origin() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let mut conn = conn;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+                    head.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Gateway {
+    child: Child,
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Gateway {
+    // The child is waited for in Drop.
+    #[allow(clippy::zombie_processes)]
+    fn start(origin: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = serde_json::json!({
+            "listen": "127.0.0.1:0",
+            "allow": ["origin.test", "rebind.test", "*.allowed.test", "api.routed.test"],
+            "allow_private": [format!("origin.test:{origin}")],
+            "routes": [{ "host": "api.routed.test", "header": "Authorization", "format": "Bearer {token}",
+                         "placeholder": PLACEHOLDER, "token_file": "/nonexistent" }],
+            "ca_cert": "/nonexistent", "ca_key": "/nonexistent", "upstream_proxy": null,
+            "resolve": { "origin.test": ["127.0.0.1"], "rebind.test": ["127.0.0.1"],
+                         "meta.allowed.test": ["169.254.169.254"], "a.allowed.test": ["10.1.2.3"] },
+        });
+        let path = dir.path().join("gateway.json");
+        std::fs::write(&path, config.to_string()).expect("config");
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+            .args([
+                "gateway",
+                "--config",
+                path.to_str().expect("utf-8"),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gateway");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self {
+                    child,
+                    port,
+                    log,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the gateway never listened");
+    }
+
+    /// curl through the gateway; returns (http status, body).
+    fn curl(&self, args: &[&str]) -> (String, String) {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-x",
+                &format!("http://127.0.0.1:{}", self.port),
+                "-w",
+                "\n%{http_code}",
+            ])
+            .args(args)
+            .output()
+            .expect("curl");
+        let text = stdout(&out);
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        (code.trim().to_owned(), body.to_owned())
+    }
+
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.log
+            .lock()
+            .expect("log")
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+#[test]
+fn forwards_allowed_requests_in_origin_form_and_logs_them() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    let (code, body) = gw.curl(&[
+        &format!("http://origin.test:{origin}/some/path?q=1"),
+        "-H",
+        "X-Test: yes",
+    ]);
+    assert_eq!(code, "200", "{body}");
+    assert!(
+        body.starts_with("GET /some/path?q=1 HTTP/1.1\r\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("x-test: yes") || body.contains("X-Test: yes"),
+        "{body}"
+    );
+    assert!(
+        !body.to_ascii_lowercase().contains("proxy-connection"),
+        "hop-by-hop headers are dropped: {body}"
+    );
+    let lines = gw.log_lines();
+    let line = lines
+        .iter()
+        .find(|l| l["msg"] == "request")
+        .expect("a request line");
+    for field in [
+        "time",
+        "method",
+        "host",
+        "port",
+        "decision",
+        "reason",
+        "status",
+        "bytes_in",
+        "bytes_out",
+        "duration_ms",
+    ] {
+        assert!(!line[field].is_null(), "{field} missing: {line}");
+    }
+    assert_eq!(line["decision"], "allow");
+    assert_eq!(line["daemon"], "gateway");
+    assert!(
+        !line.to_string().contains("yes"),
+        "header values are never logged: {line}"
+    );
+}
+
+#[test]
+fn denies_by_default_with_a_reason_the_agent_can_read() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    let (code, body) = gw.curl(&[&format!("http://elsewhere.test:{origin}/")]);
+    assert_eq!(code, "403");
+    assert_eq!(
+        body.trim(),
+        "bottle gateway: elsewhere.test is not on this bottle's allowlist"
+    );
+    assert!(!body.contains("origin.test"), "the policy is not revealed");
+    // Wildcards: below the domain only.
+    let (code, _) = gw.curl(&["http://allowed.test/"]);
+    assert_eq!(code, "403");
+    let (code, _) = gw.curl(&["http://evil-allowed.test/"]);
+    assert_eq!(code, "403");
+}
+
+#[test]
+fn names_that_resolve_to_non_public_addresses_are_refused_after_resolution() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    for (url, why) in [
+        (format!("http://rebind.test:{origin}/"), "loopback"),
+        ("http://meta.allowed.test/".to_owned(), "cloud metadata"),
+        ("http://a.allowed.test/".to_owned(), "private"),
+    ] {
+        let (code, body) = gw.curl(&[&url]);
+        assert_eq!(code, "403", "{url}: {body}");
+        assert!(body.contains(why), "{url}: {body}");
+    }
+    // The origin itself is reachable only because of its host:port opt-in; another port is not.
+    let (code, _) = gw.curl(&[&format!("http://origin.test:{}/", free_port())]);
+    assert_eq!(code, "403");
+}
+
+#[test]
+fn ip_literals_are_normalised_and_refused() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    for lit in [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "[::1]",
+        "169.254.169.254",
+        "0xa9fea9fe",
+    ] {
+        let (code, body) = gw.curl(&[&format!("http://{lit}:{origin}/")]);
+        assert_eq!(code, "403", "{lit}: {body}");
+    }
+}
+
+#[test]
+fn connect_tunnels_only_to_port_443_or_an_opted_in_destination() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    // An opted-in host:port: a real tunnel, with plain HTTP inside.
+    let (code, body) = gw.curl(&[
+        "--proxytunnel",
+        &format!("http://origin.test:{origin}/tunnelled"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.starts_with("GET /tunnelled HTTP/1.1"), "{body}");
+    // An allowlisted name, but not port 443.
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    s.write_all(b"CONNECT x.allowed.test:22 HTTP/1.1\r\nHost: x.allowed.test:22\r\n\r\n")
+        .expect("write");
+    let mut reply = String::new();
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
+    assert!(reply.contains("port 443 only"), "{reply}");
+    let lines = gw.log_lines();
+    assert!(
+        lines.iter().any(|l| l["method"] == "CONNECT"
+            && l["reason"] == "tunnel"
+            && l["decision"] == "allow"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["method"] == "CONNECT" && l["reason"] == "port-not-allowed"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_placeholder_bound_for_another_host_is_blocked_as_a_leak() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    let (code, body) = gw.curl(&[
+        &format!("http://origin.test:{origin}/"),
+        "-H",
+        &format!("X-Sneaky: {PLACEHOLDER}"),
+    ]);
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("blocked as a leak"), "{body}");
+    let (code, _) = gw.curl(&[&format!("http://origin.test:{origin}/?t={PLACEHOLDER}")]);
+    assert_eq!(code, "403");
+    let lines = gw.log_lines();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["reason"] == "credential-leak")
+            .count(),
+        2,
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains(PLACEHOLDER)),
+        "the placeholder is never logged"
+    );
+}
+
+#[test]
+fn hostile_clients_are_refused_without_harming_others() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    // A slow client holding a connection open without a request head.
+    let idle = TcpStream::connect(("127.0.0.1", gw.port)).expect("idle");
+    // Garbage instead of a request line.
+    let mut g = TcpStream::connect(("127.0.0.1", gw.port)).expect("garbage");
+    g.write_all(b"\x00\x01\x02 not http at all\r\n\r\n")
+        .expect("write");
+    let mut reply = Vec::new();
+    g.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = g.read_to_end(&mut reply);
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    // A 200 KB header.
+    let mut h = TcpStream::connect(("127.0.0.1", gw.port)).expect("huge");
+    let big = "a".repeat(200 * 1024);
+    let _ = write!(
+        h,
+        "GET http://origin.test:{origin}/ HTTP/1.1\r\nHost: origin.test\r\nX-Big: {big}\r\n\r\n"
+    );
+    let mut reply = Vec::new();
+    h.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = h.read_to_end(&mut reply);
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&reply[..reply.len().min(80)])
+    );
+    // Others are served meanwhile.
+    let (code, _) = gw.curl(&[&format!("http://origin.test:{origin}/still-fine")]);
+    assert_eq!(code, "200");
+    // The silent client is cut off once the head timeout (10 s) passes.
+    let mut idle = idle;
+    idle.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = idle.read_to_end(&mut buf);
+    assert!(read.is_ok(), "the idle connection was not closed: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(14));
+}
