@@ -19,6 +19,9 @@ pub struct GatewayConfig {
     /// checks). For a local service a test or a user opts into with `allow_private`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolve: BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// Extra roots (PEM) trusted for upstream TLS besides the system's: a private origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_roots: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,5 +57,6 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str
         ca_key: PathBuf::from(format!("{ca_dir}/ca.key")),
         upstream_proxy: plan.gateway.upstream_proxy.clone(),
         resolve: BTreeMap::new(),
+        upstream_roots: None,
     }
 }

@@ -2,7 +2,9 @@
 //! requests and CONNECT) that denies by default, resolves names itself and refuses every
 //! non-public address after resolution, and logs one JSON line per request.
 
+mod intercept;
 pub mod policy;
+mod routed;
 mod server;
 
 pub use server::{run, serve};

@@ -19,19 +19,123 @@ use tokio::net::{TcpListener, TcpStream};
 
 const DAEMON: &str = "gateway";
 /// Request heads larger than this are refused (hyper answers 431).
-const MAX_HEAD: usize = 64 * 1024;
+pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// A client that has not sent its request head by then is dropped (slowloris).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-type Body = BoxBody<Bytes, hyper::Error>;
+pub(super) type Body = BoxBody<Bytes, hyper::Error>;
 
-struct State {
+pub(super) struct State {
     policy: Policy,
     resolve: BTreeMap<String, Vec<IpAddr>>,
     /// Placeholder → the one host it may go to.
-    placeholders: Vec<(String, String)>,
+    pub(super) placeholders: Vec<(String, String)>,
+    routes: Vec<crate::engine::render::gateway::GatewayRoute>,
+    /// Route host → its real token, read from the route's 0600 file (again on SIGHUP).
+    tokens: std::sync::RwLock<BTreeMap<String, String>>,
+    /// `None` when the bottle CA cannot be loaded: routed hosts then fail closed.
+    pub(super) minter: Option<super::intercept::Minter>,
+    pub(super) upstream_tls: Arc<rustls::ClientConfig>,
+    /// host:port of an upstream proxy (pipelock) every connection goes through.
+    upstream_proxy: Option<String>,
+}
+
+impl State {
+    pub(super) fn route(
+        &self,
+        host: &str,
+    ) -> Option<&crate::engine::render::gateway::GatewayRoute> {
+        self.routes
+            .iter()
+            .find(|r| r.host.eq_ignore_ascii_case(host))
+    }
+
+    fn load_tokens(&self) {
+        let mut loaded = BTreeMap::new();
+        for r in &self.routes {
+            match std::fs::read_to_string(&r.token_file) {
+                Ok(t) if !t.trim().is_empty() => {
+                    loaded.insert(
+                        r.host.to_ascii_lowercase(),
+                        t.trim_end_matches(['\n', '\r']).to_owned(),
+                    );
+                }
+                _ => crate::sidecar::log::event(
+                    DAEMON,
+                    "error",
+                    "route token unreadable; requests to it fail closed",
+                    json!({ "host": r.host, "file": r.token_file }),
+                ),
+            }
+        }
+        let count = loaded.len();
+        if let Ok(mut t) = self.tokens.write() {
+            *t = loaded;
+        }
+        crate::sidecar::log::event(
+            DAEMON,
+            "info",
+            "route tokens loaded",
+            json!({ "routes": self.routes.len(), "loaded": count }),
+        );
+    }
+
+    pub(super) fn token(&self, host: &str) -> Option<String> {
+        self.tokens
+            .read()
+            .ok()?
+            .get(&host.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// A TCP stream to `ip:port` — or, with an upstream proxy, a tunnel to `host:port` through it.
+    pub(super) async fn dial(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        port: u16,
+    ) -> std::io::Result<TcpStream> {
+        let Some(proxy) = &self.upstream_proxy else {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port)))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                })??;
+            let _ = s.set_nodelay(true);
+            return Ok(s);
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(proxy.as_str()))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "upstream proxy timed out")
+            })??;
+        let _ = s.set_nodelay(true);
+        s.write_all(
+            format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut head = Vec::with_capacity(256);
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 8192 || s.read(&mut byte).await? == 0 {
+                return Err(std::io::Error::other(
+                    "the upstream proxy closed the tunnel",
+                ));
+            }
+            head.push(byte[0]);
+        }
+        let status_ok = head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200");
+        if !status_ok {
+            return Err(std::io::Error::other(format!(
+                "the upstream proxy refused: {}",
+                String::from_utf8_lossy(&head).lines().next().unwrap_or("")
+            )));
+        }
+        Ok(s)
+    }
 }
 
 /// Reads the config file and serves on its `listen` address (or `listen_override`).
@@ -47,6 +151,9 @@ pub async fn run(config: &Path, listen_override: Option<SocketAddr>) -> Result<(
             .parse()
             .wrap_err_with(|| format!("bad listen address {}", cfg.listen))?,
     };
+    // Before the port opens: a SIGHUP must never find the default action (exit) in place.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .wrap_err("cannot handle SIGHUP")?;
     let listener = TcpListener::bind(listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {listen}"))?;
@@ -56,7 +163,7 @@ pub async fn run(config: &Path, listen_override: Option<SocketAddr>) -> Result<(
         "listening",
         json!({ "listen": listen.to_string() }),
     );
-    serve(cfg, listener).await
+    serve(cfg, listener, hup).await
 }
 
 /// The Docker host's address as seen from the bundle: its default gateway.
@@ -75,8 +182,38 @@ fn docker_host_addresses() -> Vec<IpAddr> {
         .collect()
 }
 
-pub async fn serve(cfg: GatewayConfig, listener: TcpListener) -> Result<()> {
+pub async fn serve(
+    cfg: GatewayConfig,
+    listener: TcpListener,
+    mut hup: tokio::signal::unix::Signal,
+) -> Result<()> {
+    let minter = if cfg.routes.is_empty() {
+        None
+    } else {
+        match super::intercept::Minter::load(&cfg.ca_cert, &cfg.ca_key) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                crate::sidecar::log::event(
+                    DAEMON,
+                    "error",
+                    "bottle CA unavailable; routed hosts fail closed",
+                    json!({ "error": format!("{e:#}") }),
+                );
+                None
+            }
+        }
+    };
+    let upstream_tls = super::intercept::upstream_config(cfg.upstream_roots.as_deref())?;
     let state = Arc::new(State {
+        routes: cfg.routes.clone(),
+        tokens: std::sync::RwLock::new(BTreeMap::new()),
+        minter,
+        upstream_tls,
+        upstream_proxy: cfg.upstream_proxy.as_deref().map(|u| {
+            u.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned()
+        }),
         policy: Policy {
             allow: cfg.allow.clone(),
             allow_private: cfg.allow_private.clone(),
@@ -94,6 +231,15 @@ pub async fn serve(cfg: GatewayConfig, listener: TcpListener) -> Result<()> {
             .map(|r| (r.placeholder.clone(), r.host.clone()))
             .collect(),
     });
+    state.load_tokens();
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                state.load_tokens();
+            }
+        });
+    }
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -124,7 +270,7 @@ pub async fn serve(cfg: GatewayConfig, listener: TcpListener) -> Result<()> {
     }
 }
 
-fn text(status: StatusCode, msg: String) -> Response<Body> {
+pub(super) fn text(status: StatusCode, msg: String) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(msg + "\n"))
             .map_err(|never| match never {})
@@ -144,15 +290,22 @@ fn empty() -> Body {
         .boxed()
 }
 
-struct Entry<'a> {
-    method: &'a str,
-    host: &'a str,
-    port: u16,
-    started: Instant,
+pub(super) struct Entry<'a> {
+    pub(super) method: &'a str,
+    pub(super) host: &'a str,
+    pub(super) port: u16,
+    pub(super) started: Instant,
 }
 
 impl Entry<'_> {
-    fn log(&self, decision: &str, reason: &str, status: u16, bytes_in: u64, bytes_out: u64) {
+    pub(super) fn log(
+        &self,
+        decision: &str,
+        reason: &str,
+        status: u16,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
         crate::sidecar::log::event(
             DAEMON,
             if decision == "deny" { "warn" } else { "info" },
@@ -171,7 +324,7 @@ impl Entry<'_> {
         );
     }
 
-    fn deny(&self, d: &Denial) -> Response<Body> {
+    pub(super) fn deny(&self, d: &Denial) -> Response<Body> {
         self.log("deny", d.code(), 403, 0, 0);
         text(StatusCode::FORBIDDEN, format!("bottle gateway: {d}"))
     }
@@ -245,14 +398,20 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
         Ok(ip) => ip,
         Err(d) => return entry.deny(&d),
     };
-    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await
-    {
-        Ok(Ok(s)) => s,
-        _ => {
+    if state.route(&host).is_some() {
+        let host_owned = host.clone();
+        tokio::spawn(async move {
+            super::routed::intercept(req, state, host_owned, port, ip, started).await;
+        });
+        return Response::new(empty());
+    }
+    let upstream = match state.dial(&host, ip, port).await {
+        Ok(s) => s,
+        Err(e) => {
             entry.log("allow", "upstream-unreachable", 502, 0, 0);
             return text(
                 StatusCode::BAD_GATEWAY,
-                format!("bottle gateway: cannot connect to {host}:{port}"),
+                format!("bottle gateway: cannot connect to {host}:{port}: {e}"),
             );
         }
     };
@@ -281,7 +440,7 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
 }
 
 /// Headers that concern this hop only and are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
+pub(super) const HOP_BY_HOP: &[&str] = &[
     "connection",
     "proxy-connection",
     "keep-alive",
@@ -341,17 +500,16 @@ async fn forward(
         Ok(ip) => ip,
         Err(d) => return entry.deny(&d),
     };
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port))).await {
-        Ok(Ok(s)) => s,
-        _ => {
+    let stream = match state.dial(&host, ip, port).await {
+        Ok(s) => s,
+        Err(e) => {
             entry.log("allow", "upstream-unreachable", 502, 0, 0);
             return text(
                 StatusCode::BAD_GATEWAY,
-                format!("bottle gateway: cannot connect to {host}:{port}"),
+                format!("bottle gateway: cannot connect to {host}:{port}: {e}"),
             );
         }
     };
-    let _ = stream.set_nodelay(true);
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     {
         Ok(x) => x,
@@ -415,6 +573,6 @@ async fn forward(
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
