@@ -62,6 +62,7 @@ fault_tests! {
     fail_at_bundle_create => "bundle-create",
     fail_at_bundle_connect_egress => "bundle-connect-egress",
     fail_at_bundle_start => "bundle-start",
+    fail_at_pipelock_start => "pipelock-start",
     fail_at_bundle_address => "bundle-address",
     fail_at_agent_create => "agent-create",
     fail_at_agent_copy_sidecar => "agent-copy-sidecar",

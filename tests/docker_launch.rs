@@ -307,21 +307,33 @@ fn init_restarts_a_killed_daemon_and_the_bundle_stops_within_a_second() {
     let mut restarted = false;
     for _ in 0..30 {
         let logs = stdout(&scratch.run(&["logs", &bottle.slug, "--daemon", "init"]));
-        let starts = logs.lines().filter(|l| l.contains("\"msg\":\"daemon started\"") && l.contains("\"target\":\"gateway\"")).count();
-        if logs.contains("\"msg\":\"daemon exited\"") && logs.contains("\"msg\":\"restarting daemon\"") && starts >= 2 {
+        let starts = logs
+            .lines()
+            .filter(|l| {
+                l.contains("\"msg\":\"daemon started\"") && l.contains("\"target\":\"gateway\"")
+            })
+            .count();
+        if logs.contains("\"msg\":\"daemon exited\"")
+            && logs.contains("\"msg\":\"restarting daemon\"")
+            && starts >= 2
+        {
             restarted = true;
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert!(restarted, "no restart logged");
-    let out = bottle.sh("curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://not-allowed.example/");
+    let out = bottle
+        .sh("curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://not-allowed.example/");
     assert_eq!(stdout(&out), "403", "the restarted gateway serves again");
 
     let started = std::time::Instant::now();
     docker_ok(&["stop", &bottle.bundle()]);
     let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(1), "docker stop took {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "docker stop took {took:?}"
+    );
     let code = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &bottle.bundle()]);
     assert_eq!(code.trim(), "143", "init exits 143 on SIGTERM");
 }

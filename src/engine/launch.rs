@@ -19,6 +19,7 @@ pub const STEPS: &[&str] = &[
     "bundle-create",
     "bundle-connect-egress",
     "bundle-start",
+    "pipelock-start",
     "bundle-address",
     "agent-create",
     "agent-copy-sidecar",
@@ -173,7 +174,11 @@ async fn steps(
     undo: &mut Vec<Undo>,
 ) -> Result<()> {
     step("check-images", progress)?;
-    check_images(backend, &[&plan.bundle.image, &plan.agent.image]).await?;
+    let mut images = vec![plan.bundle.image.as_str(), plan.agent.image.as_str()];
+    if let Some(p) = &plan.pipelock {
+        images.push(&p.image);
+    }
+    check_images(backend, &images).await?;
 
     step("read-tokens", progress)?;
     write_tokens(plan, undo)?;
@@ -217,6 +222,11 @@ async fn steps(
 
     step("bundle-start", progress)?;
     backend.start_container(&plan.bundle.container).await?;
+
+    step("pipelock-start", progress)?;
+    if let Some(p) = &plan.pipelock {
+        start_pipelock(backend, plan, p, undo).await?;
+    }
 
     step("bundle-address", progress)?;
     let bundle_ip = bundle_address(backend, plan).await?;
@@ -387,6 +397,45 @@ fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
     )?;
     tar.into_inner()
         .wrap_err("cannot build the sidecar archive")
+}
+
+/// pipelock in the bundle's network namespace: it listens on the bundle's loopback, where the
+/// gateway reaches it and the agent cannot. Root in the container (no capabilities) so it can
+/// read its 0600 config.
+pub(super) async fn start_pipelock(
+    backend: &dyn Backend,
+    plan: &Plan,
+    p: &super::plan::PipelockPlan,
+    undo: &mut Vec<Undo>,
+) -> Result<()> {
+    let config = super::prepare::in_bundle::PIPELOCK_CONFIG;
+    backend
+        .create_container(&ContainerSpec {
+            name: p.container.clone(),
+            image: p.image.clone(),
+            cmd: Some(vec![
+                "run".into(),
+                "--config".into(),
+                config.into(),
+                "--listen".into(),
+                p.listen.clone(),
+            ]),
+            user: Some("0:0".into()),
+            labels: labels(plan, "pipelock"),
+            network: format!("container:{}", plan.bundle.container),
+            mounts: vec![BindMount {
+                host: p.config_file.clone(),
+                container: config.into(),
+                read_only: true,
+            }],
+            memory_bytes: Some(BUNDLE_MEMORY),
+            pids: Some(BUNDLE_PIDS),
+            unprivileged: true,
+            ..Default::default()
+        })
+        .await?;
+    undo.push(Undo::Container(p.container.clone()));
+    backend.start_container(&p.container).await
 }
 
 /// The bundle container, created on `network` (with its in-bottle names there).

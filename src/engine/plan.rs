@@ -97,6 +97,8 @@ pub struct RoutePlan {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PipelockPlan {
+    /// Its own container, sharing the bundle's network namespace.
+    pub container: String,
     pub image: String,
     pub mode: PipelockMode,
     pub listen: String,

@@ -16,7 +16,7 @@ pub mod in_bundle {
     pub const CONFIG_DIR: &str = "/etc/bottle";
     pub const CA_DIR: &str = "/etc/bottle/ca";
     pub const GATEWAY_CONFIG: &str = "/etc/bottle/gateway.json";
-    pub const PIPELOCK_CONFIG: &str = "/etc/bottle/pipelock.yaml";
+    pub const PIPELOCK_CONFIG: &str = "/etc/pipelock/pipelock.yaml";
     pub const GIT_GATE_CONFIG: &str = "/etc/bottle/git-gate.json";
     pub const GIT_HOOKS: &str = "/etc/bottle/git-hooks";
     pub const IDENTITIES: &str = "/etc/bottle/identities";
@@ -108,7 +108,10 @@ pub fn build(
         ("bottle.version".to_owned(), crate::VERSION.to_owned()),
     ]);
 
+    // pipelock runs from its own pinned image, in the bundle's network namespace, listening on
+    // the bundle's loopback: only the gateway reaches it.
     let pipelock = def.pipelock.enabled.then(|| PipelockPlan {
+        container: name("pipelock"),
         image: def.pipelock.image.clone().unwrap_or_default(),
         mode: def.pipelock.mode,
         listen: PIPELOCK_LISTEN.to_owned(),
@@ -188,14 +191,6 @@ pub fn build(
         mounts.push(Mount {
             host: dir.join(files::SECRETS),
             container: in_bundle::SECRETS.into(),
-            read_only: true,
-        });
-    }
-    if let Some(p) = &pipelock {
-        daemons.push("pipelock".into());
-        mounts.push(Mount {
-            host: p.config_file.clone(),
-            container: in_bundle::PIPELOCK_CONFIG.into(),
             read_only: true,
         });
     }

@@ -22,6 +22,7 @@ pub const STEPS: &[&str] = &[
     "network-egress",
     "bundle-create",
     "bundle-start",
+    "pipelock-start",
     "bundle-ports",
     "pack",
     "machine-create",
@@ -80,7 +81,11 @@ pub(super) async fn steps(
     let machine = machine_name(plan);
 
     step("check-images", progress)?;
-    check_images(backend, &[&plan.bundle.image]).await?;
+    let mut images = vec![plan.bundle.image.as_str()];
+    if let Some(p) = &plan.pipelock {
+        images.push(&p.image);
+    }
+    check_images(backend, &images).await?;
 
     step("read-tokens", progress)?;
     write_tokens(plan, undo)?;
@@ -118,6 +123,11 @@ pub(super) async fn steps(
 
     step("bundle-start", progress)?;
     backend.start_container(&plan.bundle.container).await?;
+
+    step("pipelock-start", progress)?;
+    if let Some(p) = &plan.pipelock {
+        super::launch::start_pipelock(backend, plan, p, undo).await?;
+    }
 
     step("bundle-ports", progress)?;
     let info = backend
