@@ -258,7 +258,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, state.clone()));
+            // One upstream connection per agent connection, reused while it names the same origin.
+            let upstream: Upstream = Arc::default();
+            let service = service_fn(move |req| handle(req, state.clone(), upstream.clone()));
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
@@ -330,12 +332,27 @@ impl Entry<'_> {
     }
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Body>, Infallible> {
+type Upstream = Arc<
+    tokio::sync::Mutex<
+        Option<(
+            String,
+            u16,
+            IpAddr,
+            hyper::client::conn::http1::SendRequest<Incoming>,
+        )>,
+    >,
+>;
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+    upstream: Upstream,
+) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     if req.method() == Method::CONNECT {
         return Ok(connect(req, state, started).await);
     }
-    Ok(forward(req, state, started).await)
+    Ok(forward(req, state, started, upstream).await)
 }
 
 /// Resolves `host` (overrides first) and returns the first address the policy accepts; the
@@ -456,6 +473,7 @@ async fn forward(
     mut req: Request<Incoming>,
     state: Arc<State>,
     started: Instant,
+    upstream: Upstream,
 ) -> Response<Body> {
     let method = req.method().as_str().to_owned();
     let uri = req.uri().clone();
@@ -500,28 +518,49 @@ async fn forward(
         Ok(ip) => ip,
         Err(d) => return entry.deny(&d),
     };
-    let stream = match state.dial(&host, ip, port).await {
-        Ok(s) => s,
-        Err(e) => {
-            entry.log("allow", "upstream-unreachable", 502, 0, 0);
-            return text(
-                StatusCode::BAD_GATEWAY,
-                format!("bottle gateway: cannot connect to {host}:{port}: {e}"),
-            );
+    let mut cached = upstream.lock().await;
+    let reusable = cached
+        .as_ref()
+        .is_some_and(|(h, p, i, s)| h == &host && *p == port && *i == ip && !s.is_closed());
+    if !reusable {
+        let stream = match state.dial(&host, ip, port).await {
+            Ok(s) => s,
+            Err(e) => {
+                entry.log("allow", "upstream-unreachable", 502, 0, 0);
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("bottle gateway: cannot connect to {host}:{port}: {e}"),
+                );
+            }
+        };
+        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+            Ok((sender, conn)) => {
+                tokio::spawn(conn);
+                *cached = Some((host.clone(), port, ip, sender));
+            }
+            Err(e) => {
+                entry.log("allow", "upstream-handshake", 502, 0, 0);
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    format!("bottle gateway: {host}:{port}: {e}"),
+                );
+            }
         }
+    }
+    let Some((_, _, _, sender)) = cached.as_mut() else {
+        return text(
+            StatusCode::BAD_GATEWAY,
+            "bottle gateway: no upstream".into(),
+        );
     };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    {
-        Ok(x) => x,
-        Err(e) => {
-            entry.log("allow", "upstream-handshake", 502, 0, 0);
-            return text(
-                StatusCode::BAD_GATEWAY,
-                format!("bottle gateway: {host}:{port}: {e}"),
-            );
-        }
-    };
-    tokio::spawn(conn);
+    if sender.ready().await.is_err() {
+        *cached = None;
+        entry.log("allow", "upstream-closed", 502, 0, 0);
+        return text(
+            StatusCode::BAD_GATEWAY,
+            format!("bottle gateway: {host} closed the connection"),
+        );
+    }
     // Origin-form toward the origin; drop this hop's headers.
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     *req.uri_mut() = match path.parse() {
@@ -564,6 +603,7 @@ async fn forward(
             resp.map(|b| b.boxed())
         }
         Err(e) => {
+            *cached = None;
             entry.log("allow", "upstream-error", 502, bytes_in, 0);
             text(
                 StatusCode::BAD_GATEWAY,
