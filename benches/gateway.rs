@@ -9,7 +9,6 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -268,7 +267,7 @@ fn main() {
     // mitmdump with the same injection as an addon.
     std::fs::write(
         d.join("inject.py"),
-        format!("class Inject:\n    def request(self, flow):\n        if flow.request.pretty_host == 'localhost' and 'authorization' in flow.request.headers:\n            flow.request.headers['authorization'] = 'Bearer REAL-TOKEN-bench'\naddons = [Inject()]\n"),
+        String::from("class Inject:\n    def request(self, flow):\n        if flow.request.pretty_host == 'localhost' and 'authorization' in flow.request.headers:\n            flow.request.headers['authorization'] = 'Bearer REAL-TOKEN-bench'\naddons = [Inject()]\n"),
     )
     .expect("addon");
     let mitm = free_port();
@@ -335,7 +334,7 @@ fn main() {
     let mitm_tls = rt.block_on(https_through(
         mitm,
         tls,
-        roots(&[mitm_ca.clone()]),
+        roots(std::slice::from_ref(&mitm_ca)),
         8,
         "mitmdump",
     ));
@@ -373,5 +372,4 @@ fn main() {
         "  one-shot curl over HTTPS (median of 21)   no proxy {direct_ms:>6.1} ms   bottle-tui {ours_ms:>6.1} ms   ratio {:.2}  (target <= 1.5)",
         ours_ms / direct_ms
     );
-    let _ = SocketAddr::from(([127, 0, 0, 1], 0));
 }
