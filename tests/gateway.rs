@@ -65,6 +65,12 @@ impl Gateway {
     // The child is waited for in Drop.
     #[allow(clippy::zombie_processes)]
     fn start(origin: u16) -> Self {
+        Self::start_with(origin, None)
+    }
+
+    // The child is waited for in Drop.
+    #[allow(clippy::zombie_processes)]
+    fn start_with(origin: u16, upstream_proxy: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = serde_json::json!({
             "listen": "127.0.0.1:0",
@@ -72,7 +78,7 @@ impl Gateway {
             "allow_private": [format!("origin.test:{origin}")],
             "routes": [{ "host": "api.routed.test", "header": "Authorization", "format": "Bearer {token}",
                          "placeholder": PLACEHOLDER, "token_file": "/nonexistent" }],
-            "ca_cert": "/nonexistent", "ca_key": "/nonexistent", "upstream_proxy": null,
+            "ca_cert": "/nonexistent", "ca_key": "/nonexistent", "upstream_proxy": upstream_proxy,
             "resolve": { "origin.test": ["127.0.0.1"], "rebind.test": ["127.0.0.1"],
                          "meta.allowed.test": ["169.254.169.254"], "a.allowed.test": ["10.1.2.3"] },
         });
@@ -359,4 +365,78 @@ fn hostile_clients_are_refused_without_harming_others() {
     let read = idle.read_to_end(&mut buf);
     assert!(read.is_ok(), "the idle connection was not closed: {read:?}");
     assert!(started.elapsed() < Duration::from_secs(14));
+}
+
+/// A minimal CONNECT proxy standing in for pipelock: records each CONNECT target and tunnels it
+/// to that port on loopback.
+fn upstream_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let target = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                record.lock().expect("seen").push(target.clone());
+                let port: u16 = target
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                let Ok(up) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return;
+                };
+                let mut down = conn;
+                let _ = down.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut a, mut b) = (
+                    up.try_clone().expect("clone"),
+                    down.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut b, &mut a);
+                });
+                let mut up = up;
+                let _ = std::io::copy(&mut up, &mut down);
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn everything_it_forwards_goes_through_the_upstream_proxy_when_one_is_set() {
+    let origin = echo_origin();
+    let (proxy, seen) = upstream_proxy();
+    let gw = Gateway::start_with(origin, Some(format!("http://127.0.0.1:{proxy}")));
+    let (code, body) = gw.curl(&[&format!("http://origin.test:{origin}/via-upstream")]);
+    assert_eq!(code, "200", "{body}");
+    assert!(body.starts_with("GET /via-upstream HTTP/1.1"), "{body}");
+    let (code, body) = gw.curl(&[
+        "--proxytunnel",
+        &format!("http://origin.test:{origin}/tunnel-via-upstream"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let seen = seen.lock().expect("seen").clone();
+    assert_eq!(
+        seen,
+        [
+            format!("origin.test:{origin}"),
+            format!("origin.test:{origin}")
+        ],
+        "both went through the upstream"
+    );
+    // Denials never reach the upstream.
+    let (code, _) = gw.curl(&["http://not-allowed.test/"]);
+    assert_eq!(code, "403");
 }
