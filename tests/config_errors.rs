@@ -170,6 +170,9 @@ bad_config! {
     wrong_type_for_a_table:
         "[bottles]\ndemo = 3\n"
         => "2:8", "bottles.demo", "expected a table, found an integer";
+    intercept_needs_an_allowed_host:
+        "[bottles.demo]\nallow = [\"a.com\"]\nintercept = [\"b.com\"]\n"
+        => "3:14", "bottles.demo.intercept[0]", "only allowed hosts can be intercepted";
     toml_syntax_error_unclosed_array:
         "[bottles.demo]\nallow = [\"a.com\"\n"
         => "2:17", "", "invalid TOML";

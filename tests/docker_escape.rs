@@ -105,7 +105,7 @@ fn the_agent_is_sealed_from_the_host_and_has_no_route() {
             "unreachable",
             "host address {ip}"
         );
-        for curl in ["curl", "curl --noproxy '*'"] {
+        for curl in ["curl -f", "curl -f --noproxy '*'"] {
             let out = bottle.sh(&format!(
                 "{curl} -sS --max-time 4 http://{ip}:{}/",
                 listener.port

@@ -108,9 +108,13 @@ impl Drop for Setup {
 }
 
 impl Setup {
+    fn new() -> Self {
+        Self::build(&[])
+    }
+
     // The gateway is waited for in Drop.
     #[allow(clippy::zombie_processes)]
-    fn new() -> Self {
+    fn build(intercept: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_owned();
         let (origin_ca, config) = test_pki(&dir, "origin", &["api.routed.test", "plain.test"]);
@@ -135,6 +139,7 @@ impl Setup {
             "ca_cert": bottle_ca, "ca_key": dir.join("bottle-ca/ca.key"), "upstream_proxy": null,
             "resolve": { "api.routed.test": ["127.0.0.1"], "plain.test": ["127.0.0.1"], "api2.routed.test": ["127.0.0.1"] },
             "upstream_roots": origin_ca,
+            "intercept": intercept,
         });
         std::fs::write(dir.join("gateway.json"), config.to_string()).expect("config");
         let port = TcpListener::bind("127.0.0.1:0")
@@ -407,4 +412,26 @@ fn the_placeholder_of_a_route_sent_to_another_routed_host_is_a_leak() {
     );
     assert_eq!(code, "403", "{body}");
     assert!(body.contains("leak"), "{body}");
+}
+
+#[test]
+fn an_intercepted_unrouted_host_is_opened_so_a_placeholder_inside_tls_is_caught() {
+    let s = Setup::build(&["plain.test"]);
+    // Now the agent sees the bottle CA's certificate for plain.test, and requests pass...
+    let (code, body) = s.curl(
+        &s.bottle_ca,
+        &format!("https://plain.test:{}/ok", s.origin),
+        &[],
+    );
+    assert_eq!(code, "200", "{body}");
+    assert!(body.starts_with("GET /ok HTTP/1.1"), "{body}");
+    // ...but the routed host's placeholder inside that TLS is a leak, and nothing is injected.
+    let (code, body) = s.curl(
+        &s.bottle_ca,
+        &format!("https://plain.test:{}/", s.origin),
+        &["-H", &auth()],
+    );
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("leak"), "{body}");
+    assert!(!s.all_seen().contains(TOKEN) && !s.all_seen().contains(PLACEHOLDER));
 }

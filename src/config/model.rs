@@ -50,6 +50,8 @@ pub struct Bottle {
     pub workspace: Option<PathBuf>,
     pub allow: Vec<HostPattern>,
     pub allow_private: Vec<PrivateTarget>,
+    /// Allowed hosts the gateway opens up (TLS interception without injection).
+    pub intercept: Vec<HostPattern>,
     pub routes: Vec<Route>,
     pub git: Vec<GitUpstream>,
     pub supervise: Supervise,

@@ -43,6 +43,7 @@ const BOTTLE_KEYS: &[&str] = &[
     "workspace",
     "allow",
     "allow_private",
+    "intercept",
     "routes",
     "git",
     "supervise",
@@ -292,6 +293,23 @@ impl Parser<'_> {
         let allow_private = t
             .parsed_list(d, "allow_private", PrivateTarget::parse)
             .unwrap_or_default();
+        // Hosts to open up (TLS interception without a credential), so the gateway can see
+        // and block a placeholder inside their traffic. Each must be allowed in the first place.
+        let intercept = t
+            .parsed_list(d, "intercept", |s| {
+                let p = HostPattern::parse(s)?;
+                match p.exact() {
+                    Some(h) if allow.iter().any(|a| a.matches(h)) => Ok(p),
+                    Some(h) => Err(format!(
+                        "`{h}` is not in the allow list; only allowed hosts can be intercepted"
+                    )),
+                    None if allow.contains(&p) => Ok(p),
+                    None => Err(format!(
+                        "`{p}` is not in the allow list; only allowed hosts can be intercepted"
+                    )),
+                }
+            })
+            .unwrap_or_default();
         let agent_env = agents.get(&agent).map(|a| &a.env);
 
         let mut routes: Vec<Route> = Vec::new();
@@ -374,6 +392,7 @@ impl Parser<'_> {
             workspace,
             allow,
             allow_private,
+            intercept,
             routes,
             git,
             supervise,

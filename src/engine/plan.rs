@@ -77,6 +77,8 @@ pub struct GatewayPlan {
     pub allow: Vec<HostPattern>,
     /// Explicit opt-ins to non-public destinations; empty unless the config asks.
     pub allow_private: Vec<PrivateTarget>,
+    /// Unrouted hosts intercepted anyway (so a placeholder inside their TLS is caught).
+    pub intercept: Vec<HostPattern>,
     pub routes: Vec<RoutePlan>,
     /// pipelock, when enabled: everything the gateway forwards goes through it.
     pub upstream_proxy: Option<String>,

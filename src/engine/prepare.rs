@@ -138,6 +138,7 @@ pub fn build(
         ca_key: dir.join(files::CA_DIR).join(ca::KEY_FILE),
         allow: def.allow.clone(),
         allow_private: def.allow_private.clone(),
+        intercept: def.intercept.clone(),
         routes,
         upstream_proxy: pipelock.as_ref().map(|p| format!("http://{}", p.listen)),
     };

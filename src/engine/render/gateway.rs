@@ -11,6 +11,9 @@ pub struct GatewayConfig {
     pub listen: String,
     pub allow: Vec<HostPattern>,
     pub allow_private: Vec<PrivateTarget>,
+    /// Unrouted hosts to intercept anyway.
+    #[serde(default)]
+    pub intercept: Vec<HostPattern>,
     pub routes: Vec<GatewayRoute>,
     pub ca_cert: PathBuf,
     pub ca_key: PathBuf,
@@ -38,6 +41,7 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str
         listen: format!("0.0.0.0:{}", plan.gateway.listen_port),
         allow: plan.gateway.allow.clone(),
         allow_private: plan.gateway.allow_private.clone(),
+        intercept: plan.gateway.intercept.clone(),
         routes: plan
             .gateway
             .routes

@@ -4,7 +4,9 @@
 
 use super::intercept::server_config;
 use super::policy::Denial;
-use super::server::{Body, Entry, HEAD_TIMEOUT, HOP_BY_HOP, MAX_HEAD, State, contains, text};
+use super::server::{
+    Body, Entry, HEAD_TIMEOUT, HOP_BY_HOP, MAX_HEAD, State, contains, content_length, text,
+};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
@@ -218,18 +220,10 @@ async fn request(
             format!("bottle gateway: {host} closed the connection"),
         );
     }
-    let bytes_in = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0);
+    let bytes_in = content_length(req.headers());
     match sender.send_request(req).await {
         Ok(resp) => {
-            let bytes_out = resp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0);
+            let bytes_out = content_length(resp.headers());
             entry.log(
                 decision,
                 "routed",

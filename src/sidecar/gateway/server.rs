@@ -33,6 +33,7 @@ pub(super) struct State {
     /// Placeholder → the one host it may go to.
     pub(super) placeholders: Vec<(String, String)>,
     routes: Vec<crate::engine::render::gateway::GatewayRoute>,
+    intercept: Vec<crate::types::HostPattern>,
     /// Route host → its real token, read from the route's 0600 file (again on SIGHUP).
     tokens: std::sync::RwLock<BTreeMap<String, String>>,
     /// `None` when the bottle CA cannot be loaded: routed hosts then fail closed.
@@ -187,7 +188,7 @@ pub async fn serve(
     listener: TcpListener,
     mut hup: tokio::signal::unix::Signal,
 ) -> Result<()> {
-    let minter = if cfg.routes.is_empty() {
+    let minter = if cfg.routes.is_empty() && cfg.intercept.is_empty() {
         None
     } else {
         match super::intercept::Minter::load(&cfg.ca_cert, &cfg.ca_key) {
@@ -206,6 +207,7 @@ pub async fn serve(
     let upstream_tls = super::intercept::upstream_config(cfg.upstream_roots.as_deref())?;
     let state = Arc::new(State {
         routes: cfg.routes.clone(),
+        intercept: cfg.intercept.clone(),
         tokens: std::sync::RwLock::new(BTreeMap::new()),
         minter,
         upstream_tls,
@@ -326,6 +328,18 @@ impl Entry<'_> {
         );
     }
 
+    /// 502 for an upstream that cannot be reached.
+    pub(super) fn unreachable(&self, e: &dyn std::fmt::Display) -> Response<Body> {
+        self.log("allow", "upstream-unreachable", 502, 0, 0);
+        text(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "bottle gateway: cannot connect to {}:{}: {e}",
+                self.host, self.port
+            ),
+        )
+    }
+
     pub(super) fn deny(&self, d: &Denial) -> Response<Body> {
         self.log("deny", d.code(), 403, 0, 0);
         text(StatusCode::FORBIDDEN, format!("bottle gateway: {d}"))
@@ -415,7 +429,7 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
         Ok(ip) => ip,
         Err(d) => return entry.deny(&d),
     };
-    if state.route(&host).is_some() {
+    if state.route(&host).is_some() || state.intercept.iter().any(|p| p.matches(&host)) {
         let host_owned = host.clone();
         tokio::spawn(async move {
             super::routed::intercept(req, state, host_owned, port, ip, started).await;
@@ -424,13 +438,7 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
     }
     let upstream = match state.dial(&host, ip, port).await {
         Ok(s) => s,
-        Err(e) => {
-            entry.log("allow", "upstream-unreachable", 502, 0, 0);
-            return text(
-                StatusCode::BAD_GATEWAY,
-                format!("bottle gateway: cannot connect to {host}:{port}: {e}"),
-            );
-        }
+        Err(e) => return entry.unreachable(&e),
     };
     let host_owned = host.clone();
     tokio::spawn(async move {
@@ -525,13 +533,7 @@ async fn forward(
     if !reusable {
         let stream = match state.dial(&host, ip, port).await {
             Ok(s) => s,
-            Err(e) => {
-                entry.log("allow", "upstream-unreachable", 502, 0, 0);
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("bottle gateway: cannot connect to {host}:{port}: {e}"),
-                );
-            }
+            Err(e) => return entry.unreachable(&e),
         };
         match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
             Ok((sender, conn)) => {
@@ -586,19 +588,11 @@ async fn forward(
     {
         req.headers_mut().remove(h.as_str());
     }
-    let bytes_in = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0);
+    let bytes_in = content_length(req.headers());
     match sender.send_request(req).await {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let bytes_out = resp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0);
+            let bytes_out = content_length(resp.headers());
             entry.log("allow", "allowlisted", status, bytes_in, bytes_out);
             resp.map(|b| b.boxed())
         }
@@ -615,4 +609,12 @@ async fn forward(
 
 pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The declared body size, for the log line (0 when not declared).
+pub(super) fn content_length(headers: &hyper::HeaderMap) -> u64 {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
 }
