@@ -74,14 +74,22 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = serde_json::json!({
             "listen": "127.0.0.1:0",
-            "allow": ["origin.test", "rebind.test", "*.allowed.test", "api.routed.test"],
+            "allow": ["origin.test", "rebind.test", "*.allowed.test", "api.routed.test", "hostaddr.test"],
+            "host_addresses_file": dir.path().join("host-addresses.json"),
             "allow_private": [format!("origin.test:{origin}")],
             "routes": [{ "host": "api.routed.test", "header": "Authorization", "format": "Bearer {token}",
                          "placeholder": PLACEHOLDER, "token_file": "/nonexistent" }],
             "ca_cert": "/nonexistent", "ca_key": "/nonexistent", "upstream_proxy": upstream_proxy,
             "resolve": { "origin.test": ["127.0.0.1"], "rebind.test": ["127.0.0.1"],
-                         "meta.allowed.test": ["169.254.169.254"], "a.allowed.test": ["10.1.2.3"] },
+                         "meta.allowed.test": ["169.254.169.254"], "a.allowed.test": ["10.1.2.3"],
+                         "hostaddr.test": ["93.184.216.34"] },
         });
+        // Launch lists the Docker host's own addresses; a public-looking one stands in here.
+        std::fs::write(
+            dir.path().join("host-addresses.json"),
+            "[\"93.184.216.34\"]",
+        )
+        .expect("hosts");
         let path = dir.path().join("gateway.json");
         std::fs::write(&path, config.to_string()).expect("config");
         let port = free_port();
@@ -230,6 +238,10 @@ fn names_that_resolve_to_non_public_addresses_are_refused_after_resolution() {
         assert_eq!(code, "403", "{url}: {body}");
         assert!(body.contains(why), "{url}: {body}");
     }
+    // The Docker host's own address is refused even when it is public (nothing is sent to it).
+    let (code, body) = gw.curl(&["http://hostaddr.test/"]);
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("an address of the Docker host"), "{body}");
     // The origin itself is reachable only because of its host:port opt-in; another port is not.
     let (code, _) = gw.curl(&[&format!("http://origin.test:{}/", free_port())]);
     assert_eq!(code, "403");

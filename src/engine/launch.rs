@@ -182,6 +182,7 @@ async fn steps(
 
     step("read-tokens", progress)?;
     write_tokens(plan, undo)?;
+    write_host_addresses(plan)?;
 
     step("network-internal", progress)?;
     step("network-egress", progress)?;
@@ -438,9 +439,44 @@ pub(super) async fn start_pipelock(
     backend.start_container(&p.container).await
 }
 
+/// This machine's own interface addresses (the Docker host's, for a local engine), written
+/// for the gateway to refuse.
+pub(super) fn write_host_addresses(plan: &Plan) -> Result<std::path::PathBuf> {
+    let mut addrs: Vec<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
+        .map(|it| {
+            it.filter_map(|i| {
+                let a = i.address?;
+                a.as_sockaddr_in()
+                    .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    addrs.sort();
+    addrs.dedup();
+    let file = plan.state_dir.join("host-addresses.json");
+    let json = serde_json::to_vec(&addrs).wrap_err("cannot encode host addresses")?;
+    fsutil::write(&file, &json, fsutil::PUBLIC)?;
+    Ok(file)
+}
+
 /// The bundle container, created on `network` (with its in-bottle names there).
 pub(super) fn bundle_spec(plan: &Plan, network: &str) -> ContainerSpec {
     let mut bundle_labels = labels(plan, role::BUNDLE);
+    let mut mounts: Vec<BindMount> = plan.bundle.mounts.iter().map(bind).collect();
+    let listed = plan.state_dir.join("host-addresses.json");
+    if listed.is_file() {
+        mounts.push(BindMount {
+            host: listed,
+            container: format!(
+                "{}/host-addresses.json",
+                super::prepare::in_bundle::CONFIG_DIR
+            )
+            .into(),
+            read_only: true,
+        });
+    }
     bundle_labels.insert(label::DAEMONS.into(), plan.bundle.daemons.join(","));
     ContainerSpec {
         name: plan.bundle.container.clone(),
@@ -449,7 +485,7 @@ pub(super) fn bundle_spec(plan: &Plan, network: &str) -> ContainerSpec {
         labels: bundle_labels,
         network: network.to_owned(),
         network_aliases: plan.bundle.aliases.clone(),
-        mounts: plan.bundle.mounts.iter().map(bind).collect(),
+        mounts,
         memory_bytes: Some(BUNDLE_MEMORY),
         pids: Some(BUNDLE_PIDS),
         unprivileged: true,

@@ -89,6 +89,7 @@ pub(super) async fn steps(
 
     step("read-tokens", progress)?;
     write_tokens(plan, undo)?;
+    super::launch::write_host_addresses(plan)?;
 
     step("alias", progress)?;
     alias::ensure(platform, std::path::Path::new("/sbin/ifconfig")).await?;

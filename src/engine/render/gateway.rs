@@ -22,6 +22,10 @@ pub struct GatewayConfig {
     /// checks). For a local service a test or a user opts into with `allow_private`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolve: BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// A file listing the Docker host's own addresses (JSON array), written at launch; the
+    /// gateway refuses them like private ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_addresses_file: Option<PathBuf>,
     /// Extra roots (PEM) trusted for upstream TLS besides the system's: a private origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_roots: Option<PathBuf>,
@@ -62,5 +66,9 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str
         upstream_proxy: plan.gateway.upstream_proxy.clone(),
         resolve: BTreeMap::new(),
         upstream_roots: None,
+        host_addresses_file: Some(PathBuf::from(format!(
+            "{}/host-addresses.json",
+            crate::engine::prepare::in_bundle::CONFIG_DIR
+        ))),
     }
 }

@@ -183,6 +183,23 @@ fn docker_host_addresses() -> Vec<IpAddr> {
         .collect()
 }
 
+/// The host's own addresses, as launch listed them (none if the file is absent).
+fn listed_host_addresses(file: Option<&Path>) -> Vec<IpAddr> {
+    let Some(file) = file else { return Vec::new() };
+    match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            crate::sidecar::log::event(
+                DAEMON,
+                "warn",
+                "host address list unreadable",
+                json!({ "error": e.to_string() }),
+            );
+            Vec::new()
+        }),
+        Err(_) => Vec::new(),
+    }
+}
+
 pub async fn serve(
     cfg: GatewayConfig,
     listener: TcpListener,
@@ -219,7 +236,10 @@ pub async fn serve(
         policy: Policy {
             allow: cfg.allow.clone(),
             allow_private: cfg.allow_private.clone(),
-            host_addresses: docker_host_addresses(),
+            host_addresses: docker_host_addresses()
+                .into_iter()
+                .chain(listed_host_addresses(cfg.host_addresses_file.as_deref()))
+                .collect(),
         },
         resolve: cfg
             .resolve
