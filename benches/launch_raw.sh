@@ -26,14 +26,12 @@ tmp=$(mktemp -d); mkdir "$tmp/.bottle"; cp "$SIDECAR" "$tmp/.bottle/bottle-sidec
 docker cp "$tmp/.bottle" "raw-$S-agent:/" >/dev/null
 docker start "raw-$S-agent" >/dev/null
 docker run --rm --network "container:raw-$S-agent" --cap-add NET_ADMIN --memory 64m --pids-limit 16 \
-  --entrypoint ip bottle-bundle:latest route del default
-docker exec "raw-$S-agent" cat /proc/net/route >/dev/null
+  --entrypoint sh bottle-bundle:latest -c 'ip route del default; [ -z "$(ip route show default)" ]'
 docker exec "raw-$S-agent" sh -c 'id -u; id -g; printf "%s\n" "$HOME"; stat -c %u "$HOME"' >/dev/null
-docker exec -u root "raw-$S-agent" sh -c 'chmod 1777 /tmp /var/tmp 2>/dev/null; stat -c %a /tmp' >/dev/null
 cp "$STATE/ca/ca.pem" "$tmp/bottle-ca.crt"
 docker cp "$tmp/bottle-ca.crt" "raw-$S-agent:/usr/local/share/ca-certificates/bottle-ca.crt" >/dev/null
 line=$(sed -n 2p "$STATE/ca/ca.pem")
-docker exec -u root "raw-$S-agent" sh -c 'set -e; cd /etc/ssl/certs; ln -sf "$2" bottle-ca.pem;
+docker exec -u root "raw-$S-agent" sh -c 'set -e; chmod 1777 /tmp /var/tmp; cd /etc/ssl/certs; ln -sf "$2" bottle-ca.pem;
   ln -sf bottle-ca.pem "$(openssl x509 -hash -noout -in "$2").0";
   grep -qF "$1" ca-certificates.crt || printf "%s\n" "$(cat "$2")" >> ca-certificates.crt;
   grep -qF "$1" ca-certificates.crt' sh "$line" /usr/local/share/ca-certificates/bottle-ca.crt

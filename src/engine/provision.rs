@@ -8,12 +8,16 @@ use crate::backend::{Backend, ExecOutput, ExecSpec};
 use color_eyre::eyre::{Result, WrapErr, bail, ensure};
 use std::path::Path;
 
-/// Adds one CA to the system trust store as `update-ca-certificates` would — the
+/// Repairs /tmp (one root exec does both), then adds one CA to the system trust store as
+/// `update-ca-certificates` would — the
 /// `/etc/ssl/certs` link, its OpenSSL hash link, and the bundle — without re-processing every
 /// certificate (which costs ~0.8 s of CPU per bottle). Falls back to `update-ca-certificates`
 /// where `openssl` is missing. Then checks the bundle holds it. $1 cert, $2 bundle, $3 probe.
 pub const INSTALL_CA: &str = r#"set -e
 cert="$1"; bundle="$2"; probe="$3"
+# /tmp must be world-writable with the sticky bit (smolvm packs lose it; some images too).
+chmod 1777 /tmp /var/tmp 2>/dev/null || true
+[ "$(stat -c %a /tmp)" = 1777 ] || { echo "/tmp is not 1777 after repair" >&2; exit 5; }
 if command -v openssl >/dev/null 2>&1; then
   cd /etc/ssl/certs
   name=$(basename "$cert" .crt).pem
@@ -107,25 +111,6 @@ pub async fn provision(
     ensure!(
         owner == uid.to_string(),
         "{home} is owned by uid {owner} but the agent runs as uid {uid}; fix the image (chown -R {user} {home})"
-    );
-
-    progress("provision: permissions");
-    // /tmp must be world-writable with the sticky bit (smolvm packs lose it; some images too).
-    let mode = a
-        .ok(
-            "root",
-            "repairing /tmp",
-            &[
-                "sh",
-                "-c",
-                "chmod 1777 /tmp /var/tmp 2>/dev/null; stat -c %a /tmp",
-            ],
-        )
-        .await?;
-    ensure!(
-        mode.trim() == "1777",
-        "/tmp has mode {} after repair, not 1777",
-        mode.trim()
     );
 
     // The CA step is the slow one: run it beside the file steps rather than after them.
@@ -300,6 +285,7 @@ pub async fn provision(
             .await?;
         match installed.code {
             0 => {}
+            5 => bail!("repairing /tmp: {}", installed.stderr_text().trim()),
             3 => bail!(
                 "installing the bottle CA: update-ca-certificates failed: {}",
                 installed.stderr_text().trim()
