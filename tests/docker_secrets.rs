@@ -4,7 +4,7 @@
 
 mod common;
 use common::docker::{Bottle, docker, docker_ok, scratch_with, unique_slug, up};
-use common::stderr;
+use common::{stderr, stdout};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -224,4 +224,105 @@ fn a_missing_token_source_fails_before_anything_is_created() {
             .join(format!("bottles/{slug}/secrets/route-0.token"))
             .exists()
     );
+}
+
+/// A CA and a certificate for `name` (PEM files in `dir`), for an HTTPS origin the bundle reaches.
+fn origin_pki(dir: &Path, name: &str) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "private origin CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let mut leaf = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
+    std::fs::write(dir.join("origin-ca.pem"), ca_cert.pem()).expect("ca");
+    std::fs::write(dir.join("origin.pem"), leaf.pem()).expect("cert");
+    std::fs::write(dir.join("origin.key"), leaf_key.serialize_pem()).expect("key");
+}
+
+#[test]
+fn inside_a_bottle_the_routed_host_gets_the_real_token_and_the_agent_only_the_placeholder() {
+    let token = unique_token("inject");
+    let scratch = common::Scratch::new();
+    origin_pki(scratch.path(), "secure.test");
+    scratch.write_config(&common::docker::config("").replace(
+        "allow = [\"api.example.com\"]",
+        "allow = [\"secure.test\"]\nallow_private = [\"secure.test:8443\"]\nupstream_ca = \"origin-ca.pem\"\n\
+         [[bottles.demo.routes]]\nhost = \"secure.test\"\ntoken_env = \"EXAMPLE_TOKEN\"",
+    ));
+    let bottle = Bottle::up(&scratch, &unique_slug("inj"), &[("EXAMPLE_TOKEN", &token)]);
+    // The origin sits on the bundle's way out, under the name the route uses; `openssl
+    // s_server` prints every byte it receives, so its log shows what the gateway sent.
+    let origin = format!("{}-origin", bottle.slug);
+    let files = scratch.path().display().to_string();
+    docker_ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        &origin,
+        "--network",
+        &format!("bottle-{}-ext", bottle.slug),
+        "--network-alias",
+        "secure.test",
+        "-v",
+        &format!("{files}:/pki:ro"),
+        "--user",
+        "root",
+        common::docker::TEST_AGENT,
+        "stdbuf",
+        "-o0",
+        "openssl",
+        "s_server",
+        "-accept",
+        "8443",
+        "-cert",
+        "/pki/origin.pem",
+        "-key",
+        "/pki/origin.key",
+        "-ign_eof",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // The agent uses its placeholder, through the proxy, trusting only what provision installed.
+    let out = bottle.sh("curl -sS --max-time 4 -H \"Authorization: Bearer $EXAMPLE_TOKEN\" https://secure.test:8443/hello; true");
+    let agent_saw = format!("{}{}", stdout(&out), stderr(&out));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let logs = docker(&["logs", &origin]);
+    let _ = docker(&["rm", "-f", &origin]);
+    let origin_saw = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert!(
+        origin_saw.contains("GET /hello HTTP/1.1"),
+        "the request never reached the origin:\n{origin_saw}\nagent: {agent_saw}"
+    );
+    assert!(
+        origin_saw.to_ascii_lowercase().contains(&format!(
+            "authorization: bearer {}",
+            token.to_ascii_lowercase()
+        )),
+        "{origin_saw}"
+    );
+    assert!(
+        !origin_saw.contains("bottle-placeholder-"),
+        "the placeholder went out: {origin_saw}"
+    );
+    assert!(
+        !agent_saw.contains(&token),
+        "the agent saw the token: {agent_saw}"
+    );
+    assert!(
+        !agent_saw.contains("certificate"),
+        "the agent did not trust the bottle CA: {agent_saw}"
+    );
+    let gateway = stdout(&scratch.run(&["logs", &bottle.slug, "--daemon", "gateway"]));
+    assert!(gateway.contains("\"decision\":\"inject\""), "{gateway}");
+    assert!(!gateway.contains(&token), "the token is in the gateway log");
 }

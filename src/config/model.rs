@@ -52,6 +52,8 @@ pub struct Bottle {
     pub allow_private: Vec<PrivateTarget>,
     /// Allowed hosts the gateway opens up (TLS interception without injection).
     pub intercept: Vec<HostPattern>,
+    /// A CA (PEM) the gateway trusts for upstream TLS besides the system roots.
+    pub upstream_ca: Option<PathBuf>,
     pub routes: Vec<Route>,
     pub git: Vec<GitUpstream>,
     pub supervise: Supervise,

@@ -44,6 +44,7 @@ const BOTTLE_KEYS: &[&str] = &[
     "allow",
     "allow_private",
     "intercept",
+    "upstream_ca",
     "routes",
     "git",
     "supervise",
@@ -293,6 +294,11 @@ impl Parser<'_> {
         let allow_private = t
             .parsed_list(d, "allow_private", PrivateTarget::parse)
             .unwrap_or_default();
+        // A private CA the gateway trusts for upstream TLS (a service reached via allow_private).
+        let upstream_ca = t.parsed(d, "upstream_ca", |s| {
+            let p = resolve(self.dir, s);
+            check_readable_file(&p).map(|()| p)
+        });
         // Hosts to open up (TLS interception without a credential), so the gateway can see
         // and block a placeholder inside their traffic. Each must be allowed in the first place.
         let intercept = t
@@ -393,6 +399,7 @@ impl Parser<'_> {
             allow,
             allow_private,
             intercept,
+            upstream_ca,
             routes,
             git,
             supervise,

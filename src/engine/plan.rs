@@ -79,6 +79,8 @@ pub struct GatewayPlan {
     pub allow_private: Vec<PrivateTarget>,
     /// Unrouted hosts intercepted anyway (so a placeholder inside their TLS is caught).
     pub intercept: Vec<HostPattern>,
+    /// A private CA trusted for upstream TLS besides the system roots (mounted in the bundle).
+    pub upstream_ca: Option<PathBuf>,
     pub routes: Vec<RoutePlan>,
     /// pipelock, when enabled: everything the gateway forwards goes through it.
     pub upstream_proxy: Option<String>,

@@ -23,6 +23,7 @@ pub mod in_bundle {
     pub const LOCAL_UPSTREAMS: &str = "/srv/bottle/upstreams";
     pub const SUPERVISE_CONFIG: &str = "/etc/bottle/supervise.json";
     pub const SECRETS: &str = "/run/bottle/secrets";
+    pub const UPSTREAM_CA: &str = "/etc/bottle/upstream-ca.pem";
     pub const QUEUE: &str = "/var/lib/bottle/queue";
 }
 
@@ -139,6 +140,7 @@ pub fn build(
         allow: def.allow.clone(),
         allow_private: def.allow_private.clone(),
         intercept: def.intercept.clone(),
+        upstream_ca: def.upstream_ca.clone(),
         routes,
         upstream_proxy: pipelock.as_ref().map(|p| format!("http://{}", p.listen)),
     };
@@ -188,6 +190,13 @@ pub fn build(
             read_only: true,
         },
     ];
+    if let Some(ca) = &gateway.upstream_ca {
+        mounts.push(Mount {
+            host: ca.clone(),
+            container: in_bundle::UPSTREAM_CA.into(),
+            read_only: true,
+        });
+    }
     if !gateway.routes.is_empty() {
         mounts.push(Mount {
             host: dir.join(files::SECRETS),

@@ -65,7 +65,11 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str
         ca_key: PathBuf::from(format!("{ca_dir}/ca.key")),
         upstream_proxy: plan.gateway.upstream_proxy.clone(),
         resolve: BTreeMap::new(),
-        upstream_roots: None,
+        upstream_roots: plan
+            .gateway
+            .upstream_ca
+            .as_ref()
+            .map(|_| PathBuf::from(crate::engine::prepare::in_bundle::UPSTREAM_CA)),
         host_addresses_file: Some(PathBuf::from(format!(
             "{}/host-addresses.json",
             crate::engine::prepare::in_bundle::CONFIG_DIR

@@ -5,7 +5,8 @@
 use super::intercept::server_config;
 use super::policy::Denial;
 use super::server::{
-    Body, Entry, HEAD_TIMEOUT, HOP_BY_HOP, MAX_HEAD, State, contains, content_length, text,
+    Body, Entry, HEAD_TIMEOUT, HOP_BY_HOP, LogOnDrop, MAX_HEAD, State, contains, content_length,
+    text,
 };
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -192,12 +193,21 @@ async fn request(
     for h in HOP_BY_HOP {
         req.headers_mut().remove(*h);
     }
+    let mut pending = LogOnDrop {
+        method: method.clone(),
+        host: host.to_owned(),
+        port,
+        started,
+        decision,
+        armed: true,
+    };
     let mut guard = upstream.lock().await;
     let reuse = guard.as_ref().is_some_and(|s| !s.is_closed());
     if !reuse {
         match connect_upstream(state, host, port, ip).await {
             Ok(s) => *guard = Some(s),
             Err(e) => {
+                pending.disarm();
                 entry.log(decision, "upstream-unreachable", 502, 0, 0);
                 return text(
                     StatusCode::BAD_GATEWAY,
@@ -207,6 +217,7 @@ async fn request(
         }
     }
     let Some(sender) = guard.as_mut() else {
+        pending.disarm();
         return text(
             StatusCode::BAD_GATEWAY,
             "bottle gateway: no upstream".into(),
@@ -214,6 +225,7 @@ async fn request(
     };
     if sender.ready().await.is_err() {
         *guard = None;
+        pending.disarm();
         entry.log(decision, "upstream-closed", 502, 0, 0);
         return text(
             StatusCode::BAD_GATEWAY,
@@ -224,6 +236,7 @@ async fn request(
     match sender.send_request(req).await {
         Ok(resp) => {
             let bytes_out = content_length(resp.headers());
+            pending.disarm();
             entry.log(
                 decision,
                 "routed",
@@ -235,6 +248,7 @@ async fn request(
         }
         Err(e) => {
             *guard = None;
+            pending.disarm();
             entry.log(decision, "upstream-error", 502, bytes_in, 0);
             text(
                 StatusCode::BAD_GATEWAY,

@@ -546,6 +546,14 @@ async fn forward(
         Ok(ip) => ip,
         Err(d) => return entry.deny(&d),
     };
+    let mut pending = LogOnDrop {
+        method: method.clone(),
+        host: host.clone(),
+        port,
+        started,
+        decision: "allow",
+        armed: true,
+    };
     let mut cached = upstream.lock().await;
     let reusable = cached
         .as_ref()
@@ -553,7 +561,10 @@ async fn forward(
     if !reusable {
         let stream = match state.dial(&host, ip, port).await {
             Ok(s) => s,
-            Err(e) => return entry.unreachable(&e),
+            Err(e) => {
+                pending.disarm();
+                return entry.unreachable(&e);
+            }
         };
         match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
             Ok((sender, conn)) => {
@@ -561,6 +572,7 @@ async fn forward(
                 *cached = Some((host.clone(), port, ip, sender));
             }
             Err(e) => {
+                pending.disarm();
                 entry.log("allow", "upstream-handshake", 502, 0, 0);
                 return text(
                     StatusCode::BAD_GATEWAY,
@@ -570,6 +582,7 @@ async fn forward(
         }
     }
     let Some((_, _, _, sender)) = cached.as_mut() else {
+        pending.disarm();
         return text(
             StatusCode::BAD_GATEWAY,
             "bottle gateway: no upstream".into(),
@@ -577,6 +590,7 @@ async fn forward(
     };
     if sender.ready().await.is_err() {
         *cached = None;
+        pending.disarm();
         entry.log("allow", "upstream-closed", 502, 0, 0);
         return text(
             StatusCode::BAD_GATEWAY,
@@ -613,11 +627,13 @@ async fn forward(
         Ok(resp) => {
             let status = resp.status().as_u16();
             let bytes_out = content_length(resp.headers());
+            pending.disarm();
             entry.log("allow", "allowlisted", status, bytes_in, bytes_out);
             resp.map(|b| b.boxed())
         }
         Err(e) => {
             *cached = None;
+            pending.disarm();
             entry.log("allow", "upstream-error", 502, bytes_in, 0);
             text(
                 StatusCode::BAD_GATEWAY,
@@ -629,6 +645,38 @@ async fn forward(
 
 pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Logs a request the agent gave up on before the upstream answered (the service future is
+/// dropped then), so every request still gets its line.
+pub(super) struct LogOnDrop {
+    pub(super) method: String,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) started: Instant,
+    pub(super) decision: &'static str,
+    pub(super) armed: bool,
+}
+
+impl LogOnDrop {
+    /// The request was logged by other means.
+    pub(super) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let entry = Entry {
+                method: &self.method,
+                host: &self.host,
+                port: self.port,
+                started: self.started,
+            };
+            entry.log(self.decision, "client-closed", 499, 0, 0);
+        }
+    }
 }
 
 /// The declared body size, for the log line (0 when not declared).
