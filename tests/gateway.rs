@@ -452,3 +452,54 @@ fn everything_it_forwards_goes_through_the_upstream_proxy_when_one_is_set() {
     let (code, _) = gw.curl(&["http://not-allowed.test/"]);
     assert_eq!(code, "403");
 }
+
+#[test]
+fn a_reused_agent_connection_still_checks_every_request() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    // One curl, one proxy connection: an allowed origin, then a name that rebinds to loopback,
+    // then a host that is not allowed at all.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-x",
+            &format!("http://127.0.0.1:{}", gw.port),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+        ])
+        .arg(format!("http://origin.test:{origin}/first"))
+        .args([
+            "--next",
+            "-sS",
+            "-x",
+            &format!("http://127.0.0.1:{}", gw.port),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+        ])
+        .arg(format!("http://rebind.test:{origin}/second"))
+        .args([
+            "--next",
+            "-sS",
+            "-x",
+            &format!("http://127.0.0.1:{}", gw.port),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_connects}\n",
+        ])
+        .arg("http://elsewhere.test/third")
+        .output()
+        .expect("curl");
+    assert_eq!(
+        stdout(&out),
+        "200 1\n403 0\n403 0\n",
+        "{}",
+        common::stderr(&out)
+    );
+}

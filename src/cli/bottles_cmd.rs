@@ -150,7 +150,7 @@ pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
         Ok::<_, color_eyre::Report>(all.into_iter().find(|b| b.slug == slug.as_str()))
     })?;
     let Some(status) = status else {
-        return Err(Failure::Usage(format!(
+        return Err(Failure::Other(eyre!(
             "no bottle `{slug}` is running (see `bottle-tui ls`)"
         )));
     };
@@ -306,6 +306,9 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
         } else {
             slugs
         };
+        if slugs.is_empty() {
+            println!("no bottles to kill");
+        }
         let backend = &backend;
         let kills = slugs.into_iter().map(|slug| async move {
             let r = kill::kill(backend, &slug, root).await;

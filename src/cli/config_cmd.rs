@@ -2,7 +2,7 @@ use super::args::ConfigCommand;
 use super::{Failure, Outcome, exit, print_json};
 use crate::config;
 use color_eyre::eyre::WrapErr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The commented example config, also what `config init` writes.
 pub const EXAMPLE: &str = include_str!("../../assets/example.toml");
@@ -39,10 +39,15 @@ pub fn run(command: ConfigCommand, explicit: Option<PathBuf>) -> Outcome {
             std::fs::write(&path, EXAMPLE)
                 .wrap_err_with(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
-            println!(
-                "next: edit it, then `bottle-tui --config {} plan demo`",
-                path.display()
-            );
+            // Where the lookup finds it by itself, there is no need to name it.
+            if config::locate(None).path.as_deref() == Some(Path::new(&path)) {
+                println!("next: edit it, then `bottle-tui plan demo`");
+            } else {
+                println!(
+                    "next: edit it, then `bottle-tui --config {} plan demo`",
+                    path.display()
+                );
+            }
             Ok(())
         }
     }

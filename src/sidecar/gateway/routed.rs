@@ -6,9 +6,8 @@ use super::intercept::server_config;
 use super::policy::Denial;
 use super::server::{
     Body, Entry, HEAD_TIMEOUT, HOP_BY_HOP, LogOnDrop, MAX_HEAD, State, contains, content_length,
-    text,
+    downstream, text,
 };
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::server::conn::http1;
@@ -202,10 +201,10 @@ async fn request(
         armed: true,
     };
     let mut guard = upstream.lock().await;
-    let reuse = guard.as_ref().is_some_and(|s| !s.is_closed());
-    if !reuse {
-        match connect_upstream(state, host, port, ip).await {
-            Ok(s) => *guard = Some(s),
+    let sender = match guard.take() {
+        Some(s) if !s.is_closed() => guard.insert(s),
+        _ => match connect_upstream(state, host, port, ip).await {
+            Ok(s) => guard.insert(s),
             Err(e) => {
                 pending.disarm();
                 entry.log(decision, "upstream-unreachable", 502, 0, 0);
@@ -214,14 +213,7 @@ async fn request(
                     format!("bottle gateway: {host}:{port}: {e}"),
                 );
             }
-        }
-    }
-    let Some(sender) = guard.as_mut() else {
-        pending.disarm();
-        return text(
-            StatusCode::BAD_GATEWAY,
-            "bottle gateway: no upstream".into(),
-        );
+        },
     };
     if sender.ready().await.is_err() {
         *guard = None;
@@ -244,7 +236,7 @@ async fn request(
                 bytes_in,
                 bytes_out,
             );
-            resp.map(|b| b.boxed())
+            downstream(resp)
         }
         Err(e) => {
             *guard = None;

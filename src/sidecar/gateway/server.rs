@@ -366,12 +366,12 @@ impl Entry<'_> {
     }
 }
 
+/// The origin connection of one agent connection, with the host and port it goes to.
 type Upstream = Arc<
     tokio::sync::Mutex<
         Option<(
             String,
             u16,
-            IpAddr,
             hyper::client::conn::http1::SendRequest<Incoming>,
         )>,
     >,
@@ -531,20 +531,48 @@ async fn forward(
         return entry.deny(&d);
     }
     // A placeholder on its way to any host but its own is a leak attempt.
+    let target = uri.path_and_query().map_or("", |p| p.as_str());
     let leaks = state.placeholders.iter().any(|(placeholder, owner)| {
         !owner.eq_ignore_ascii_case(&host)
-            && (req
-                .headers()
-                .values()
-                .any(|v| contains(v.as_bytes(), placeholder.as_bytes()))
-                || uri.to_string().contains(placeholder.as_str()))
+            && (target.contains(placeholder.as_str())
+                || req
+                    .headers()
+                    .values()
+                    .any(|v| contains(v.as_bytes(), placeholder.as_bytes())))
     });
     if leaks {
         return entry.deny(&Denial::Leak { host: host.clone() });
     }
-    let ip = match pick_address(&state, &host, port).await {
-        Ok(ip) => ip,
-        Err(d) => return entry.deny(&d),
+    let mut cached = upstream.lock().await;
+    // An open connection to this very origin was checked when it was made: reuse it without
+    // resolving again. Anything else is resolved, checked and dialled afresh.
+    let sender = match cached.take() {
+        Some((h, p, s)) if h == host && p == port && !s.is_closed() => {
+            &mut cached.insert((h, p, s)).2
+        }
+        _ => {
+            let ip = match pick_address(&state, &host, port).await {
+                Ok(ip) => ip,
+                Err(d) => return entry.deny(&d),
+            };
+            let stream = match state.dial(&host, ip, port).await {
+                Ok(s) => s,
+                Err(e) => return entry.unreachable(&e),
+            };
+            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                Ok((sender, conn)) => {
+                    tokio::spawn(conn);
+                    &mut cached.insert((host.clone(), port, sender)).2
+                }
+                Err(e) => {
+                    entry.log("allow", "upstream-handshake", 502, 0, 0);
+                    return text(
+                        StatusCode::BAD_GATEWAY,
+                        format!("bottle gateway: {host}:{port}: {e}"),
+                    );
+                }
+            }
+        }
     };
     let mut pending = LogOnDrop {
         method: method.clone(),
@@ -553,40 +581,6 @@ async fn forward(
         started,
         decision: "allow",
         armed: true,
-    };
-    let mut cached = upstream.lock().await;
-    let reusable = cached
-        .as_ref()
-        .is_some_and(|(h, p, i, s)| h == &host && *p == port && *i == ip && !s.is_closed());
-    if !reusable {
-        let stream = match state.dial(&host, ip, port).await {
-            Ok(s) => s,
-            Err(e) => {
-                pending.disarm();
-                return entry.unreachable(&e);
-            }
-        };
-        match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok((sender, conn)) => {
-                tokio::spawn(conn);
-                *cached = Some((host.clone(), port, ip, sender));
-            }
-            Err(e) => {
-                pending.disarm();
-                entry.log("allow", "upstream-handshake", 502, 0, 0);
-                return text(
-                    StatusCode::BAD_GATEWAY,
-                    format!("bottle gateway: {host}:{port}: {e}"),
-                );
-            }
-        }
-    }
-    let Some((_, _, _, sender)) = cached.as_mut() else {
-        pending.disarm();
-        return text(
-            StatusCode::BAD_GATEWAY,
-            "bottle gateway: no upstream".into(),
-        );
     };
     if sender.ready().await.is_err() {
         *cached = None;
@@ -629,7 +623,7 @@ async fn forward(
             let bytes_out = content_length(resp.headers());
             pending.disarm();
             entry.log("allow", "allowlisted", status, bytes_in, bytes_out);
-            resp.map(|b| b.boxed())
+            downstream(resp)
         }
         Err(e) => {
             *cached = None;
@@ -677,6 +671,15 @@ impl Drop for LogOnDrop {
             entry.log(self.decision, "client-closed", 499, 0, 0);
         }
     }
+}
+
+/// An origin's response as the agent gets it: the origin's hop-by-hop headers (its
+/// `Connection: close`, say) concern the gateway's connection, not the agent's.
+pub(super) fn downstream(mut resp: Response<Incoming>) -> Response<Body> {
+    for h in HOP_BY_HOP {
+        resp.headers_mut().remove(*h);
+    }
+    resp.map(|b| b.boxed())
 }
 
 /// The declared body size, for the log line (0 when not declared).
