@@ -12,6 +12,19 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum SessionAction {
+    /// Attach this terminal to the agent's session (run it through `docker exec -it`).
+    Attach {
+        /// The key that detaches and leaves the agent running.
+        #[arg(long, default_value = bottle_tui::sidecar::session::DEFAULT_DETACH_KEY)]
+        detach_key: bottle_tui::sidecar::session::DetachKey,
+        /// The name shown in the title and the detach message.
+        #[arg(long, env = "BOTTLE_SLUG", default_value = "the bottle")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Start the daemons named in BOTTLE_DAEMONS, restart them, forward signals.
     Init,
@@ -28,8 +41,16 @@ enum Command {
     GitGate,
     /// The MCP server agents ask humans through.
     Supervise,
-    /// The agent container's entrypoint: PTY, screen model, attach socket.
-    Session,
+    /// The agent container's entrypoint: runs COMMAND in a PTY once provision is done, keeps
+    /// its screen, serves attach. `session attach` is the terminal client.
+    #[command(args_conflicts_with_subcommands = true)]
+    Session {
+        #[command(subcommand)]
+        action: Option<SessionAction>,
+        /// The agent command and its arguments (after `--`).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Exit 0 when every daemon is healthy (the bundle's HEALTHCHECK).
     Health,
 }
@@ -42,7 +63,18 @@ fn main() -> ExitCode {
         Command::Health => return bottle_tui::sidecar::init::health(),
         Command::GitGate => ("git-gate", "issue #5"),
         Command::Supervise => ("supervise", "issue #5"),
-        Command::Session => ("session", "issue #6"),
+        Command::Session {
+            action: Some(SessionAction::Attach { detach_key, name }),
+            ..
+        } => {
+            return bottle_tui::sidecar::session::attach::run(
+                &bottle_tui::sidecar::session::attach::Options { detach_key, name },
+            );
+        }
+        Command::Session {
+            action: None,
+            command,
+        } => return bottle_tui::sidecar::session::holder::run(command),
     };
     eprintln!(
         "error: `bottle-sidecar {name}` is not implemented yet in {} (planned in {issue})",

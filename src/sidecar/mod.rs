@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod init;
 pub mod log;
+pub mod session;
 
 /// Exit code of a daemon this build does not have yet: init does not restart it.
 pub const EXIT_NOT_IMPLEMENTED: i32 = 3;

@@ -1,0 +1,557 @@
+//! `bottle-sidecar session -- CMD…`: PID 1 of the agent container. It reaps every child and
+//! forwards signals; once provision's marker exists it runs CMD in a PTY it owns, keeps a vt100
+//! model of the screen, and serves any number of attach clients on a unix socket. The agent
+//! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
+
+use super::protocol::{self, ClientFrame, ServerFrame, Size};
+use super::{Paths, SessionRecord, now, screen};
+use crate::sidecar::log;
+use bytes::{Bytes, BytesMut};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+const DAEMON: &str = "session";
+/// Output events kept for clients that fall behind; past that a client gets a repaint instead.
+/// With reads of at most `READ_CHUNK` bytes this bounds the holder's buffering.
+const BACKLOG: usize = 128;
+const READ_CHUNK: usize = 32 * 1024;
+/// A client batches this much queued output into one write.
+const WRITE_BATCH: usize = 256 * 1024;
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the agent exits, how long its PTY may take to drain and clients to receive the end.
+const DRAIN: Duration = Duration::from_secs(1);
+const INITIAL: Size = Size { rows: 24, cols: 80 };
+
+#[derive(Clone)]
+enum Event {
+    Output(Bytes),
+    Exit(i32),
+}
+
+struct Model {
+    parser: vt100::Parser,
+    tx: broadcast::Sender<Event>,
+    exited: Option<i32>,
+}
+
+/// What every task shares: the screen model (whose lock also orders output against
+/// subscriptions, so a client's repaint and its stream never overlap or leave a gap) and the
+/// PTY master for resizes.
+struct Shared {
+    model: Mutex<Model>,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    size: Mutex<Size>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the agent's session down with it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// The current screen as a repaint and a stream of everything after it.
+    fn subscribe(&self) -> (Bytes, broadcast::Receiver<Event>, Option<i32>) {
+        let m = lock(&self.model);
+        (
+            screen::repaint(m.parser.screen()),
+            m.tx.subscribe(),
+            m.exited,
+        )
+    }
+
+    /// The latest client to attach or resize sets the size (as tmux's `latest`).
+    fn resize(&self, size: Size) {
+        let size = size.sane();
+        let mut current = lock(&self.size);
+        if *current == size {
+            return;
+        }
+        *current = size;
+        lock(&self.model)
+            .parser
+            .screen_mut()
+            .set_size(screen::nonzero(size.rows), screen::nonzero(size.cols));
+        if let Err(e) = lock(&self.master).resize(pty_size(size)) {
+            log::event(
+                DAEMON,
+                "warn",
+                "cannot resize the agent's terminal",
+                json!({ "error": e.to_string() }),
+            );
+        }
+    }
+}
+
+fn pty_size(s: Size) -> PtySize {
+    PtySize {
+        rows: s.rows,
+        cols: s.cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
+}
+
+pub fn run(command: Vec<String>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::event(
+                DAEMON,
+                "error",
+                "cannot start the runtime",
+                json!({ "error": e.to_string() }),
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(hold(Paths::from_env(), command));
+    // Leftover client writers must not keep PID 1 alive.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}
+
+fn fail(msg: &str, error: impl std::fmt::Display) -> i32 {
+    log::event(DAEMON, "error", msg, json!({ "error": error.to_string() }));
+    1
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+    child: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+            child: signal(SignalKind::child())?,
+        })
+    }
+
+    /// The next signal to pass on to the agent, or `SIGCHLD`.
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::SIGTERM,
+            _ = self.int.recv() => Signal::SIGINT,
+            _ = self.hup.recv() => Signal::SIGHUP,
+            _ = self.quit.recv() => Signal::SIGQUIT,
+            _ = self.child.recv() => Signal::SIGCHLD,
+        }
+    }
+}
+
+/// Reaps every child that has exited (orphans of the agent included); returns the agent's
+/// code if it was among them.
+fn reap(agent: Option<Pid>) -> Option<i32> {
+    let mut agent_code = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if Some(pid) == agent => agent_code = Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid) == agent => {
+                agent_code = Some(128 + sig as i32);
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return agent_code,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn write_record(paths: &Paths, record: &SessionRecord) {
+    let text = serde_json::to_vec_pretty(record).unwrap_or_default();
+    if let Err(e) = crate::fsutil::write(&paths.record(), &text, 0o644) {
+        log::event(
+            DAEMON,
+            "warn",
+            "cannot write the session record",
+            json!({ "path": paths.record(), "error": format!("{e:#}") }),
+        );
+    }
+}
+
+async fn hold(paths: Paths, command: Vec<String>) -> i32 {
+    if command.is_empty() {
+        return fail(
+            "no agent command",
+            "usage: bottle-sidecar session -- COMMAND [ARGS…]",
+        );
+    }
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => return fail("cannot install signal handlers", e),
+    };
+    // Outside a container (tests, a smolvm machine) orphans should still come to us.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+
+    // Provision copies files in and fixes /tmp; the agent must not start before it is done.
+    let marker = paths.ready_marker();
+    let mut waited = false;
+    while !marker.exists() {
+        if !waited {
+            log::event(
+                DAEMON,
+                "info",
+                "waiting for provision",
+                json!({ "marker": marker }),
+            );
+            waited = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            sig = signals.next() => match sig {
+                Signal::SIGCHLD => { reap(None); }
+                other => {
+                    log::event(DAEMON, "info", "stopped before the agent started", json!({ "signal": other.as_str() }));
+                    return 128 + other as i32;
+                }
+            },
+        }
+    }
+
+    let run_dir = paths.run_dir();
+    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+        return fail(&format!("cannot create {}", run_dir.display()), e);
+    }
+
+    let pair = match native_pty_system().openpty(pty_size(INITIAL)) {
+        Ok(p) => p,
+        Err(e) => return fail("cannot open a PTY", e),
+    };
+    let mut cmd = CommandBuilder::from_argv(command.iter().map(Into::into).collect());
+    if let Ok(cwd) = std::env::current_dir() {
+        cmd.cwd(cwd);
+    }
+    if std::env::var_os("TERM").is_none() {
+        cmd.env("TERM", "xterm-256color");
+    }
+    for internal in ["BOTTLE_DAEMONS", super::DIR_ENV] {
+        cmd.env_remove(internal);
+    }
+    let child = match pair.slave.spawn_command(cmd) {
+        Ok(c) => c,
+        Err(e) => return fail(&format!("cannot start the agent command {command:?}"), e),
+    };
+    drop(pair.slave);
+    let agent = child.process_id().map(|p| Pid::from_raw(p as i32));
+    // We reap with waitpid(-1); the handle's own wait would race it.
+    drop(child);
+    let started_at = now();
+    write_record(
+        &paths,
+        &SessionRecord {
+            state: "running".into(),
+            pid: agent.map(Pid::as_raw),
+            exit_code: None,
+            started_at: Some(started_at.clone()),
+            finished_at: None,
+        },
+    );
+    log::event(
+        DAEMON,
+        "info",
+        "agent started",
+        json!({ "command": command, "pid": agent.map(Pid::as_raw) }),
+    );
+
+    let (reader, writer) = match (pair.master.try_clone_reader(), pair.master.take_writer()) {
+        (Ok(r), Ok(w)) => (r, w),
+        (Err(e), _) | (_, Err(e)) => return fail("cannot open the PTY master", e),
+    };
+    let (tx, _) = broadcast::channel(BACKLOG);
+    let shared = Arc::new(Shared {
+        model: Mutex::new(Model {
+            parser: screen::parser(INITIAL.rows, INITIAL.cols),
+            tx,
+            exited: None,
+        }),
+        master: Mutex::new(pair.master),
+        size: Mutex::new(INITIAL),
+    });
+    let (drained_tx, mut drained) = oneshot::channel();
+    let pump_shared = Arc::clone(&shared);
+    std::thread::spawn(move || pump_output(reader, &pump_shared, drained_tx));
+    let (input_tx, input_rx) = mpsc::channel::<Bytes>(64);
+    std::thread::spawn(move || pump_input(writer, input_rx));
+
+    let socket = paths.socket();
+    let _ = std::fs::remove_file(&socket);
+    let listener = match UnixListener::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot listen on {}", socket.display()), e),
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+    }
+
+    let mut clients = JoinSet::new();
+    let code = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let shared = Arc::clone(&shared);
+                    let input = input_tx.clone();
+                    clients.spawn(async move { serve(stream, shared, input).await });
+                }
+                Err(e) => log::event(DAEMON, "warn", "accept failed", json!({ "error": e.to_string() })),
+            },
+            Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            sig = signals.next() => match sig {
+                Signal::SIGCHLD => if let Some(code) = reap(agent) { break code },
+                other => forward(agent, other),
+            },
+        }
+    };
+    log::event(DAEMON, "info", "agent exited", json!({ "exit_code": code }));
+    // The PTY ends when the last process holding it exits; a daemon the agent left behind
+    // could hold it forever, so draining is bounded.
+    let _ = tokio::time::timeout(DRAIN, &mut drained).await;
+    let last = {
+        let mut m = lock(&shared.model);
+        m.exited = Some(code);
+        let _ = m.tx.send(Event::Exit(code));
+        screen::repaint(m.parser.screen())
+    };
+    if let Err(e) = crate::fsutil::write(&paths.last_screen(), &last, 0o644) {
+        log::event(
+            DAEMON,
+            "warn",
+            "cannot keep the last screen",
+            json!({ "error": format!("{e:#}") }),
+        );
+    }
+    write_record(
+        &paths,
+        &SessionRecord {
+            state: "exited".into(),
+            pid: agent.map(Pid::as_raw),
+            exit_code: Some(code),
+            started_at: Some(started_at),
+            finished_at: Some(now()),
+        },
+    );
+    let _ = std::fs::remove_file(&socket);
+    let _ = tokio::time::timeout(DRAIN, async {
+        while clients.join_next().await.is_some() {}
+    })
+    .await;
+    code
+}
+
+/// Passes a signal to the agent; SIGTERM also hangs up its terminal so an interactive shell,
+/// which ignores SIGTERM, ends as if its window closed.
+fn forward(agent: Option<Pid>, sig: Signal) {
+    let Some(pid) = agent else { return };
+    let _ = kill(pid, sig);
+    if sig == Signal::SIGTERM {
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGHUP);
+    }
+}
+
+/// PTY → model → clients. Reading is bounded by parsing, which is the back-pressure the agent
+/// should feel; clients never block this thread.
+fn pump_output(mut reader: Box<dyn Read + Send>, shared: &Shared, drained: oneshot::Sender<()>) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let chunk = Bytes::copy_from_slice(&buf[..n]);
+                let mut m = lock(&shared.model);
+                m.parser.process(&chunk);
+                // No receiver is not an error: nobody is attached.
+                let _ = m.tx.send(Event::Output(chunk));
+            }
+        }
+    }
+    let _ = drained.send(());
+}
+
+/// Clients → PTY, on its own thread: an agent that stops reading its input blocks only this.
+fn pump_input(mut writer: Box<dyn Write + Send>, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(bytes) = rx.blocking_recv() {
+        if writer
+            .write_all(&bytes)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Bytes>) {
+    let (mut rd, mut wr) = stream.into_split();
+    let size = match tokio::time::timeout(HELLO_TIMEOUT, protocol::read_client(&mut rd)).await {
+        Ok(Ok(Some(ClientFrame::Hello(size)))) => size,
+        other => {
+            let why = match other {
+                Err(_) => "no hello within 5 s".to_owned(),
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(f))) => format!("expected a hello frame first, got {f:?}"),
+                Ok(Err(e)) => format!("protocol error: {e}"),
+            };
+            reject(&mut wr, why).await;
+            return;
+        }
+    };
+    shared.resize(size);
+    let (repaint, rx, exited) = shared.subscribe();
+    log::event(
+        DAEMON,
+        "info",
+        "client attached",
+        json!({ "size": size.to_string() }),
+    );
+    let (err_tx, err_rx) = oneshot::channel::<String>();
+    let writer_shared = Arc::clone(&shared);
+    let mut writer = tokio::spawn(async move {
+        stream_to_client(&mut wr, &writer_shared, repaint, rx, exited, err_rx).await;
+    });
+    let reason = loop {
+        tokio::select! {
+            frame = protocol::read_client(&mut rd) => match frame {
+                Ok(Some(ClientFrame::Input(bytes))) => {
+                    if input.send(bytes).await.is_err() {
+                        break "the agent's input is closed".to_owned();
+                    }
+                }
+                Ok(Some(ClientFrame::Resize(size))) => shared.resize(size),
+                Ok(Some(ClientFrame::Detach)) => break "detached".to_owned(),
+                Ok(Some(ClientFrame::Hello(_))) => {
+                    let _ = err_tx.send("protocol error: a second hello".into());
+                    break "protocol error".to_owned();
+                }
+                Ok(None) => break "disconnected".to_owned(),
+                Err(e) => {
+                    let _ = err_tx.send(format!("protocol error: {e}"));
+                    break format!("protocol error: {e}");
+                }
+            },
+            _ = &mut writer => break "finished".to_owned(),
+        }
+    };
+    log::event(DAEMON, "info", "client left", json!({ "reason": reason }));
+    if reason.starts_with("protocol error") {
+        // Let the writer send the error; a client that does not read gets dropped anyway.
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+    }
+    writer.abort();
+}
+
+async fn reject(wr: &mut tokio::net::unix::OwnedWriteHalf, why: String) {
+    log::event(DAEMON, "warn", "client rejected", json!({ "reason": why }));
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        protocol::write_server(wr, &ServerFrame::Error(why)),
+    )
+    .await;
+}
+
+async fn stream_to_client(
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+    shared: &Shared,
+    repaint: Bytes,
+    mut rx: broadcast::Receiver<Event>,
+    exited: Option<i32>,
+    mut err_rx: oneshot::Receiver<String>,
+) {
+    if protocol::write_server(wr, &ServerFrame::Output(repaint))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Some(code) = exited {
+        let _ = protocol::write_server(wr, &ServerFrame::Exit(code)).await;
+        return;
+    }
+    let mut batch = BytesMut::new();
+    loop {
+        let first = tokio::select! {
+            ev = rx.recv() => ev,
+            Ok(why) = &mut err_rx => {
+                let _ = protocol::write_server(wr, &ServerFrame::Error(why)).await;
+                return;
+            }
+        };
+        let mut go_on = add(first, shared, &mut rx, &mut batch);
+        while go_on && batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(ev) => go_on = add(Ok(ev), shared, &mut rx, &mut batch),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    go_on = add(
+                        Err(broadcast::error::RecvError::Lagged(n)),
+                        shared,
+                        &mut rx,
+                        &mut batch,
+                    );
+                }
+                Err(_) => break,
+            }
+        }
+        if tokio::io::AsyncWriteExt::write_all(wr, &batch)
+            .await
+            .is_err()
+            || !go_on
+        {
+            return;
+        }
+        batch.clear();
+    }
+}
+
+/// Adds one event to a client's next write; false once nothing can follow.
+fn add(
+    ev: Result<Event, broadcast::error::RecvError>,
+    shared: &Shared,
+    rx: &mut broadcast::Receiver<Event>,
+    batch: &mut BytesMut,
+) -> bool {
+    match ev {
+        Ok(Event::Output(b)) => {
+            ServerFrame::Output(b).encode(batch);
+            true
+        }
+        Ok(Event::Exit(code)) => {
+            ServerFrame::Exit(code).encode(batch);
+            false
+        }
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            // This client fell behind: what it missed is gone, so it gets the screen as it is
+            // now and the stream from there.
+            let (repaint, fresh, exited) = shared.subscribe();
+            *rx = fresh;
+            batch.clear();
+            ServerFrame::Output(repaint).encode(batch);
+            match exited {
+                Some(code) => {
+                    ServerFrame::Exit(code).encode(batch);
+                    false
+                }
+                None => true,
+            }
+        }
+        Err(broadcast::error::RecvError::Closed) => false,
+    }
+}
