@@ -201,6 +201,9 @@ pub trait Backend: Send + Sync {
     async fn remove_volume(&self, name: &str) -> Result<()>;
     /// Extracts a tar archive into `dest_dir` of the container (which may be stopped).
     async fn copy_in(&self, container: &str, dest_dir: &str, tar: Vec<u8>) -> Result<()>;
+    /// The contents of one regular file in a container (which may be stopped); `None` if it
+    /// or the container does not exist.
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>>;
     /// Runs a command; output goes to `sink` as it arrives. Returns the exit code.
     async fn exec_streaming(
         &self,

@@ -90,7 +90,16 @@ pub enum Command {
     },
 
     /// Attach this terminal to a bottle's agent; the detach key leaves it running.
-    Attach { slug: Slug },
+    ///
+    /// The screen is repainted at once, input and window resizes go to the agent, and several
+    /// terminals may attach to one agent. A finished agent's last screen is shown instead.
+    /// Needs the `docker` CLI ($BOTTLE_TUI_DOCKER overrides it).
+    Attach {
+        slug: Slug,
+        /// Detach key (ctrl-<key>); default: the config's `[keys] detach`, else ctrl-q.
+        #[arg(long, value_name = "KEY")]
+        detach_key: Option<crate::sidecar::session::DetachKey>,
+    },
 
     /// Remove every resource of the named bottles. Safe to repeat.
     Kill {

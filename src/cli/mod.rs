@@ -1,6 +1,7 @@
 //! The `bottle-tui` command line: parse once, dispatch, map outcomes to exit codes.
 
 pub mod args;
+mod attach_cmd;
 mod bottles_cmd;
 mod config_cmd;
 mod doctor_cmd;
@@ -120,7 +121,7 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         } => bottles_cmd::logs_cmd(&slug, daemon, follow),
         Command::Exec { slug, command } => bottles_cmd::exec_cmd(&slug, command),
         Command::Kill { slugs, all } => bottles_cmd::kill_cmd(root, slugs, all),
-        Command::Attach { .. } => not_yet("attach", "issue #6, agent sessions"),
+        Command::Attach { slug, detach_key } => attach_cmd::run(&slug, detach_key, cli.config),
         Command::Queue { .. } => not_yet("queue", "issue #5, supervise"),
         Command::Approve { .. } => not_yet("approve", "issue #5, supervise"),
         Command::Deny { .. } => not_yet("deny", "issue #5, supervise"),

@@ -233,8 +233,7 @@ async fn steps(
     let bundle_ip = bundle_address(backend, plan).await?;
 
     step("agent-create", progress)?;
-    let mut env = plan.agent.env.clone();
-    env.insert("BOTTLE_DAEMONS".into(), String::new());
+    let env = plan.agent.env.clone();
     let mut mounts = Vec::new();
     if let Some(w) = &plan.agent.workspace {
         mounts.push(bind(w));
@@ -243,8 +242,9 @@ async fn steps(
         .create_container(&ContainerSpec {
             name: plan.agent.container.clone(),
             image: plan.agent.image.clone(),
-            entrypoint: Some(vec![AGENT_SIDECAR.into(), "init".into()]),
-            cmd: Some(Vec::new()),
+            // The session holder is PID 1 and runs the agent command once provision is done.
+            entrypoint: Some(vec![AGENT_SIDECAR.into(), "session".into(), "--".into()]),
+            cmd: Some(plan.agent.command.clone()),
             user: Some(plan.agent.user.clone()),
             working_dir: plan
                 .agent
@@ -288,8 +288,8 @@ async fn steps(
         provision::provision(backend, plan, progress)
     );
     sealed?;
-    provisioned?;
-    provision::mark_done(backend, plan, progress).await
+    let ids = provisioned?;
+    provision::mark_done(backend, plan, ids, progress).await
 }
 
 /// Removes the agent's default route. Docker gives even `internal` networks one; with no

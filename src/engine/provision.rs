@@ -65,11 +65,18 @@ impl Agent<'_> {
     }
 }
 
+/// Who the agent runs as, learnt during provision.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentIds {
+    pub uid: u64,
+    pub gid: u64,
+}
+
 pub async fn provision(
     backend: &dyn Backend,
     plan: &Plan,
     progress: super::launch::Progress<'_>,
-) -> Result<()> {
+) -> Result<AgentIds> {
     let a = Agent {
         backend,
         container: &plan.agent.container,
@@ -145,7 +152,7 @@ pub async fn provision(
                 .iter()
                 .map(|(p, bytes, mode)| {
                     if *mode == 0 {
-                        (p.as_str(), Content::Dir)
+                        (p.as_str(), Content::Dir(0o755))
                     } else {
                         expected += 1;
                         (p.as_str(), Content::File(bytes, *mode))
@@ -298,24 +305,34 @@ pub async fn provision(
         Ok::<(), color_eyre::Report>(())
     };
     tokio::try_join!(files, ca)?;
-    Ok(())
+    Ok(AgentIds { uid, gid })
 }
 
 /// Tells the session holder provision is complete: the agent command may start.
+/// The session's run folder (agent-owned, 0700) comes first, so the holder finds it ready.
 pub async fn mark_done(
     backend: &dyn Backend,
     plan: &Plan,
+    ids: AgentIds,
     progress: super::launch::Progress<'_>,
 ) -> Result<()> {
     let container = plan.agent.container.as_str();
     progress("provision: done");
     let (dir, name) = split(DONE_MARKER)?;
     debug_assert_eq!(dir, AGENT_SIDECAR_DIR);
+    debug_assert_eq!(name, crate::sidecar::session::READY_MARKER);
     backend
         .copy_in(
             container,
             dir,
-            owned_tar(&[(name, Content::File(b"ok\n", 0o644))], 0, 0)?,
+            owned_tar(
+                &[
+                    (crate::sidecar::session::RUN_DIR, Content::Dir(0o700)),
+                    (name, Content::File(b"ok\n", 0o644)),
+                ],
+                ids.uid,
+                ids.gid,
+            )?,
         )
         .await?;
     Ok(())
@@ -323,7 +340,7 @@ pub async fn mark_done(
 
 enum Content<'a> {
     File(&'a [u8], u32),
-    Dir,
+    Dir(u32),
 }
 
 /// A tar whose entries belong to `uid:gid`, with every parent folder listed (so the engine
@@ -338,14 +355,22 @@ fn owned_tar(entries: &[(&str, Content<'_>)], uid: u64, gid: u64) -> Result<Vec<
             .skip(1)
             .filter(|a| !a.as_os_str().is_empty())
             .collect();
-        if matches!(content, Content::Dir) {
-            parents.insert(0, p);
-        }
+        let own_mode = match content {
+            Content::Dir(mode) => {
+                parents.insert(0, p);
+                Some(*mode)
+            }
+            Content::File(..) => None,
+        };
         for dir in parents.into_iter().rev() {
             if dirs_done.insert(dir.to_owned()) {
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
+                h.set_mode(if dir == p {
+                    own_mode.unwrap_or(0o755)
+                } else {
+                    0o755
+                });
                 h.set_uid(uid);
                 h.set_gid(gid);
                 h.set_size(0);

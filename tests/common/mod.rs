@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod session;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

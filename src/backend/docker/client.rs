@@ -10,9 +10,9 @@ use bollard::models::{
     NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, EventsOptions, InspectContainerOptions, ListContainersOptions,
-    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
-    StopContainerOptions, UploadToContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, EventsOptions, InspectContainerOptions,
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
+    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use futures_util::StreamExt;
@@ -307,6 +307,41 @@ impl Backend for DockerBackend {
             )
             .await
             .wrap_err_with(|| format!("cannot copy files into {container}:{dest_dir}"))
+    }
+
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(DownloadFromContainerOptions {
+                path: path.to_owned(),
+            }),
+        );
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => {
+                    return Err(e).wrap_err_with(|| format!("cannot read {container}:{path}"));
+                }
+            }
+        }
+        let mut tar = tar::Archive::new(archive.as_slice());
+        let entries = tar
+            .entries()
+            .wrap_err_with(|| format!("the engine sent a broken archive of {container}:{path}"))?;
+        for entry in entries {
+            let mut entry = entry.wrap_err_with(|| {
+                format!("the engine sent a broken archive of {container}:{path}")
+            })?;
+            if entry.header().entry_type().is_file() {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes)
+                    .wrap_err_with(|| format!("cannot read {container}:{path}"))?;
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
     }
 
     async fn exec_streaming(

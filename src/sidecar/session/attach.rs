@@ -34,10 +34,13 @@ impl Drop for RawMode {
     }
 }
 
+/// `docker exec -it` starts the TTY at 0×0 and sizes it a moment later (a SIGWINCH); until
+/// then the size is unknown, which the holder reads as "keep the agent's size".
 fn terminal_size() -> Size {
-    crossterm::terminal::size()
-        .map(|(cols, rows)| Size { rows, cols }.sane())
-        .unwrap_or(Size { rows: 24, cols: 80 })
+    match crossterm::terminal::size() {
+        Ok((cols, rows)) if cols > 0 && rows > 0 => Size { rows, cols },
+        _ => Size::UNKNOWN,
+    }
 }
 
 enum End {
@@ -84,7 +87,7 @@ pub fn run(opts: &Options) -> ExitCode {
     // The stdin reader is a blocking read nobody can cancel; do not wait for a keypress.
     rt.shutdown_background();
     let mut out = std::io::stdout().lock();
-    let bottom = format!("\x1b[{};1H\r\n", terminal_size().rows);
+    let bottom = format!("\x1b[{};1H\r\n", terminal_size().rows.max(1));
     let _ = std::io::Write::write_all(&mut out, screen::RESET_MODES.as_bytes());
     let _ = std::io::Write::write_all(&mut out, bottom.as_bytes());
     let _ = std::io::Write::write_all(&mut out, b"\x1b]2;\x07");
@@ -163,7 +166,11 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                 }
             },
             Some(()) = async { match winch.as_mut() { Some(w) => w.recv().await, None => None } } => {
-                let frame = ClientFrame::Resize(terminal_size());
+                let size = terminal_size();
+                if size == Size::UNKNOWN {
+                    continue;
+                }
+                let frame = ClientFrame::Resize(size);
                 if let Err(e) = protocol::write_client(&mut wr, &frame).await {
                     return End::Lost(e.to_string());
                 }

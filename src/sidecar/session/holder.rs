@@ -72,6 +72,9 @@ impl Shared {
 
     /// The latest client to attach or resize sets the size (as tmux's `latest`).
     fn resize(&self, size: Size) {
+        if size.rows == 0 || size.cols == 0 {
+            return;
+        }
         let size = size.sane();
         let mut current = lock(&self.size);
         if *current == size {

@@ -17,8 +17,8 @@ pub const DEFAULT_DIR: &str = "/.bottle";
 pub const READY_MARKER: &str = "provisioned";
 /// Agent-owned, 0700, made by provision: the socket and the session's records.
 pub const RUN_DIR: &str = "run";
-/// The default detach key of the attach client (telnet's).
-pub const DEFAULT_DETACH_KEY: &str = "ctrl-]";
+/// The default detach key, the same as the dashboard pane's (`[keys] detach`).
+pub const DEFAULT_DETACH_KEY: &str = "ctrl-q";
 
 /// The session's files, all under one folder.
 #[derive(Debug, Clone)]

@@ -18,6 +18,9 @@ pub struct Size {
 }
 
 impl Size {
+    /// Sent by a client whose terminal has no size yet: the agent keeps its own.
+    pub const UNKNOWN: Self = Self { rows: 0, cols: 0 };
+
     /// Zero is what an unsized terminal reports; nothing can be drawn in it.
     pub fn sane(self) -> Self {
         Self {
@@ -173,12 +176,19 @@ impl ServerFrame {
 }
 
 /// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-async fn read_raw<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<(u8, Bytes)>> {
+/// An unknown kind is refused before its length is trusted, so garbage gets the clearer error.
+async fn read_raw<R: AsyncRead + Unpin>(
+    r: &mut R,
+    known: &[u8],
+) -> std::io::Result<Option<(u8, Bytes)>> {
     let mut head = [0u8; HEADER];
     match r.read_exact(&mut head[..1]).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
+    }
+    if !known.contains(&head[0]) {
+        return Err(invalid(ProtocolError::UnknownKind(head[0])));
     }
     r.read_exact(&mut head[1..]).await?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
@@ -198,14 +208,16 @@ fn invalid(e: ProtocolError) -> std::io::Error {
 }
 
 pub async fn read_client<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<ClientFrame>> {
-    match read_raw(r).await? {
+    const KNOWN: &[u8] = &[kind::HELLO, kind::INPUT, kind::RESIZE, kind::DETACH];
+    match read_raw(r, KNOWN).await? {
         None => Ok(None),
         Some((k, p)) => ClientFrame::decode(k, p).map(Some).map_err(invalid),
     }
 }
 
 pub async fn read_server<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<ServerFrame>> {
-    match read_raw(r).await? {
+    const KNOWN: &[u8] = &[kind::OUTPUT, kind::EXIT, kind::ERROR];
+    match read_raw(r, KNOWN).await? {
         None => Ok(None),
         Some((k, p)) => ServerFrame::decode(k, p).map(Some).map_err(invalid),
     }

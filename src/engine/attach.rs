@@ -1,0 +1,105 @@
+//! How to reach a bottle's agent session: the `docker exec -it … session attach` command line
+//! for a running agent (a plain terminal runs it directly, the dashboard's pane in a PTY), or
+//! the last screen and exit code of a finished one.
+
+use super::launch::AGENT_SIDECAR;
+use crate::backend::{Backend, label, role};
+use crate::sidecar::session::{DEFAULT_DIR, DetachKey, Paths};
+use crate::types::Slug;
+use color_eyre::eyre::{Result, bail, eyre};
+
+/// Overrides the `docker` program used to attach (it must talk to the same engine).
+pub const DOCKER_CLI_ENV: &str = "BOTTLE_TUI_DOCKER";
+/// The engine holds back the first key of its own detach sequence until the next key arrives;
+/// a double NUL is the pair least likely to be typed, and our client detaches on its own key.
+pub const ENGINE_DETACH_KEYS: &str = "ctrl-@,ctrl-@";
+
+/// A program and its arguments, never through a shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachCommand {
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Target {
+    Live(AttachCommand),
+    /// The agent finished: what it last showed and how it ended.
+    Finished {
+        exit_code: Option<i64>,
+        last_screen: Option<Vec<u8>>,
+    },
+}
+
+pub fn docker_program() -> String {
+    std::env::var(DOCKER_CLI_ENV).unwrap_or_else(|_| "docker".to_owned())
+}
+
+/// `docker exec -it` into the agent container, running the attach client as the agent user.
+pub fn docker_attach(container: &str, slug: &Slug, key: DetachKey) -> AttachCommand {
+    AttachCommand {
+        program: docker_program(),
+        args: vec![
+            "exec".into(),
+            "-it".into(),
+            "--detach-keys".into(),
+            ENGINE_DETACH_KEYS.into(),
+            container.into(),
+            AGENT_SIDECAR.into(),
+            "session".into(),
+            "attach".into(),
+            "--name".into(),
+            slug.to_string(),
+            "--detach-key".into(),
+            key.to_string(),
+        ],
+    }
+}
+
+pub async fn resolve(backend: &dyn Backend, slug: &Slug, key: DetachKey) -> Result<Target> {
+    let containers = backend
+        .list_containers(&[(label::SLUG, slug.as_str())])
+        .await?;
+    if containers.is_empty() {
+        bail!("no bottle `{slug}` (see `bottle-tui ls`)");
+    }
+    if let Some(machine) = containers.iter().find_map(|c| c.labels.get(label::MACHINE)) {
+        bail!(
+            "`{slug}` runs its agent in the smolvm machine {machine}, which has no session holder yet; use `smolvm machine exec --name {machine} -it -- sh`"
+        );
+    }
+    let agent = containers
+        .iter()
+        .find(|c| c.labels.get(label::ROLE).map(String::as_str) == Some(role::AGENT))
+        .ok_or_else(|| eyre!("`{slug}` has no agent container (it is broken; `bottle-tui kill {slug}` cleans it up)"))?;
+    match agent.state.as_str() {
+        "running" => Ok(Target::Live(docker_attach(&agent.name, slug, key))),
+        "exited" | "dead" => {
+            let paths = Paths::new(DEFAULT_DIR);
+            let path = paths.last_screen();
+            let last_screen = backend
+                .read_file(&agent.name, &path.display().to_string())
+                .await?;
+            Ok(Target::Finished {
+                exit_code: agent.exit_code,
+                last_screen,
+            })
+        }
+        other => bail!("the agent of `{slug}` is {other}; it can be attached once it runs"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attach_command_line_is_one_argv_with_explicit_detach_keys() {
+        let slug: Slug = "demo".parse().unwrap();
+        let cmd = docker_attach("bottle-demo-agent", &slug, "ctrl-q".parse().unwrap());
+        assert_eq!(
+            cmd.args.join(" "),
+            "exec -it --detach-keys ctrl-@,ctrl-@ bottle-demo-agent /.bottle/bottle-sidecar session attach --name demo --detach-key ctrl-q"
+        );
+    }
+}

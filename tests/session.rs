@@ -1,0 +1,243 @@
+//! The session holder run on this host: several clients, detach, exit codes, provision gating,
+//! and hostile clients (garbage, a client that never reads, a 10 MB burst).
+
+mod common;
+
+use bottle_tui::sidecar::session::protocol::{ServerFrame, Size};
+use bottle_tui::sidecar::session::{SessionRecord, protocol};
+use common::session::{Holder, Seen};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+const SIZE: Size = Size { rows: 24, cols: 80 };
+const LONG: Duration = Duration::from_secs(60);
+
+fn record(h: &Holder) -> SessionRecord {
+    serde_json::from_slice(&std::fs::read(h.paths().record()).expect("session.json"))
+        .expect("session.json parses")
+}
+
+#[tokio::test]
+async fn a_new_client_sees_the_screen_at_once_and_detaching_leaves_the_agent_running() {
+    let h = Holder::start(&["sh"], true);
+    let mut first = h.connect(SIZE).await;
+    first.send(b"echo one-$((40+2))\r").await;
+    assert!(matches!(first.until("one-42", LONG).await, Seen::Found));
+    protocol::write_client(&mut first.wr, &protocol::ClientFrame::Detach)
+        .await
+        .unwrap();
+    assert!(
+        first.frame().await.is_none(),
+        "detach closes the connection"
+    );
+
+    // A new client: its very first frame is the repaint with the earlier output on it.
+    let mut second = h.connect(SIZE).await;
+    match second.frame().await {
+        Some(ServerFrame::Output(b)) => {
+            second.screen.process(&b);
+            assert!(second.screen.screen().contents().contains("one-42"));
+        }
+        other => panic!("expected the repaint, got {other:?}"),
+    }
+    assert_eq!(record(&h).state, "running");
+    // Two clients at once both see new output.
+    let mut third = h.connect(SIZE).await;
+    second.send(b"echo two-$((40+3))\r").await;
+    assert!(matches!(second.until("two-43", LONG).await, Seen::Found));
+    assert!(matches!(third.until("two-43", LONG).await, Seen::Found));
+}
+
+#[tokio::test]
+async fn the_latest_client_sets_the_agents_size() {
+    let h = Holder::start(&["sh"], true);
+    let mut c = h
+        .connect(Size {
+            rows: 30,
+            cols: 100,
+        })
+        .await;
+    c.send(b"stty size\r").await;
+    assert!(matches!(c.until("30 100", LONG).await, Seen::Found));
+    protocol::write_client(
+        &mut c.wr,
+        &protocol::ClientFrame::Resize(Size {
+            rows: 41,
+            cols: 133,
+        }),
+    )
+    .await
+    .unwrap();
+    c.send(b"stty size\r").await;
+    assert!(matches!(c.until("41 133", LONG).await, Seen::Found));
+    // A client whose terminal has no size yet (docker exec -it starts at 0x0) changes nothing.
+    let mut d = h.connect(Size::UNKNOWN).await;
+    d.send(b"stty size\r").await;
+    assert!(matches!(d.until("41 133", LONG).await, Seen::Found));
+}
+
+#[tokio::test]
+async fn the_session_exits_with_the_agents_code_and_keeps_its_last_screen() {
+    let mut h = Holder::start(&["sh", "-c", "read x; echo bye-now; exit 7"], true);
+    let mut c = h.connect(SIZE).await;
+    c.send(b"\r").await;
+    match c.until("never printed", LONG).await {
+        Seen::Exit(code) => assert_eq!(code, 7),
+        Seen::Found => unreachable!(),
+    }
+    assert_eq!(h.wait_exit(LONG), 7);
+    let r = record(&h);
+    assert_eq!((r.state.as_str(), r.exit_code), ("exited", Some(7)));
+    assert!(r.finished_at.is_some());
+    let last = std::fs::read(h.paths().last_screen()).expect("last screen");
+    let mut p = bottle_tui::sidecar::session::screen::parser(24, 80);
+    p.process(&last);
+    assert!(p.screen().contents().contains("bye-now"));
+}
+
+#[tokio::test]
+async fn a_killed_agent_ends_the_session_with_128_plus_the_signal() {
+    let mut h = Holder::start(&["sh", "-c", "echo started; sleep 600"], true);
+    let mut c = h.connect(SIZE).await;
+    // The first output may come before we subscribed: the repaint has it then.
+    c.until("started", LONG).await;
+    let pid = record(&h).pid.expect("agent pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(h.wait_exit(LONG), 137);
+    assert_eq!(record(&h).exit_code, Some(137));
+}
+
+#[tokio::test]
+async fn sigterm_to_the_holder_ends_even_an_interactive_shell() {
+    // An interactive sh ignores SIGTERM; the holder also hangs up its terminal.
+    let mut h = Holder::start(&["sh"], true);
+    let mut c = h.connect(SIZE).await;
+    c.send(b"echo up\r").await;
+    c.until("up", LONG).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(h.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let code = h.wait_exit(Duration::from_secs(10));
+    assert_eq!(record(&h).exit_code, Some(code));
+    assert_eq!(record(&h).state, "exited");
+}
+
+#[tokio::test]
+async fn the_agent_waits_for_provision() {
+    let witness = tempfile::tempdir().unwrap();
+    let ran = witness.path().join("ran");
+    let script = format!("echo yes > {}; sleep 600", ran.display());
+    let h = Holder::start(&["sh", "-c", &script], false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!h.paths().socket().exists(), "no session before provision");
+    assert!(!ran.exists(), "the agent ran before provision was done");
+    h.mark_ready();
+    let mut c = h.connect(SIZE).await;
+    assert_eq!(record(&h).state, "running");
+    c.send(b"").await;
+    let deadline = std::time::Instant::now() + LONG;
+    while !ran.exists() {
+        assert!(std::time::Instant::now() < deadline, "the agent never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_on_the_socket_gets_a_clear_error_and_the_session_keeps_serving() {
+    let h = Holder::start(&["sh"], true);
+    let mut good = h.connect(SIZE).await;
+    let cases: [(&[u8], &str); 3] = [
+        (b"GET / HTTP/1.1\r\n\r\n", "unknown frame kind 71"),
+        (&[2, 0, 0, 0, 1, b'x'], "expected a hello frame first"),
+        (
+            &[1, 0, 0, 0, 4, 0, 24, 0, 80, 2, 0xff, 0xff, 0xff, 0xff],
+            "exceeds",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let s = tokio::net::UnixStream::connect(h.paths().socket())
+            .await
+            .unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        wr.write_all(bytes).await.unwrap();
+        // The hello of the third case is good; its garbage follows and arrives later.
+        let mut error = None;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(Ok(Some(frame))) =
+            tokio::time::timeout_at(deadline, protocol::read_server(&mut rd)).await
+        {
+            if let ServerFrame::Error(e) = frame {
+                error = Some(e);
+                break;
+            }
+        }
+        let error = error.unwrap_or_else(|| panic!("no error frame for {bytes:?}"));
+        assert!(
+            error.contains(expected),
+            "{error:?} should say {expected:?}"
+        );
+    }
+    good.send(b"echo still-$((1+1))\r").await;
+    assert!(matches!(good.until("still-2", LONG).await, Seen::Found));
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_stalls_neither_the_agent_nor_others_and_memory_stays_bounded() {
+    // 20 MB of output while one client reads nothing at all.
+    let mut h = Holder::start(
+        &[
+            "sh",
+            "-c",
+            "read x; head -c 20000000 /dev/zero | tr '\\0' 'x'; echo; echo all-done; read y",
+        ],
+        true,
+    );
+    let _stuck = h.connect(SIZE).await;
+    let mut reader = h.connect(SIZE).await;
+    reader.send(b"\r").await;
+    assert!(matches!(reader.until("all-done", LONG).await, Seen::Found));
+    let peak = h.peak_rss_kib();
+    eprintln!("holder peak RSS: {peak} KiB");
+    assert!(peak < 64 * 1024, "holder peak RSS {peak} KiB");
+    reader.send(b"\r").await;
+    assert!(matches!(reader.until("never", LONG).await, Seen::Exit(0)));
+    assert_eq!(h.wait_exit(LONG), 0);
+}
+
+#[tokio::test]
+async fn ten_megabytes_of_random_bytes_in_one_burst() {
+    let h = Holder::start(
+        &[
+            "sh",
+            "-c",
+            "read x; head -c 10485760 /dev/urandom; printf '\\033c'; echo burst-over; read y",
+        ],
+        true,
+    );
+    let mut c = h.connect(SIZE).await;
+    c.send(b"\r").await;
+    assert!(matches!(c.until("burst-over", LONG).await, Seen::Found));
+    assert!(
+        c.received >= 10_485_760 / 2,
+        "received {} bytes",
+        c.received
+    );
+    let peak = h.peak_rss_kib();
+    eprintln!("holder peak RSS: {peak} KiB");
+    assert!(peak < 64 * 1024, "holder peak RSS {peak} KiB");
+    // Still interactive afterwards.
+    let mut d = h.connect(SIZE).await;
+    match d.frame().await {
+        Some(ServerFrame::Output(b)) => {
+            d.screen.process(&b);
+            assert!(d.screen.screen().contents().contains("burst-over"));
+        }
+        other => panic!("expected the repaint, got {other:?}"),
+    }
+}
