@@ -12,6 +12,7 @@ pub mod logging;
 pub mod sidecar;
 pub mod state;
 pub mod store;
+pub mod tui;
 pub mod types;
 
 /// The version stamped on every resource this build creates (`bottle.version` label).
