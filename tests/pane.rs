@@ -10,7 +10,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
-use ratatui::widgets::{Block, Borders, Widget};
+use ratatui::widgets::{Block, Borders};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -189,4 +189,11 @@ async fn the_pane_attaches_to_a_session_and_its_detach_key_leaves_the_agent_runn
     // A second pane repaints the earlier output at once.
     let (again, mut rx2) = spawn("env", &attach, SIZE);
     until_text(&again, &mut rx2, "hi-42").await;
+}
+
+#[tokio::test]
+async fn the_pane_answers_status_and_cursor_position_queries() {
+    let script = r#"stty -echo -icanon; printf 'ab\033[6n'; r=$(dd bs=1 count=6 2>/dev/null); printf '\033[5n'; s=$(dd bs=1 count=4 2>/dev/null); printf '\ngot:%s %s\n' "$r" "$s" | tr -d '\033'; sleep 2"#;
+    let (pane, mut rx) = spawn("sh", &["-c", script], SIZE);
+    until_text(&pane, &mut rx, "got:[1;3R [0n").await;
 }

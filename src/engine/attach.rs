@@ -4,7 +4,7 @@
 
 use super::launch::AGENT_SIDECAR;
 use crate::backend::{Backend, label, role};
-use crate::sidecar::session::{DEFAULT_DIR, DetachKey, Paths};
+use crate::sidecar::session::{DEFAULT_DIR, DetachKey, Paths, probe};
 use crate::types::Slug;
 use color_eyre::eyre::{Result, bail, eyre};
 
@@ -37,22 +37,29 @@ pub fn docker_program() -> String {
 
 /// `docker exec -it` into the agent container, running the attach client as the agent user.
 pub fn docker_attach(container: &str, slug: &Slug, key: DetachKey) -> AttachCommand {
+    let mut args: Vec<String> = vec![
+        "exec".into(),
+        "-it".into(),
+        "--detach-keys".into(),
+        ENGINE_DETACH_KEYS.into(),
+    ];
+    // Tests shorten the client's terminal liveness probe.
+    if let Ok(v) = std::env::var(probe::ENV) {
+        args.extend(["-e".into(), format!("{}={v}", probe::ENV)]);
+    }
+    args.extend([
+        container.into(),
+        AGENT_SIDECAR.into(),
+        "session".into(),
+        "attach".into(),
+        "--name".into(),
+        slug.to_string(),
+        "--detach-key".into(),
+        key.to_string(),
+    ]);
     AttachCommand {
         program: docker_program(),
-        args: vec![
-            "exec".into(),
-            "-it".into(),
-            "--detach-keys".into(),
-            ENGINE_DETACH_KEYS.into(),
-            container.into(),
-            AGENT_SIDECAR.into(),
-            "session".into(),
-            "attach".into(),
-            "--name".into(),
-            slug.to_string(),
-            "--detach-key".into(),
-            key.to_string(),
-        ],
+        args,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod session;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -54,11 +54,7 @@ impl Holder {
                 return Client {
                     rd,
                     wr,
-                    screen: vt100::Parser::new(
-                        std::num::NonZeroU16::new(size.rows.max(1)).unwrap(),
-                        std::num::NonZeroU16::new(size.cols.max(1)).unwrap(),
-                        0,
-                    ),
+                    screen: bottle_tui::sidecar::session::screen::parser(size.rows, size.cols),
                     received: 0,
                     tail: Vec::new(),
                 };

@@ -2,11 +2,13 @@
 //! run through `docker exec -it`. Raw mode, the current screen at once, input and resizes
 //! forwarded, and a detach key that leaves the agent running.
 
+use super::probe::{self, Probe, Tick};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
 use super::{DetachKey, Paths, screen};
 use bytes::Bytes;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::signal::unix::{SignalKind, signal};
@@ -131,10 +133,20 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdin_open = true;
+    let interactive = std::io::stdin().is_terminal();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let mut probe = Probe::from_env();
+    // The probe's query must not land inside the agent's own escape sequence or character.
+    let mut output_at = Instant::now();
+    let mut mid_sequence = false;
+    let mut probe_timer = tokio::time::interval(probe.period());
+    probe_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             frame = protocol::read_server(&mut rd) => match frame {
                 Ok(Some(ServerFrame::Output(bytes))) => {
+                    output_at = Instant::now();
+                    mid_sequence = probe::ends_mid_sequence(&bytes);
                     if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
                         return End::Lost("cannot write to the terminal".into());
                     }
@@ -145,9 +157,14 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                 Err(e) => return End::Lost(e.to_string()),
             },
             n = stdin.read(&mut buf), if stdin_open => match n {
+                // A terminal that ends is gone (docker exec's client died and the engine closed
+                // the TTY): leave rather than linger as an invisible viewer. A pipe that ends
+                // just leaves a read-only viewer.
+                Ok(0) | Err(_) if interactive => return End::Lost("the terminal closed".into()),
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
-                    let input = &buf[..n];
+                    let input = probe.filter(&buf[..n], Instant::now());
+                    let input = input.as_slice();
                     let key = opts.detach_key.byte();
                     let (before, detach) = match input.iter().position(|&b| b == key) {
                         Some(i) => (&input[..i], true),
@@ -165,6 +182,23 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                     }
                 }
             },
+            // Conditions on time are checked inside: a select guard is only re-read when
+            // something else wakes the loop.
+            _ = probe_timer.tick(), if interactive => {
+                if !mid_sequence && output_at.elapsed() >= probe.period() {
+                    match probe.tick(Instant::now()) {
+                        Tick::Ask => {
+                            let _ = stdout.write_all(probe::QUERY).await;
+                            let _ = stdout.flush().await;
+                        }
+                        Tick::Gone => return End::Lost("the terminal stopped answering".into()),
+                        Tick::Nothing => {}
+                    }
+                }
+            }
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
+                return End::Lost("the terminal hung up".into());
+            }
             Some(()) = async { match winch.as_mut() { Some(w) => w.recv().await, None => None } } => {
                 let size = terminal_size();
                 if size == Size::UNKNOWN {

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod holder;
+pub mod probe;
 pub mod protocol;
 pub mod screen;
 

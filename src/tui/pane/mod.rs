@@ -62,9 +62,42 @@ impl PaneSize {
     }
 }
 
+/// Answers the status queries a real terminal answers: programs (and the attach client's
+/// liveness probe) wait for them.
+#[derive(Debug, Default)]
+pub struct Replies {
+    pending: Vec<u8>,
+}
+
+impl vt100::Callbacks for Replies {
+    fn unhandled_csi(
+        &mut self,
+        screen: &mut vt100::Screen,
+        i1: Option<u8>,
+        _i2: Option<u8>,
+        params: &[&[u16]],
+        c: char,
+    ) {
+        if c != 'n' || i1.is_some() {
+            return;
+        }
+        match params.first().and_then(|p| p.first()) {
+            Some(5) => self.pending.extend_from_slice(b"\x1b[0n"),
+            Some(6) => {
+                let (row, col) = screen.cursor_position();
+                self.pending
+                    .extend_from_slice(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes());
+            }
+            _ => {}
+        }
+    }
+}
+
+pub type Parser = vt100::Parser<Replies>;
+
 pub struct Pane {
     id: PaneId,
-    parser: Arc<Mutex<vt100::Parser>>,
+    parser: Arc<Mutex<Parser>>,
     master: Box<dyn MasterPty + Send>,
     input: std::sync::mpsc::Sender<Vec<u8>>,
     killer: Box<dyn ChildKiller + Send + Sync>,
@@ -108,22 +141,31 @@ impl Pane {
             .master
             .take_writer()
             .map_err(|e| eyre!("cannot write to the pane's PTY: {e}"))?;
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+        let parser = Arc::new(Mutex::new(vt100::Parser::new_with_callbacks(
             nonzero(size.rows),
             nonzero(size.cols),
             SCROLLBACK,
+            Replies::default(),
         )));
         let dirty = Arc::new(AtomicBool::new(false));
         let exit = Arc::new(Mutex::new(None));
 
+        let (input, input_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name(format!("pane-{id}-write"))
+            .spawn(move || write_input(writer, &input_rx))
+            .wrap_err("cannot start the pane's writer")?;
         let (drained_tx, drained_rx) = std::sync::mpsc::channel::<()>();
         {
             let parser = Arc::clone(&parser);
             let dirty = Arc::clone(&dirty);
             let events = events.clone();
+            let replies = input.clone();
             std::thread::Builder::new()
                 .name(format!("pane-{id}-read"))
-                .spawn(move || read_output(id, reader, &parser, &dirty, &events, &drained_tx))
+                .spawn(move || {
+                    read_output(id, reader, &parser, &dirty, &events, &replies, &drained_tx);
+                })
                 .wrap_err("cannot start the pane's reader")?;
         }
         {
@@ -150,11 +192,6 @@ impl Pane {
                 })
                 .wrap_err("cannot start the pane's waiter")?;
         }
-        let (input, input_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        std::thread::Builder::new()
-            .name(format!("pane-{id}-write"))
-            .spawn(move || write_input(writer, &input_rx))
-            .wrap_err("cannot start the pane's writer")?;
         Ok(Self {
             id,
             parser,
@@ -247,7 +284,7 @@ impl Pane {
     }
 
     /// The screen model, for drawing. Hold it only while rendering.
-    pub fn screen(&self) -> MutexGuard<'_, vt100::Parser> {
+    pub fn screen(&self) -> MutexGuard<'_, Parser> {
         lock(&self.parser)
     }
 
@@ -281,9 +318,10 @@ fn nonzero(n: u16) -> std::num::NonZeroU16 {
 fn read_output(
     id: PaneId,
     mut reader: Box<dyn Read + Send>,
-    parser: &Mutex<vt100::Parser>,
+    parser: &Mutex<Parser>,
     dirty: &AtomicBool,
     events: &mpsc::UnboundedSender<PaneEvent>,
+    replies: &std::sync::mpsc::Sender<Vec<u8>>,
     drained: &std::sync::mpsc::Sender<()>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -291,7 +329,14 @@ fn read_output(
         match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                lock(parser).process(&buf[..n]);
+                let answer = {
+                    let mut p = lock(parser);
+                    p.process(&buf[..n]);
+                    std::mem::take(&mut p.callbacks_mut().pending)
+                };
+                if !answer.is_empty() {
+                    let _ = replies.send(answer);
+                }
                 if !dirty.swap(true, Ordering::AcqRel) {
                     let _ = events.send(PaneEvent::Output(id));
                 }

@@ -1,0 +1,135 @@
+//! A private tmux server (its own socket) for end-to-end tests of terminal programs.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    socket: String,
+}
+
+/// The host shell's prompt inside tmux, distinct from the agent's `$ `.
+pub const HOST_PROMPT: &str = "host>";
+
+impl Tmux {
+    /// A detached session running `sh` in `cwd` with `env`, `cols`×`rows`.
+    pub fn start(name: &str, cwd: &Path, env: &[(&str, String)], cols: u16, rows: u16) -> Self {
+        let t = Self {
+            socket: format!("bottle-test-{name}-{}", std::process::id()),
+        };
+        let mut args: Vec<String> = vec![
+            "-f".into(),
+            "/dev/null".into(),
+            "new-session".into(),
+            "-d".into(),
+            "-s".into(),
+            "main".into(),
+            "-x".into(),
+            cols.to_string(),
+            "-y".into(),
+            rows.to_string(),
+            "-c".into(),
+            cwd.display().to_string(),
+        ];
+        let vars: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        for (k, v) in vars {
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push("sh".into());
+        t.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // dash gives root `# ` whatever the environment says; set the prompt by hand.
+        t.line(&format!("PS1='{HOST_PROMPT} '"));
+        t.wait_for(HOST_PROMPT, Duration::from_secs(10));
+        t
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` literally, then Enter.
+    pub fn line(&self, text: &str) {
+        self.ok(&["send-keys", "-t", "main", "-l", text]);
+        self.ok(&["send-keys", "-t", "main", "Enter"]);
+    }
+
+    /// tmux key names: `C-q`, `Enter`, `Escape` …
+    pub fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        self.ok(&args);
+    }
+
+    pub fn capture(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-t", "main"])
+    }
+
+    pub fn clear(&self) {
+        self.line("clear");
+        self.wait_for(HOST_PROMPT, Duration::from_secs(10));
+        self.ok(&["clear-history", "-t", "main"]);
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) {
+        self.ok(&[
+            "resize-window",
+            "-t",
+            "main",
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ]);
+    }
+
+    /// Whether the pane shows `needle` within `within`.
+    pub fn shows_within(&self, needle: &str, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self.capture().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    /// Waits until the visible pane shows `needle`; returns how long it took.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(needle) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "{needle:?} not on screen after {within:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}

@@ -1,0 +1,218 @@
+//! Agent sessions end to end on the real engine, driven through tmux: attach, type, detach,
+//! re-attach from a new process and see the screen at once, resize, a SIGKILLed client, and
+//! a killed agent whose exit code `ls` reports.
+
+mod common;
+use common::docker::{Bottle, docker, docker_ok, scratch_with, unique_slug};
+use common::tmux::Tmux;
+use common::{Scratch, stderr, stdout};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
+
+fn tmux_for(scratch: &Scratch, name: &str) -> Tmux {
+    Tmux::start(
+        name,
+        scratch.path(),
+        &[
+            (
+                "BOTTLE_TUI_STATE_DIR",
+                scratch.state_dir().display().to_string(),
+            ),
+            ("HOME", scratch.path().display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                scratch.path().join("xdg-config").display().to_string(),
+            ),
+            // Ask the terminal every second, give up after three: a client whose terminal
+            // died leaves within seconds rather than the default half minute.
+            ("BOTTLE_ATTACH_PROBE", "1,3".to_owned()),
+        ],
+        160,
+        48,
+    )
+}
+
+fn agent_of(scratch: &Scratch, slug: &str) -> serde_json::Value {
+    let out = scratch.run(&["ls", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("ls --json");
+    all.as_array()
+        .and_then(|a| a.iter().find(|b| b["slug"] == slug))
+        .map(|b| b["agent"].clone())
+        .unwrap_or_else(|| panic!("{slug} not in ls: {all}"))
+}
+
+/// Kills every in-container attach client with SIGKILL (the pattern is split so the killing
+/// shell does not match itself).
+fn sigkill_attach_clients(agent: &str) -> usize {
+    let script = r#"n=0; for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline 2>/dev/null); case "$c" in *"session at""tach"*) kill -9 ${p#/proc/} && n=$((n+1));; esac; done; echo $n"#;
+    docker_ok(&["exec", agent, "sh", "-c", script])
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[test]
+fn attach_detach_reattach_resize_and_exit_codes_in_tmux() {
+    let scratch = scratch_with("");
+    let slug = unique_slug("sess");
+    let bottle = Bottle::up(&scratch, &slug, &[]);
+    let tmux = tmux_for(&scratch, &slug);
+    let attach = format!("{BIN} attach {slug}");
+
+    // Attach, type, see the output.
+    tmux.line(&attach);
+    tmux.wait_for("ctrl-q detaches", WAIT);
+    tmux.line("echo hello-$((6*7))");
+    tmux.wait_for("hello-42", WAIT);
+
+    // Detach with the key: the agent keeps running.
+    tmux.keys(&["C-q"]);
+    tmux.wait_for(&format!("[detached from {slug}"), WAIT);
+    assert_eq!(agent_of(&scratch, &slug)["state"], "running");
+
+    // A new attach process repaints the earlier output at once.
+    tmux.clear();
+    assert!(!tmux.capture().contains("hello-42"));
+    tmux.line(&attach);
+    let took = tmux.wait_for("hello-42", WAIT);
+    eprintln!("re-attach repainted the screen in {took:?}");
+
+    // The agent follows the window's size.
+    resize_and_check(&tmux, 100, 30);
+    resize_and_check(&tmux, 160, 48);
+
+    // SIGKILL the attach client inside the container: the agent survives, and the session
+    // still serves a new client with the same screen.
+    assert!(sigkill_attach_clients(&bottle.agent()) >= 1);
+    tmux.wait_for(HOST_OR_ERROR, WAIT);
+    tmux.line("stty sane");
+    assert_eq!(agent_of(&scratch, &slug)["state"], "running");
+    tmux.clear();
+    tmux.line(&attach);
+    tmux.wait_for("48 160", WAIT);
+
+    // SIGKILL the host side (bottle-tui attach and its docker CLI): no attach client is left
+    // behind in the container, and the agent still runs.
+    let host = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &format!("attach {slug}$")])
+        .status()
+        .expect("pkill");
+    assert!(host.success(), "no host attach process to kill");
+    let _ = std::process::Command::new("pkill")
+        .args([
+            "-KILL",
+            "-f",
+            &format!("docker exec -it .* {} ", bottle.agent()),
+        ])
+        .status();
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = count_attach_clients(&bottle.agent());
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(left, 0, "an attach client outlived its terminal");
+    assert_eq!(agent_of(&scratch, &slug)["state"], "running");
+
+    // Kill the agent: the session ends with 128+9 and `ls` says so.
+    let record = docker_ok(&["exec", &bottle.agent(), "cat", "/.bottle/run/session.json"]);
+    let pid = serde_json::from_str::<serde_json::Value>(&record).expect("record")["pid"]
+        .as_i64()
+        .expect("pid");
+    let out = docker(&["exec", &bottle.agent(), "kill", "-9", &pid.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut agent = serde_json::Value::Null;
+    for _ in 0..100 {
+        agent = agent_of(&scratch, &slug);
+        if agent["state"] == "exited" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(agent["state"], "exited", "{agent}");
+    assert_eq!(agent["exit_code"], 137, "{agent}");
+
+    // The finished agent's last screen is still there to see.
+    let out = scratch.run(&["attach", &slug]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("48 160"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("exited with code 137"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A resize travels tmux → docker CLI → engine → attach client → holder → agent while typed
+/// keys go straight through, so ask the agent until it reports the new size.
+fn resize_and_check(tmux: &Tmux, cols: u16, rows: u16) {
+    tmux.resize(cols, rows);
+    let expected = format!("{rows} {cols}");
+    for _ in 0..20 {
+        tmux.line("stty size");
+        if tmux.shows_within(&expected, Duration::from_secs(1)) {
+            return;
+        }
+    }
+    panic!("the agent never saw {expected}:\n{}", tmux.capture());
+}
+
+/// After the client dies the host shell is back (its prompt) or the CLI reports the loss.
+const HOST_OR_ERROR: &str = common::tmux::HOST_PROMPT;
+
+fn count_attach_clients(agent: &str) -> usize {
+    let script = r#"n=0; for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline 2>/dev/null); case "$c" in *"session at""tach"*) n=$((n+1));; esac; done; echo $n"#;
+    docker_ok(&["exec", agent, "sh", "-c", script])
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[test]
+fn the_agent_command_exit_code_reaches_ls() {
+    let scratch = Scratch::new();
+    scratch.write_config(&common::docker::config("").replace(
+        "command = [\"sh\"]",
+        "command = [\"sh\", \"-c\", \"echo finishing; exit 5\"]",
+    ));
+    let slug = unique_slug("exit");
+    let _bottle = Bottle::up(&scratch, &slug, &[]);
+    let mut agent = serde_json::Value::Null;
+    for _ in 0..100 {
+        agent = agent_of(&scratch, &slug);
+        if agent["state"] == "exited" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(agent["exit_code"], 5, "{agent}");
+    let out = scratch.run(&["attach", &slug]);
+    assert!(stdout(&out).contains("finishing"), "{}", stdout(&out));
+}
+
+#[test]
+fn attach_without_a_terminal_or_to_a_missing_bottle_is_a_clear_error() {
+    let scratch = scratch_with("");
+    let out = scratch.run(&["attach", "no-such-bottle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no bottle `no-such-bottle`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let slug = unique_slug("tty");
+    let _bottle = Bottle::up(&scratch, &slug, &[]);
+    let out = scratch.run(&["attach", &slug]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs a terminal"),
+        "{}",
+        stderr(&out)
+    );
+}
