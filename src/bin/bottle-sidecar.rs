@@ -21,6 +21,10 @@ enum SessionAction {
         /// The name shown in the title and the detach message.
         #[arg(long, env = "BOTTLE_SLUG", default_value = "the bottle")]
         name: String,
+        /// Receive every byte, holding the agent back if this terminal is slow (by default a
+        /// terminal that falls behind is repainted and the agent never waits).
+        #[arg(long)]
+        lossless: bool,
     },
 }
 
@@ -64,11 +68,20 @@ fn main() -> ExitCode {
         Command::GitGate => ("git-gate", "issue #5"),
         Command::Supervise => ("supervise", "issue #5"),
         Command::Session {
-            action: Some(SessionAction::Attach { detach_key, name }),
+            action:
+                Some(SessionAction::Attach {
+                    detach_key,
+                    name,
+                    lossless,
+                }),
             ..
         } => {
             return bottle_tui::sidecar::session::attach::run(
-                &bottle_tui::sidecar::session::attach::Options { detach_key, name },
+                &bottle_tui::sidecar::session::attach::Options {
+                    detach_key,
+                    name,
+                    lossless,
+                },
             );
         }
         Command::Session {

@@ -43,12 +43,17 @@ impl Holder {
 
     /// Waits for the socket, then connects and says hello.
     pub async fn connect(&self, size: Size) -> Client {
+        self.connect_with(size, false).await
+    }
+
+    /// `connect`, optionally as a lossless client.
+    pub async fn connect_with(&self, size: Size, lossless: bool) -> Client {
         let socket = self.paths().socket();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(s) = UnixStream::connect(&socket).await {
                 let (rd, mut wr) = s.into_split();
-                protocol::write_client(&mut wr, &ClientFrame::Hello(size))
+                protocol::write_client(&mut wr, &ClientFrame::Hello { size, lossless })
                     .await
                     .expect("hello");
                 return Client {

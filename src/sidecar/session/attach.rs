@@ -6,17 +6,21 @@ use super::probe::{self, Probe, Tick};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
 use super::{DetachKey, Paths, screen};
 use bytes::Bytes;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 
 pub struct Options {
     pub detach_key: DetachKey,
     /// Shown in the title and the detach message (the bottle's slug).
     pub name: String,
+    /// Never skip output: hold the agent back instead (see `ClientFrame::Hello`).
+    pub lossless: bool,
 }
 
 /// Leaves raw mode however the client ends.
@@ -53,19 +57,9 @@ enum End {
 }
 
 pub fn run(opts: &Options) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let paths = Paths::from_env();
     let socket = paths.socket();
-    let stream = match rt.block_on(UnixStream::connect(&socket)) {
+    let stream = match UnixStream::connect(&socket) {
         Ok(s) => s,
         Err(e) => {
             let why = if paths.last_screen().exists() {
@@ -83,17 +77,28 @@ pub fn run(opts: &Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let raw = RawMode::enter();
-    let size = terminal_size();
-    let end = rt.block_on(session(stream, opts, size));
+    let end = rt.block_on(session(stream, opts, terminal_size()));
     // The stdin reader is a blocking read nobody can cancel; do not wait for a keypress.
     rt.shutdown_background();
-    let mut out = std::io::stdout().lock();
-    let bottom = format!("\x1b[{};1H\r\n", terminal_size().rows.max(1));
-    let _ = std::io::Write::write_all(&mut out, screen::RESET_MODES.as_bytes());
-    let _ = std::io::Write::write_all(&mut out, bottom.as_bytes());
-    let _ = std::io::Write::write_all(&mut out, b"\x1b]2;\x07");
-    let _ = std::io::Write::flush(&mut out);
+    {
+        let mut out = std::io::stdout().lock();
+        let bottom = format!("\x1b[{};1H\r\n", terminal_size().rows.max(1));
+        let _ = out.write_all(screen::RESET_MODES.as_bytes());
+        let _ = out.write_all(bottom.as_bytes());
+        let _ = out.write_all(b"\x1b]2;\x07");
+        let _ = out.flush();
+    }
     drop(raw);
     match end {
         End::Detached => {
@@ -118,44 +123,85 @@ pub fn run(opts: &Options) -> ExitCode {
     }
 }
 
+/// What the output thread last wrote, read by the probe under the same stdout lock so its
+/// query never lands inside the agent's own escape sequence or character.
+struct Written {
+    at: Instant,
+    mid_sequence: bool,
+}
+
+/// Socket → terminal on a plain thread: a buffered read, one write per frame, nothing else in
+/// the way. Ends with how the session ended.
+fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sender<End>) {
+    let mut rd = std::io::BufReader::with_capacity(256 * 1024, stream);
+    let stdout = std::io::stdout();
+    let why = loop {
+        match protocol::read_server_blocking(&mut rd) {
+            Ok(Some(ServerFrame::Output(bytes))) => {
+                let mut out = stdout.lock();
+                if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+                    break End::Lost("cannot write to the terminal".into());
+                }
+                let mut w = written
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.at = Instant::now();
+                w.mid_sequence = probe::ends_mid_sequence(&bytes);
+            }
+            Ok(Some(ServerFrame::Exit(code))) => break End::Exited(code),
+            Ok(Some(ServerFrame::Error(why))) => break End::Refused(why),
+            Ok(None) => break End::Lost("the session closed the connection".into()),
+            Err(e) => break End::Lost(e.to_string()),
+        }
+    };
+    let _ = end.send(why);
+}
+
 async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
-    let (mut rd, mut wr) = stream.into_split();
-    if let Err(e) = protocol::write_client(&mut wr, &ClientFrame::Hello(size)).await {
+    let mut wr = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => return End::Lost(e.to_string()),
+    };
+    // Client frames are small and the holder reads them at once: blocking writes are fine.
+    let mut send = |frame: &ClientFrame| protocol::write_client_blocking(&mut wr, frame);
+    let hello = ClientFrame::Hello {
+        size,
+        lossless: opts.lossless,
+    };
+    if let Err(e) = send(&hello) {
         return End::Lost(e.to_string());
     }
-    let mut stdout = tokio::io::stdout();
-    let title = format!(
-        "\x1b]2;bottle {} · {} detaches\x07",
-        opts.name, opts.detach_key
-    );
-    let _ = stdout.write_all(title.as_bytes()).await;
+    {
+        let title = format!(
+            "\x1b]2;bottle {} · {} detaches\x07",
+            opts.name, opts.detach_key
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(title.as_bytes()).and_then(|()| out.flush());
+    }
+    let written = Arc::new(Mutex::new(Written {
+        at: Instant::now(),
+        mid_sequence: false,
+    }));
+    let (end_tx, mut ended) = oneshot::channel();
+    {
+        let written = Arc::clone(&written);
+        std::thread::spawn(move || pump_output(stream, &written, end_tx));
+    }
     let mut winch = signal(SignalKind::window_change()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdin_open = true;
     let interactive = std::io::stdin().is_terminal();
-    let mut hangup = signal(SignalKind::hangup()).ok();
     let mut probe = Probe::from_env();
-    // The probe's query must not land inside the agent's own escape sequence or character.
-    let mut output_at = Instant::now();
-    let mut mid_sequence = false;
     let mut probe_timer = tokio::time::interval(probe.period());
     probe_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            frame = protocol::read_server(&mut rd) => match frame {
-                Ok(Some(ServerFrame::Output(bytes))) => {
-                    output_at = Instant::now();
-                    mid_sequence = probe::ends_mid_sequence(&bytes);
-                    if stdout.write_all(&bytes).await.is_err() || stdout.flush().await.is_err() {
-                        return End::Lost("cannot write to the terminal".into());
-                    }
-                }
-                Ok(Some(ServerFrame::Exit(code))) => return End::Exited(code),
-                Ok(Some(ServerFrame::Error(why))) => return End::Refused(why),
-                Ok(None) => return End::Lost("the session closed the connection".into()),
-                Err(e) => return End::Lost(e.to_string()),
-            },
+            end = &mut ended => {
+                return end.unwrap_or_else(|_| End::Lost("the output thread stopped".into()));
+            }
             n = stdin.read(&mut buf), if stdin_open => match n {
                 // A terminal that ends is gone (docker exec's client died and the engine closed
                 // the TTY): leave rather than linger as an invisible viewer. A pipe that ends
@@ -164,20 +210,18 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                 Ok(0) | Err(_) => stdin_open = false,
                 Ok(n) => {
                     let input = probe.filter(&buf[..n], Instant::now());
-                    let input = input.as_slice();
                     let key = opts.detach_key.byte();
                     let (before, detach) = match input.iter().position(|&b| b == key) {
                         Some(i) => (&input[..i], true),
-                        None => (input, false),
+                        None => (input.as_slice(), false),
                     };
                     if !before.is_empty() {
-                        let frame = ClientFrame::Input(Bytes::copy_from_slice(before));
-                        if let Err(e) = protocol::write_client(&mut wr, &frame).await {
+                        if let Err(e) = send(&ClientFrame::Input(Bytes::copy_from_slice(before))) {
                             return End::Lost(e.to_string());
                         }
                     }
                     if detach {
-                        let _ = protocol::write_client(&mut wr, &ClientFrame::Detach).await;
+                        let _ = send(&ClientFrame::Detach);
                         return End::Detached;
                     }
                 }
@@ -185,11 +229,15 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
             // Conditions on time are checked inside: a select guard is only re-read when
             // something else wakes the loop.
             _ = probe_timer.tick(), if interactive => {
-                if !mid_sequence && output_at.elapsed() >= probe.period() {
+                let mut out = std::io::stdout().lock();
+                let quiet = {
+                    let w = written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    !w.mid_sequence && w.at.elapsed() >= probe.period()
+                };
+                if quiet {
                     match probe.tick(Instant::now()) {
                         Tick::Ask => {
-                            let _ = stdout.write_all(probe::QUERY).await;
-                            let _ = stdout.flush().await;
+                            let _ = out.write_all(probe::QUERY).and_then(|()| out.flush());
                         }
                         Tick::Gone => return End::Lost("the terminal stopped answering".into()),
                         Tick::Nothing => {}
@@ -204,8 +252,7 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                 if size == Size::UNKNOWN {
                     continue;
                 }
-                let frame = ClientFrame::Resize(size);
-                if let Err(e) = protocol::write_client(&mut wr, &frame).await {
+                if let Err(e) = send(&ClientFrame::Resize(size)) {
                     return End::Lost(e.to_string());
                 }
             }

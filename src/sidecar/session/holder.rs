@@ -3,8 +3,10 @@
 //! model of the screen, and serves any number of attach clients on a unix socket. The agent
 //! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
 
+use super::flow::Flow;
+use super::model::{Model, Op};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
-use super::{Paths, SessionRecord, now, screen};
+use super::{Paths, SessionRecord, now};
 use crate::sidecar::log;
 use bytes::{Bytes, BytesMut};
 use nix::sys::signal::{Signal, kill};
@@ -23,8 +25,12 @@ use tokio::task::JoinSet;
 
 const DAEMON: &str = "session";
 /// Output events kept for clients that fall behind; past that a client gets a repaint instead.
-/// With reads of at most `READ_CHUNK` bytes this bounds the holder's buffering.
-const BACKLOG: usize = 128;
+/// It must hold more than `flow::BUDGET` of PTY reads (about 4 KiB each); with reads of at
+/// most `READ_CHUNK` bytes it bounds the holder's buffering.
+const BACKLOG: usize = 512;
+/// A client (not lossless) this many output events behind is repainted rather than fed the
+/// backlog: it shows the current screen sooner, and the agent never waits for it.
+const REPAINT_BEHIND: usize = 64;
 const READ_CHUNK: usize = 32 * 1024;
 /// A client batches this much queued output into one write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -35,21 +41,25 @@ const INITIAL: Size = Size { rows: 24, cols: 80 };
 
 #[derive(Clone)]
 enum Event {
-    Output(Bytes),
+    /// A chunk and the stream offset at its end.
+    Output(Bytes, u64),
     Exit(i32),
 }
 
-struct Model {
-    parser: vt100::Parser,
+/// Where output goes: to the clients' broadcast and the model's queue, both under one lock,
+/// so a subscription (a broadcast receiver plus a snapshot request) falls between the same
+/// two chunks in both, and a client's repaint and its stream never overlap or leave a gap.
+struct Feed {
     tx: broadcast::Sender<Event>,
+    model: Model,
     exited: Option<i32>,
+    /// Bytes of output so far.
+    published: u64,
 }
 
-/// What every task shares: the screen model (whose lock also orders output against
-/// subscriptions, so a client's repaint and its stream never overlap or leave a gap) and the
-/// PTY master for resizes.
 struct Shared {
-    model: Mutex<Model>,
+    feed: Mutex<Feed>,
+    flow: Flow,
     master: Mutex<Box<dyn MasterPty + Send>>,
     size: Mutex<Size>,
 }
@@ -60,14 +70,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// The current screen as a repaint and a stream of everything after it.
-    fn subscribe(&self) -> (Bytes, broadcast::Receiver<Event>, Option<i32>) {
-        let m = lock(&self.model);
-        (
-            screen::repaint(m.parser.screen()),
-            m.tx.subscribe(),
-            m.exited,
-        )
+    /// The current screen as a repaint, a stream of everything after it, and the offset
+    /// where the stream starts.
+    async fn subscribe(&self) -> Subscription {
+        let (reply, repaint) = oneshot::channel();
+        let (rx, exited, at) = {
+            let f = lock(&self.feed);
+            f.model.send(Op::Snapshot(reply));
+            (f.tx.subscribe(), f.exited, f.published)
+        };
+        Subscription {
+            repaint: repaint.await.unwrap_or_default(),
+            rx,
+            exited,
+            at,
+        }
+    }
+
+    /// Output from the PTY, to clients at once and to the model in order.
+    fn publish(&self, chunk: Bytes, published: &mut u64) {
+        self.flow.wait_room(*published);
+        let mut f = lock(&self.feed);
+        f.published += chunk.len() as u64;
+        *published = f.published;
+        // No receiver is not an error: nobody is attached.
+        let _ = f.tx.send(Event::Output(chunk.clone(), f.published));
+        f.model.send(Op::Apply(chunk));
+    }
+
+    /// The end: clients hear the code, and the model gives the last screen.
+    async fn finish(&self, code: i32) -> Bytes {
+        let (reply, last) = oneshot::channel();
+        {
+            let mut f = lock(&self.feed);
+            f.exited = Some(code);
+            let _ = f.tx.send(Event::Exit(code));
+            f.model.send(Op::Snapshot(reply));
+        }
+        last.await.unwrap_or_default()
     }
 
     /// The latest client to attach or resize sets the size (as tmux's `latest`).
@@ -81,10 +121,7 @@ impl Shared {
             return;
         }
         *current = size;
-        lock(&self.model)
-            .parser
-            .screen_mut()
-            .set_size(screen::nonzero(size.rows), screen::nonzero(size.cols));
+        lock(&self.feed).model.send(Op::Resize(size));
         if let Err(e) = lock(&self.master).resize(pty_size(size)) {
             log::event(
                 DAEMON,
@@ -94,6 +131,13 @@ impl Shared {
             );
         }
     }
+}
+
+struct Subscription {
+    repaint: Bytes,
+    rx: broadcast::Receiver<Event>,
+    exited: Option<i32>,
+    at: u64,
 }
 
 fn pty_size(s: Size) -> PtySize {
@@ -281,12 +325,18 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
         (Err(e), _) | (_, Err(e)) => return fail("cannot open the PTY master", e),
     };
     let (tx, _) = broadcast::channel(BACKLOG);
+    let model = match Model::spawn(INITIAL) {
+        Ok(m) => m,
+        Err(e) => return fail("cannot start the screen model", e),
+    };
     let shared = Arc::new(Shared {
-        model: Mutex::new(Model {
-            parser: screen::parser(INITIAL.rows, INITIAL.cols),
+        feed: Mutex::new(Feed {
             tx,
+            model,
             exited: None,
+            published: 0,
         }),
+        flow: Flow::default(),
         master: Mutex::new(pair.master),
         size: Mutex::new(INITIAL),
     });
@@ -329,12 +379,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     // The PTY ends when the last process holding it exits; a daemon the agent left behind
     // could hold it forever, so draining is bounded.
     let _ = tokio::time::timeout(DRAIN, &mut drained).await;
-    let last = {
-        let mut m = lock(&shared.model);
-        m.exited = Some(code);
-        let _ = m.tx.send(Event::Exit(code));
-        screen::repaint(m.parser.screen())
-    };
+    let last = shared.finish(code).await;
     if let Err(e) = crate::fsutil::write(&paths.last_screen(), &last, 0o644) {
         log::event(
             DAEMON,
@@ -371,20 +416,14 @@ fn forward(agent: Option<Pid>, sig: Signal) {
     }
 }
 
-/// PTY → model → clients. Reading is bounded by parsing, which is the back-pressure the agent
-/// should feel; clients never block this thread.
+/// PTY → clients and model. Clients never block this thread; a model far behind does.
 fn pump_output(mut reader: Box<dyn Read + Send>, shared: &Shared, drained: oneshot::Sender<()>) {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut published = 0;
     loop {
         match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let chunk = Bytes::copy_from_slice(&buf[..n]);
-                let mut m = lock(&shared.model);
-                m.parser.process(&chunk);
-                // No receiver is not an error: nobody is attached.
-                let _ = m.tx.send(Event::Output(chunk));
-            }
+            Ok(n) => shared.publish(Bytes::copy_from_slice(&buf[..n]), &mut published),
         }
     }
     let _ = drained.send(());
@@ -405,31 +444,32 @@ fn pump_input(mut writer: Box<dyn Write + Send>, mut rx: mpsc::Receiver<Bytes>) 
 
 async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Bytes>) {
     let (mut rd, mut wr) = stream.into_split();
-    let size = match tokio::time::timeout(HELLO_TIMEOUT, protocol::read_client(&mut rd)).await {
-        Ok(Ok(Some(ClientFrame::Hello(size)))) => size,
-        other => {
-            let why = match other {
-                Err(_) => "no hello within 5 s".to_owned(),
-                Ok(Ok(None)) => return,
-                Ok(Ok(Some(f))) => format!("expected a hello frame first, got {f:?}"),
-                Ok(Err(e)) => format!("protocol error: {e}"),
-            };
-            reject(&mut wr, why).await;
-            return;
-        }
-    };
+    let (size, lossless) =
+        match tokio::time::timeout(HELLO_TIMEOUT, protocol::read_client(&mut rd)).await {
+            Ok(Ok(Some(ClientFrame::Hello { size, lossless }))) => (size, lossless),
+            other => {
+                let why = match other {
+                    Err(_) => "no hello within 5 s".to_owned(),
+                    Ok(Ok(None)) => return,
+                    Ok(Ok(Some(f))) => format!("expected a hello frame first, got {f:?}"),
+                    Ok(Err(e)) => format!("protocol error: {e}"),
+                };
+                reject(&mut wr, why).await;
+                return;
+            }
+        };
     shared.resize(size);
-    let (repaint, rx, exited) = shared.subscribe();
+    let sub = shared.subscribe().await;
     log::event(
         DAEMON,
         "info",
         "client attached",
-        json!({ "size": size.to_string() }),
+        json!({ "size": size.to_string(), "lossless": lossless }),
     );
     let (err_tx, err_rx) = oneshot::channel::<String>();
     let writer_shared = Arc::clone(&shared);
     let mut writer = tokio::spawn(async move {
-        stream_to_client(&mut wr, &writer_shared, repaint, rx, exited, err_rx).await;
+        stream_to_client(&mut wr, &writer_shared, sub, lossless, err_rx).await;
     });
     let reason = loop {
         tokio::select! {
@@ -441,7 +481,7 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
                 }
                 Ok(Some(ClientFrame::Resize(size))) => shared.resize(size),
                 Ok(Some(ClientFrame::Detach)) => break "detached".to_owned(),
-                Ok(Some(ClientFrame::Hello(_))) => {
+                Ok(Some(ClientFrame::Hello { .. })) => {
                     let _ = err_tx.send("protocol error: a second hello".into());
                     break "protocol error".to_owned();
                 }
@@ -474,23 +514,34 @@ async fn reject(wr: &mut tokio::net::unix::OwnedWriteHalf, why: String) {
 async fn stream_to_client(
     wr: &mut tokio::net::unix::OwnedWriteHalf,
     shared: &Shared,
-    repaint: Bytes,
-    mut rx: broadcast::Receiver<Event>,
-    exited: Option<i32>,
+    sub: Subscription,
+    lossless: bool,
     mut err_rx: oneshot::Receiver<String>,
 ) {
-    if protocol::write_server(wr, &ServerFrame::Output(repaint))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    if let Some(code) = exited {
-        let _ = protocol::write_server(wr, &ServerFrame::Exit(code)).await;
-        return;
-    }
+    // Only a lossless client holds the agent back; any other one is repainted if it falls
+    // behind, so no viewer ever slows the agent down.
+    let viewer = lossless.then(|| shared.flow.join(sub.at));
+    let mut rx = sub.rx;
     let mut batch = BytesMut::new();
+    ServerFrame::Output(sub.repaint).encode(&mut batch);
+    let mut next = Next::More;
+    if let Some(code) = sub.exited {
+        ServerFrame::Exit(code).encode(&mut batch);
+        next = Next::Done;
+    }
+    let mut upto = sub.at;
     loop {
+        if tokio::io::AsyncWriteExt::write_all(wr, &batch)
+            .await
+            .is_err()
+            || next == Next::Done
+        {
+            return;
+        }
+        if let Some(v) = &viewer {
+            shared.flow.wrote(v, upto);
+        }
+        batch.clear();
         let first = tokio::select! {
             ev = rx.recv() => ev,
             Ok(why) = &mut err_rx => {
@@ -498,63 +549,60 @@ async fn stream_to_client(
                 return;
             }
         };
-        let mut go_on = add(first, shared, &mut rx, &mut batch);
-        while go_on && batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(ev) => go_on = add(Ok(ev), shared, &mut rx, &mut batch),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    go_on = add(
-                        Err(broadcast::error::RecvError::Lagged(n)),
-                        shared,
-                        &mut rx,
-                        &mut batch,
-                    );
-                }
+        next = add(first, &mut batch, &mut upto);
+        if viewer.is_none() && rx.len() > REPAINT_BEHIND {
+            next = Next::Lagged;
+        }
+        while next == Next::More && batch.len() < WRITE_BATCH {
+            next = match rx.try_recv() {
+                Ok(ev) => add(Ok(ev), &mut batch, &mut upto),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => Next::Lagged,
                 Err(_) => break,
-            }
+            };
         }
-        if tokio::io::AsyncWriteExt::write_all(wr, &batch)
-            .await
-            .is_err()
-            || !go_on
-        {
-            return;
+        if next == Next::Lagged {
+            // This client fell behind (or stopped reading long enough to lose output): it gets
+            // the screen as it is now and the stream from there.
+            let fresh = shared.subscribe().await;
+            rx = fresh.rx;
+            upto = fresh.at;
+            batch.clear();
+            ServerFrame::Output(fresh.repaint).encode(&mut batch);
+            next = match fresh.exited {
+                Some(code) => {
+                    ServerFrame::Exit(code).encode(&mut batch);
+                    Next::Done
+                }
+                None => Next::More,
+            };
         }
-        batch.clear();
     }
 }
 
-/// Adds one event to a client's next write; false once nothing can follow.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    More,
+    Lagged,
+    Done,
+}
+
+/// Adds one event to a client's next write.
 fn add(
     ev: Result<Event, broadcast::error::RecvError>,
-    shared: &Shared,
-    rx: &mut broadcast::Receiver<Event>,
     batch: &mut BytesMut,
-) -> bool {
+    upto: &mut u64,
+) -> Next {
     match ev {
-        Ok(Event::Output(b)) => {
+        Ok(Event::Output(b, end)) => {
             ServerFrame::Output(b).encode(batch);
-            true
+            *upto = end;
+            Next::More
         }
         Ok(Event::Exit(code)) => {
             ServerFrame::Exit(code).encode(batch);
-            false
+            Next::Done
         }
-        Err(broadcast::error::RecvError::Lagged(_)) => {
-            // This client fell behind: what it missed is gone, so it gets the screen as it is
-            // now and the stream from there.
-            let (repaint, fresh, exited) = shared.subscribe();
-            *rx = fresh;
-            batch.clear();
-            ServerFrame::Output(repaint).encode(batch);
-            match exited {
-                Some(code) => {
-                    ServerFrame::Exit(code).encode(batch);
-                    false
-                }
-                None => true,
-            }
-        }
-        Err(broadcast::error::RecvError::Closed) => false,
+        Err(broadcast::error::RecvError::Lagged(_)) => Next::Lagged,
+        Err(broadcast::error::RecvError::Closed) => Next::Done,
     }
 }

@@ -3,7 +3,9 @@
 //! terminal client run through `docker exec -it`. An agent therefore outlives every viewer.
 
 pub mod attach;
+mod flow;
 pub mod holder;
+mod model;
 pub mod probe;
 pub mod protocol;
 pub mod screen;

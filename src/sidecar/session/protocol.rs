@@ -39,7 +39,12 @@ impl fmt::Display for Size {
 /// Client → holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientFrame {
-    Hello(Size),
+    /// First frame. `lossless`: hold the agent back rather than ever skip output for this
+    /// client (recording, benchmarks); by default a client that falls behind is repainted.
+    Hello {
+        size: Size,
+        lossless: bool,
+    },
     Input(Bytes),
     Resize(Size),
     Detach,
@@ -103,7 +108,12 @@ fn size_payload(out: &mut BytesMut, kind: u8, s: Size) {
 impl ClientFrame {
     pub fn encode(&self, out: &mut BytesMut) {
         match self {
-            Self::Hello(s) => size_payload(out, kind::HELLO, *s),
+            Self::Hello { size, lossless } => {
+                header(out, kind::HELLO, 5);
+                out.put_u16(size.rows);
+                out.put_u16(size.cols);
+                out.put_u8(u8::from(*lossless));
+            }
             Self::Resize(s) => size_payload(out, kind::RESIZE, *s),
             Self::Input(b) => {
                 for chunk in b.chunks(MAX_FRAME) {
@@ -118,20 +128,19 @@ impl ClientFrame {
     fn decode(kind: u8, mut payload: Bytes) -> Result<Self, ProtocolError> {
         let bad = |p: &Bytes| ProtocolError::BadPayload { kind, len: p.len() };
         match kind {
-            kind::HELLO | kind::RESIZE => {
-                if payload.len() != 4 {
-                    return Err(bad(&payload));
-                }
-                let s = Size {
+            kind::HELLO if payload.len() == 4 || payload.len() == 5 => {
+                let size = Size {
                     rows: payload.get_u16(),
                     cols: payload.get_u16(),
                 };
-                Ok(if kind == kind::HELLO {
-                    Self::Hello(s)
-                } else {
-                    Self::Resize(s)
-                })
+                let lossless = payload.has_remaining() && payload.get_u8() == 1;
+                Ok(Self::Hello { size, lossless })
             }
+            kind::RESIZE if payload.len() == 4 => Ok(Self::Resize(Size {
+                rows: payload.get_u16(),
+                cols: payload.get_u16(),
+            })),
+            kind::HELLO | kind::RESIZE => Err(bad(&payload)),
             kind::INPUT => Ok(Self::Input(payload)),
             kind::DETACH if payload.is_empty() => Ok(Self::Detach),
             kind::DETACH => Err(bad(&payload)),
@@ -175,8 +184,21 @@ impl ServerFrame {
     }
 }
 
-/// Reads one frame; `Ok(None)` on a clean end of stream between frames.
-/// An unknown kind is refused before its length is trusted, so garbage gets the clearer error.
+/// Checks a frame header: an unknown kind is refused before its length is trusted, so
+/// garbage gets the clearer error.
+fn check_header(head: &[u8; HEADER], known: &[u8]) -> std::io::Result<usize> {
+    if !known.contains(&head[0]) {
+        return Err(invalid(ProtocolError::UnknownKind(head[0])));
+    }
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len > MAX_FRAME {
+        return Err(invalid(ProtocolError::TooLarge(len)));
+    }
+    Ok(len)
+}
+
+/// Reads one frame; `Ok(None)` on a clean end of stream between frames. Not cancel-safe: a
+/// caller that may drop it mid-frame must read on a task of its own.
 async fn read_raw<R: AsyncRead + Unpin>(
     r: &mut R,
     known: &[u8],
@@ -191,16 +213,48 @@ async fn read_raw<R: AsyncRead + Unpin>(
         return Err(invalid(ProtocolError::UnknownKind(head[0])));
     }
     r.read_exact(&mut head[1..]).await?;
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    if len > MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            ProtocolError::TooLarge(len),
-        ));
-    }
+    let len = check_header(&head, known)?;
     let mut payload = BytesMut::zeroed(len);
     r.read_exact(&mut payload).await?;
     Ok(Some((head[0], payload.freeze())))
+}
+
+/// The blocking twin of `read_raw`, for a plain reader thread.
+fn read_raw_blocking<R: std::io::Read>(
+    r: &mut R,
+    known: &[u8],
+) -> std::io::Result<Option<(u8, Bytes)>> {
+    let mut head = [0u8; HEADER];
+    match r.read_exact(&mut head[..1]) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if !known.contains(&head[0]) {
+        return Err(invalid(ProtocolError::UnknownKind(head[0])));
+    }
+    r.read_exact(&mut head[1..])?;
+    let len = check_header(&head, known)?;
+    let mut payload = BytesMut::zeroed(len);
+    r.read_exact(&mut payload)?;
+    Ok(Some((head[0], payload.freeze())))
+}
+
+const SERVER_KINDS: &[u8] = &[kind::OUTPUT, kind::EXIT, kind::ERROR];
+const CLIENT_KINDS: &[u8] = &[kind::HELLO, kind::INPUT, kind::RESIZE, kind::DETACH];
+
+pub fn read_server_blocking<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<ServerFrame>> {
+    match read_raw_blocking(r, SERVER_KINDS)? {
+        None => Ok(None),
+        Some((k, p)) => ServerFrame::decode(k, p).map(Some).map_err(invalid),
+    }
+}
+
+pub fn write_client_blocking<W: std::io::Write>(w: &mut W, f: &ClientFrame) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
+    f.encode(&mut buf);
+    w.write_all(&buf)?;
+    w.flush()
 }
 
 fn invalid(e: ProtocolError) -> std::io::Error {
@@ -208,16 +262,14 @@ fn invalid(e: ProtocolError) -> std::io::Error {
 }
 
 pub async fn read_client<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<ClientFrame>> {
-    const KNOWN: &[u8] = &[kind::HELLO, kind::INPUT, kind::RESIZE, kind::DETACH];
-    match read_raw(r, KNOWN).await? {
+    match read_raw(r, CLIENT_KINDS).await? {
         None => Ok(None),
         Some((k, p)) => ClientFrame::decode(k, p).map(Some).map_err(invalid),
     }
 }
 
 pub async fn read_server<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<ServerFrame>> {
-    const KNOWN: &[u8] = &[kind::OUTPUT, kind::EXIT, kind::ERROR];
-    match read_raw(r, KNOWN).await? {
+    match read_raw(r, SERVER_KINDS).await? {
         None => Ok(None),
         Some((k, p)) => ServerFrame::decode(k, p).map(Some).map_err(invalid),
     }
@@ -261,7 +313,10 @@ mod tests {
             cols: 160,
         };
         for f in [
-            ClientFrame::Hello(s),
+            ClientFrame::Hello {
+                size: s,
+                lossless: true,
+            },
             ClientFrame::Resize(s),
             ClientFrame::Input(Bytes::from_static(b"ls\r")),
             ClientFrame::Detach,

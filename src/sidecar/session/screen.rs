@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 /// Lines of history the holder keeps beyond the screen.
-pub const SCROLLBACK: usize = 2000;
+pub const SCROLLBACK: usize = 1000;
 
 pub fn parser(rows: u16, cols: u16) -> vt100::Parser {
     vt100::Parser::new(nonzero(rows), nonzero(cols), SCROLLBACK)

@@ -11,13 +11,13 @@ use color_eyre::eyre::{Result, WrapErr, eyre};
 use crossterm::event::{KeyEvent, MouseEvent};
 use portable_pty::{ChildKiller, CommandBuilder, MasterPty, PtySize, native_pty_system};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Lines of history the pane keeps for scrolling back.
-pub const SCROLLBACK: usize = 5000;
+pub const SCROLLBACK: usize = 1000;
 
 /// What a pane tells the UI loop. `Output` is sent once per burst: the pane stays dirty until
 /// the UI takes the flag, however much arrives meanwhile.
@@ -103,6 +103,7 @@ pub struct Pane {
     killer: Box<dyn ChildKiller + Send + Sync>,
     exit: Arc<Mutex<Option<Exit>>>,
     dirty: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
     size: PaneSize,
 }
 
@@ -148,6 +149,7 @@ impl Pane {
             Replies::default(),
         )));
         let dirty = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(AtomicU64::new(0));
         let exit = Arc::new(Mutex::new(None));
 
         let (input, input_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -161,10 +163,18 @@ impl Pane {
             let dirty = Arc::clone(&dirty);
             let events = events.clone();
             let replies = input.clone();
+            let received = Arc::clone(&received);
             std::thread::Builder::new()
                 .name(format!("pane-{id}-read"))
                 .spawn(move || {
-                    read_output(id, reader, &parser, &dirty, &events, &replies, &drained_tx);
+                    let sink = Sink {
+                        parser: &parser,
+                        dirty: &dirty,
+                        received: &received,
+                        events: &events,
+                        replies: &replies,
+                    };
+                    read_output(id, reader, &sink, &drained_tx);
                 })
                 .wrap_err("cannot start the pane's reader")?;
         }
@@ -200,6 +210,7 @@ impl Pane {
             killer,
             exit,
             dirty,
+            received,
             size,
         })
     }
@@ -293,6 +304,11 @@ impl Pane {
         self.dirty.swap(false, Ordering::AcqRel)
     }
 
+    /// Bytes the program has written so far (all of them parsed).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Acquire)
+    }
+
     pub fn exit(&self) -> Option<Exit> {
         lock(&self.exit).clone()
     }
@@ -315,13 +331,19 @@ fn nonzero(n: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)
 }
 
+/// Where the reader thread puts what it reads.
+struct Sink<'a> {
+    parser: &'a Mutex<Parser>,
+    dirty: &'a AtomicBool,
+    received: &'a AtomicU64,
+    events: &'a mpsc::UnboundedSender<PaneEvent>,
+    replies: &'a std::sync::mpsc::Sender<Vec<u8>>,
+}
+
 fn read_output(
     id: PaneId,
     mut reader: Box<dyn Read + Send>,
-    parser: &Mutex<Parser>,
-    dirty: &AtomicBool,
-    events: &mpsc::UnboundedSender<PaneEvent>,
-    replies: &std::sync::mpsc::Sender<Vec<u8>>,
+    sink: &Sink<'_>,
     drained: &std::sync::mpsc::Sender<()>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -330,15 +352,16 @@ fn read_output(
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let answer = {
-                    let mut p = lock(parser);
+                    let mut p = lock(sink.parser);
                     p.process(&buf[..n]);
                     std::mem::take(&mut p.callbacks_mut().pending)
                 };
+                sink.received.fetch_add(n as u64, Ordering::AcqRel);
                 if !answer.is_empty() {
-                    let _ = replies.send(answer);
+                    let _ = sink.replies.send(answer);
                 }
-                if !dirty.swap(true, Ordering::AcqRel) {
-                    let _ = events.send(PaneEvent::Output(id));
+                if !sink.dirty.swap(true, Ordering::AcqRel) {
+                    let _ = sink.events.send(PaneEvent::Output(id));
                 }
             }
         }
