@@ -28,7 +28,6 @@ fn unfinished_commands_exit_3_and_say_so() {
     let scratch = Scratch::new();
     scratch.write_config(MINIMAL);
     let cases: &[&[&str]] = &[
-        &["attach", "demo"],
         &["queue"],
         &["approve", "demo", "1"],
         &["deny", "demo", "1", "--reason", "no"],
@@ -48,7 +47,7 @@ fn unfinished_commands_exit_3_and_say_so() {
 
 #[test]
 fn sidecar_daemons_not_yet_built_exit_3() {
-    for daemon in ["git-gate", "supervise", "session"] {
+    for daemon in ["git-gate", "supervise"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
             .arg(daemon)
             .output()
@@ -56,6 +55,20 @@ fn sidecar_daemons_not_yet_built_exit_3() {
         assert_eq!(out.status.code(), Some(3), "{daemon}");
         assert!(stderr(&out).contains("not implemented yet"));
     }
+}
+
+#[test]
+fn a_session_without_an_agent_command_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+        .arg("session")
+        .output()
+        .expect("run bottle-sidecar");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bottle-sidecar session -- COMMAND"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -62,9 +62,12 @@ fn attach_detach_reattach_resize_and_exit_codes_in_tmux() {
     let tmux = tmux_for(&scratch, &slug);
     let attach = format!("{BIN} attach {slug}");
 
-    // Attach, type, see the output.
+    // Attach: the detach key shows on the bottom line for a moment, then the agent's screen
+    // is whole again. Type, see the output.
     tmux.line(&attach);
-    tmux.wait_for("ctrl-q detaches", WAIT);
+    let hint = format!("bottle {slug} · ctrl-q detaches");
+    tmux.wait_for(&hint, WAIT);
+    tmux.wait_gone(&hint, WAIT);
     tmux.line("echo hello-$((6*7))");
     tmux.wait_for("hello-42", WAIT);
 

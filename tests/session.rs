@@ -49,6 +49,35 @@ async fn a_new_client_sees_the_screen_at_once_and_detaching_leaves_the_agent_run
 }
 
 #[tokio::test]
+async fn a_refresh_brings_the_whole_screen_again() {
+    let h = Holder::start(&["sh"], true);
+    let mut c = h.connect(SIZE).await;
+    c.send(b"echo mark-$((2+3))\r").await;
+    assert!(matches!(c.until("mark-5", LONG).await, Seen::Found));
+    protocol::write_client(&mut c.wr, &protocol::ClientFrame::Refresh)
+        .await
+        .unwrap();
+    let mut fresh = bottle_tui::sidecar::session::screen::parser(24, 80);
+    fresh.process(b"garbage the client drew itself");
+    // The repaint clears the screen first, so a terminal holding anything ends up equal.
+    loop {
+        match tokio::time::timeout(LONG, c.frame())
+            .await
+            .expect("a frame")
+        {
+            Some(ServerFrame::Output(b)) if b.starts_with(b"\x1b[?1049l") => {
+                fresh.process(&b);
+                break;
+            }
+            Some(ServerFrame::Output(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(fresh.screen().contents().contains("mark-5"));
+    assert!(!fresh.screen().contents().contains("garbage"));
+}
+
+#[tokio::test]
 async fn the_latest_client_sets_the_agents_size() {
     let h = Holder::start(&["sh"], true);
     let mut c = h

@@ -87,7 +87,15 @@ fn main() -> ExitCode {
         Command::Session {
             action: None,
             command,
-        } => return bottle_tui::sidecar::session::holder::run(command),
+        } => {
+            if command.is_empty() {
+                eprintln!(
+                    "error: the agent command is missing: bottle-sidecar session -- COMMAND [ARGS…] (or `session attach`)"
+                );
+                return ExitCode::from(2);
+            }
+            return bottle_tui::sidecar::session::holder::run(command);
+        }
     };
     eprintln!(
         "error: `bottle-sidecar {name}` is not implemented yet in {} (planned in {issue})",

@@ -1,4 +1,4 @@
-//! `bottle-sidecar init`: PID 1 of the bundle (and, until sessions exist, of the agent).
+//! `bottle-sidecar init`: PID 1 of the bundle (the agent's is the session holder).
 //! Starts the daemons named in `BOTTLE_DAEMONS` as `bottle-sidecar <daemon>`, restarts a
 //! crashed one with backoff, reaps every child (orphans included) in one `waitpid` loop,
 //! forwards SIGTERM/SIGINT and exits 143/130 within a second.

@@ -109,6 +109,19 @@ impl Tmux {
         false
     }
 
+    /// Waits until `needle` is no longer on the visible pane.
+    pub fn wait_gone(&self, needle: &str, within: Duration) {
+        let start = Instant::now();
+        while self.capture().contains(needle) {
+            assert!(
+                start.elapsed() < within,
+                "{needle:?} still on screen after {within:?}:\n{}",
+                self.capture()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the visible pane shows `needle`; returns how long it took.
     pub fn wait_for(&self, needle: &str, within: Duration) -> Duration {
         let start = Instant::now();

@@ -123,6 +123,9 @@ pub fn run(opts: &Options) -> ExitCode {
     }
 }
 
+/// How long the detach hint stays on the bottom line.
+const HINT_FOR: std::time::Duration = std::time::Duration::from_millis(2500);
+
 /// What the output thread last wrote, read by the probe under the same stdout lock so its
 /// query never lands inside the agent's own escape sequence or character.
 struct Written {
@@ -132,7 +135,14 @@ struct Written {
 
 /// Socket → terminal on a plain thread: a buffered read, one write per frame, nothing else in
 /// the way. Ends with how the session ended.
-fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sender<End>) {
+/// `hint` goes over the bottom line right after the first repaint, until the client asks for
+/// a refresh.
+fn pump_output(
+    stream: UnixStream,
+    written: &Mutex<Written>,
+    mut hint: Option<Vec<u8>>,
+    end: oneshot::Sender<End>,
+) {
     let mut rd = std::io::BufReader::with_capacity(256 * 1024, stream);
     let stdout = std::io::stdout();
     let why = loop {
@@ -141,6 +151,9 @@ fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sende
                 let mut out = stdout.lock();
                 if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
                     break End::Lost("cannot write to the terminal".into());
+                }
+                if let Some(h) = hint.take() {
+                    let _ = out.write_all(&h).and_then(|()| out.flush());
                 }
                 let mut w = written
                     .lock()
@@ -183,17 +196,28 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
         at: Instant::now(),
         mid_sequence: false,
     }));
+    let interactive = std::io::stdin().is_terminal();
+    // The detach key, shown on the bottom line for a moment after attaching.
+    let hint = interactive.then(|| {
+        format!(
+            "\x1b7\x1b[{};1H\x1b[7m bottle {} · {} detaches, the agent keeps running \x1b[0m\x1b[K\x1b8",
+            terminal_size().rows.max(1),
+            opts.name,
+            opts.detach_key
+        )
+        .into_bytes()
+    });
+    let mut hint_until = interactive.then(|| tokio::time::Instant::now() + HINT_FOR);
     let (end_tx, mut ended) = oneshot::channel();
     {
         let written = Arc::clone(&written);
-        std::thread::spawn(move || pump_output(stream, &written, end_tx));
+        std::thread::spawn(move || pump_output(stream, &written, hint, end_tx));
     }
     let mut winch = signal(SignalKind::window_change()).ok();
     let mut hangup = signal(SignalKind::hangup()).ok();
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdin_open = true;
-    let interactive = std::io::stdin().is_terminal();
     let mut probe = Probe::from_env();
     let mut probe_timer = tokio::time::interval(probe.period());
     probe_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -242,6 +266,17 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                         Tick::Gone => return End::Lost("the terminal stopped answering".into()),
                         Tick::Nothing => {}
                     }
+                }
+            }
+            () = async {
+                match hint_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                hint_until = None;
+                if let Err(e) = send(&ClientFrame::Refresh) {
+                    return End::Lost(e.to_string());
                 }
             }
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {

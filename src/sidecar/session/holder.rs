@@ -467,9 +467,16 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
         json!({ "size": size.to_string(), "lossless": lossless }),
     );
     let (err_tx, err_rx) = oneshot::channel::<String>();
+    let refresh = Arc::new(tokio::sync::Notify::new());
     let writer_shared = Arc::clone(&shared);
+    let writer_refresh = Arc::clone(&refresh);
     let mut writer = tokio::spawn(async move {
-        stream_to_client(&mut wr, &writer_shared, sub, lossless, err_rx).await;
+        let ctl = Control {
+            lossless,
+            refresh: writer_refresh,
+            err_rx,
+        };
+        stream_to_client(&mut wr, &writer_shared, sub, ctl).await;
     });
     let reason = loop {
         tokio::select! {
@@ -480,6 +487,7 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
                     }
                 }
                 Ok(Some(ClientFrame::Resize(size))) => shared.resize(size),
+                Ok(Some(ClientFrame::Refresh)) => refresh.notify_one(),
                 Ok(Some(ClientFrame::Detach)) => break "detached".to_owned(),
                 Ok(Some(ClientFrame::Hello { .. })) => {
                     let _ = err_tx.send("protocol error: a second hello".into());
@@ -511,16 +519,22 @@ async fn reject(wr: &mut tokio::net::unix::OwnedWriteHalf, why: String) {
     .await;
 }
 
+/// How the reading half steers the writing half of one client.
+struct Control {
+    lossless: bool,
+    refresh: Arc<tokio::sync::Notify>,
+    err_rx: oneshot::Receiver<String>,
+}
+
 async fn stream_to_client(
     wr: &mut tokio::net::unix::OwnedWriteHalf,
     shared: &Shared,
     sub: Subscription,
-    lossless: bool,
-    mut err_rx: oneshot::Receiver<String>,
+    mut ctl: Control,
 ) {
     // Only a lossless client holds the agent back; any other one is repainted if it falls
     // behind, so no viewer ever slows the agent down.
-    let viewer = lossless.then(|| shared.flow.join(sub.at));
+    let viewer = ctl.lossless.then(|| shared.flow.join(sub.at));
     let mut rx = sub.rx;
     let mut batch = BytesMut::new();
     ServerFrame::Output(sub.repaint).encode(&mut batch);
@@ -543,13 +557,15 @@ async fn stream_to_client(
         }
         batch.clear();
         let first = tokio::select! {
-            ev = rx.recv() => ev,
-            Ok(why) = &mut err_rx => {
+            ev = rx.recv() => Some(ev),
+            () = ctl.refresh.notified() => None,
+            Ok(why) = &mut ctl.err_rx => {
                 let _ = protocol::write_server(wr, &ServerFrame::Error(why)).await;
                 return;
             }
         };
-        next = add(first, &mut batch, &mut upto);
+        // A refresh is answered like falling behind: the screen as it is, then the stream.
+        next = first.map_or(Next::Lagged, |ev| add(ev, &mut batch, &mut upto));
         if viewer.is_none() && rx.len() > REPAINT_BEHIND {
             next = Next::Lagged;
         }

@@ -47,6 +47,8 @@ pub enum ClientFrame {
     },
     Input(Bytes),
     Resize(Size),
+    /// Send me the current screen again (after the client drew something of its own).
+    Refresh,
     Detach,
 }
 
@@ -66,6 +68,7 @@ mod kind {
     pub const INPUT: u8 = 2;
     pub const RESIZE: u8 = 3;
     pub const DETACH: u8 = 4;
+    pub const REFRESH: u8 = 5;
     pub const OUTPUT: u8 = 16;
     pub const EXIT: u8 = 17;
     pub const ERROR: u8 = 18;
@@ -122,6 +125,7 @@ impl ClientFrame {
                 }
             }
             Self::Detach => header(out, kind::DETACH, 0),
+            Self::Refresh => header(out, kind::REFRESH, 0),
         }
     }
 
@@ -143,7 +147,8 @@ impl ClientFrame {
             kind::HELLO | kind::RESIZE => Err(bad(&payload)),
             kind::INPUT => Ok(Self::Input(payload)),
             kind::DETACH if payload.is_empty() => Ok(Self::Detach),
-            kind::DETACH => Err(bad(&payload)),
+            kind::REFRESH if payload.is_empty() => Ok(Self::Refresh),
+            kind::DETACH | kind::REFRESH => Err(bad(&payload)),
             other => Err(ProtocolError::UnknownKind(other)),
         }
     }
@@ -241,7 +246,13 @@ fn read_raw_blocking<R: std::io::Read>(
 }
 
 const SERVER_KINDS: &[u8] = &[kind::OUTPUT, kind::EXIT, kind::ERROR];
-const CLIENT_KINDS: &[u8] = &[kind::HELLO, kind::INPUT, kind::RESIZE, kind::DETACH];
+const CLIENT_KINDS: &[u8] = &[
+    kind::HELLO,
+    kind::INPUT,
+    kind::RESIZE,
+    kind::DETACH,
+    kind::REFRESH,
+];
 
 pub fn read_server_blocking<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<ServerFrame>> {
     match read_raw_blocking(r, SERVER_KINDS)? {
@@ -320,6 +331,7 @@ mod tests {
             ClientFrame::Resize(s),
             ClientFrame::Input(Bytes::from_static(b"ls\r")),
             ClientFrame::Detach,
+            ClientFrame::Refresh,
         ] {
             assert_eq!(roundtrip_client(f.clone()).await, f);
         }
