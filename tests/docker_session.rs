@@ -196,6 +196,18 @@ fn the_agent_command_exit_code_reaches_ls() {
     assert_eq!(agent["exit_code"], 5, "{agent}");
     let out = scratch.run(&["attach", &slug]);
     assert!(stdout(&out).contains("finishing"), "{}", stdout(&out));
+
+    // The exit code outlives the bottle in the history.
+    let out = scratch.run(&["kill", &slug]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = bottle_tui::store::Store::open(&scratch.state_dir().join("state.db")).expect("db");
+    let events = store.events(Some(&slug), 10).expect("events");
+    let kill = events
+        .iter()
+        .find(|e| e.kind == "kill")
+        .unwrap_or_else(|| panic!("no kill event: {events:?}"));
+    assert_eq!(kill.detail["agent_exit_code"], 5, "{:?}", kill.detail);
+    assert_eq!(kill.detail["agent_state"], "exited", "{:?}", kill.detail);
 }
 
 #[test]

@@ -311,19 +311,29 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
         }
         let backend = &backend;
         let kills = slugs.into_iter().map(|slug| async move {
+            // How the agent ended outlives the bottle in the history.
+            let agent = backend
+                .inspect_container(&format!("bottle-{slug}-agent"))
+                .await
+                .ok()
+                .flatten();
             let r = kill::kill(backend, &slug, root).await;
-            (slug, r)
+            (slug, agent, r)
         });
         Ok::<_, color_eyre::Report>(futures_util::future::join_all(kills).await)
     })?;
     let mut failed = 0;
-    for (slug, result) in results {
+    for (slug, agent, result) in results {
         match result {
             Ok(removed) => {
                 store.record(
                     slug.as_str(),
                     "kill",
-                    &serde_json::json!({ "removed": removed.len() }),
+                    &serde_json::json!({
+                        "removed": removed.len(),
+                        "agent_state": agent.as_ref().map(|a| a.state.clone()),
+                        "agent_exit_code": agent.as_ref().and_then(|a| a.exit_code),
+                    }),
                 )?;
                 if removed.is_empty() {
                     println!("{slug}: nothing to remove");
