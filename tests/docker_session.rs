@@ -34,6 +34,19 @@ fn tmux_for(scratch: &Scratch, name: &str) -> Tmux {
     )
 }
 
+/// Polls `ls` until the agent has exited (bounded); returns its status.
+fn wait_agent_exited(scratch: &Scratch, slug: &str) -> serde_json::Value {
+    let mut agent = serde_json::Value::Null;
+    for _ in 0..100 {
+        agent = agent_of(scratch, slug);
+        if agent["state"] == "exited" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent
+}
+
 fn agent_of(scratch: &Scratch, slug: &str) -> serde_json::Value {
     let out = scratch.run(&["ls", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -44,14 +57,25 @@ fn agent_of(scratch: &Scratch, slug: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("{slug} not in ls: {all}"))
 }
 
-/// Kills every in-container attach client with SIGKILL (the pattern is split so the killing
-/// shell does not match itself).
-fn sigkill_attach_clients(agent: &str) -> usize {
-    let script = r#"n=0; for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline 2>/dev/null); case "$c" in *"session at""tach"*) kill -9 ${p#/proc/} && n=$((n+1));; esac; done; echo $n"#;
-    docker_ok(&["exec", agent, "sh", "-c", script])
+/// Runs `action` (a shell command taking a pid, or nothing) on every in-container attach
+/// client and returns how many there were. The pattern is split so the shell running this does
+/// not match itself.
+fn each_attach_client(agent: &str, action: &str) -> usize {
+    let script = format!(
+        r#"n=0; for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline 2>/dev/null); case "$c" in *"session at""tach"*) {action} ${{p#/proc/}}; n=$((n+1));; esac; done; echo $n"#
+    );
+    docker_ok(&["exec", agent, "sh", "-c", &script])
         .trim()
         .parse()
         .expect("a count")
+}
+
+fn sigkill_attach_clients(agent: &str) -> usize {
+    each_attach_client(agent, "kill -9")
+}
+
+fn count_attach_clients(agent: &str) -> usize {
+    each_attach_client(agent, "true")
 }
 
 #[test]
@@ -129,14 +153,7 @@ fn attach_detach_reattach_resize_and_exit_codes_in_tmux() {
         .expect("pid");
     let out = docker(&["exec", &bottle.agent(), "kill", "-9", &pid.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut agent = serde_json::Value::Null;
-    for _ in 0..100 {
-        agent = agent_of(&scratch, &slug);
-        if agent["state"] == "exited" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let agent = wait_agent_exited(&scratch, &slug);
     assert_eq!(agent["state"], "exited", "{agent}");
     assert_eq!(agent["exit_code"], 137, "{agent}");
 
@@ -168,14 +185,6 @@ fn resize_and_check(tmux: &Tmux, cols: u16, rows: u16) {
 /// After the client dies the host shell is back (its prompt) or the CLI reports the loss.
 const HOST_OR_ERROR: &str = common::tmux::HOST_PROMPT;
 
-fn count_attach_clients(agent: &str) -> usize {
-    let script = r#"n=0; for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline 2>/dev/null); case "$c" in *"session at""tach"*) n=$((n+1));; esac; done; echo $n"#;
-    docker_ok(&["exec", agent, "sh", "-c", script])
-        .trim()
-        .parse()
-        .expect("a count")
-}
-
 #[test]
 fn the_agent_command_exit_code_reaches_ls() {
     let scratch = Scratch::new();
@@ -185,14 +194,7 @@ fn the_agent_command_exit_code_reaches_ls() {
     ));
     let slug = unique_slug("exit");
     let _bottle = Bottle::up(&scratch, &slug, &[]);
-    let mut agent = serde_json::Value::Null;
-    for _ in 0..100 {
-        agent = agent_of(&scratch, &slug);
-        if agent["state"] == "exited" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let agent = wait_agent_exited(&scratch, &slug);
     assert_eq!(agent["exit_code"], 5, "{agent}");
     let out = scratch.run(&["attach", &slug]);
     assert!(stdout(&out).contains("finishing"), "{}", stdout(&out));

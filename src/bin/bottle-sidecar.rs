@@ -105,15 +105,9 @@ fn main() -> ExitCode {
 }
 
 fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = bottle_tui::sidecar::runtime("gateway", bottle_tui::sidecar::Threads::PerCore)
+    else {
+        return ExitCode::FAILURE;
     };
     match rt.block_on(bottle_tui::sidecar::gateway::run(config, listen)) {
         Ok(()) => ExitCode::SUCCESS,

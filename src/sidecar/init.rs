@@ -37,20 +37,8 @@ pub fn run() -> ExitCode {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            log::event(
-                DAEMON,
-                "error",
-                "cannot start the runtime",
-                json!({ "error": e.to_string() }),
-            );
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = super::runtime(DAEMON, super::Threads::One) else {
+        return ExitCode::FAILURE;
     };
     rt.block_on(supervise(names))
 }

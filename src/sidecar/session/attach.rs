@@ -77,15 +77,9 @@ pub fn run(opts: &Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = crate::sidecar::runtime("attach", crate::sidecar::Threads::One) else {
+        eprintln!("error: cannot start the attach client's runtime");
+        return ExitCode::FAILURE;
     };
     let raw = RawMode::enter();
     let end = rt.block_on(session(stream, opts, terminal_size()));

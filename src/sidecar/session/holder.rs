@@ -150,21 +150,8 @@ fn pty_size(s: Size) -> PtySize {
 }
 
 pub fn run(command: Vec<String>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            log::event(
-                DAEMON,
-                "error",
-                "cannot start the runtime",
-                json!({ "error": e.to_string() }),
-            );
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = crate::sidecar::runtime(DAEMON, crate::sidecar::Threads::Workers(2)) else {
+        return ExitCode::FAILURE;
     };
     let code = rt.block_on(hold(Paths::from_env(), command));
     // Leftover client writers must not keep PID 1 alive.
