@@ -25,6 +25,10 @@ enum SessionAction {
         /// terminal that falls behind is repainted and the agent never waits).
         #[arg(long)]
         lossless: bool,
+        /// Watch without setting the agent's size (previews): the agent keeps the size its
+        /// other viewers gave it.
+        #[arg(long)]
+        no_resize: bool,
     },
 }
 
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
                     detach_key,
                     name,
                     lossless,
+                    no_resize,
                 }),
             ..
         } => {
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
                     detach_key,
                     name,
                     lossless,
+                    resize: !no_resize,
                 },
             );
         }

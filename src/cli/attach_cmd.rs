@@ -22,7 +22,7 @@ pub fn run(slug: &Slug, detach_key: Option<DetachKey>, config: Option<PathBuf>) 
     })?;
     drop(rt);
     match target {
-        Target::Live(cmd) => {
+        Target::Live { command: cmd, .. } => {
             if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
                 return Err(Failure::Usage(format!(
                     "attach needs a terminal on stdin and stdout; for scripts use `bottle-tui exec {slug} …`"

@@ -4,6 +4,7 @@ use super::{Failure, Outcome, print_json};
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, ExecSpec, OutputStream, label, role};
 use crate::config::Config;
+use crate::engine::redact::redact;
 use crate::engine::{kill, reconcile, sidecar_bin, up};
 use crate::state::StateRoot;
 use crate::store::Store;
@@ -121,25 +122,6 @@ pub fn ls_cmd(json: bool) -> Outcome {
         );
     }
     Ok(())
-}
-
-/// Variables whose values never leave `inspect` unredacted.
-fn redact(entry: &str, placeholder_vars: &[String]) -> String {
-    let Some((k, v)) = entry.split_once('=') else {
-        return entry.to_owned();
-    };
-    let upper = k.to_ascii_uppercase();
-    let secretish = ["TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL"]
-        .iter()
-        .any(|w| upper.contains(w));
-    if secretish
-        || placeholder_vars.iter().any(|p| p == k)
-        || v.starts_with(crate::engine::placeholders::PREFIX)
-    {
-        format!("{k}=[redacted]")
-    } else {
-        entry.to_owned()
-    }
 }
 
 pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {

@@ -11,6 +11,7 @@ mod plan_cmd;
 use crate::config::{self, Config, ConfigErrors};
 use crate::state::StateRoot;
 use args::{Cli, Command, ImageCommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Exit codes of the CLI contract.
@@ -98,8 +99,13 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
     let not_yet = |command, issue| Err(Failure::NotImplemented { command, issue });
     let Some(command) = cli.command else {
         // The dashboard needs a config to be useful; say how to get one first.
-        load_config(cli.config)?;
-        return not_yet("(dashboard)", "issue #7, the dashboard");
+        let config = load_config(cli.config)?;
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return Err(Failure::Usage(
+                "the dashboard needs a terminal; for scripts use `bottle-tui ls --json` and the other commands".into(),
+            ));
+        }
+        return crate::tui::run::run(config, root.clone()).map_err(Failure::Other);
     };
     match command {
         Command::Config(c) => config_cmd::run(c, cli.config),

@@ -23,7 +23,11 @@ pub struct AttachCommand {
 
 #[derive(Debug)]
 pub enum Target {
-    Live(AttachCommand),
+    /// The agent runs: the command that attaches to it, and its container.
+    Live {
+        command: AttachCommand,
+        container: String,
+    },
     /// The agent finished: what it last showed and how it ended.
     Finished {
         exit_code: Option<i64>,
@@ -63,6 +67,13 @@ pub fn docker_attach(container: &str, slug: &Slug, key: DetachKey) -> AttachComm
     }
 }
 
+/// A read-only view for a preview: the same client, never setting the agent's size.
+pub fn docker_preview(container: &str, slug: &Slug, key: DetachKey) -> AttachCommand {
+    let mut cmd = docker_attach(container, slug, key);
+    cmd.args.push("--no-resize".into());
+    cmd
+}
+
 pub async fn resolve(backend: &dyn Backend, slug: &Slug, key: DetachKey) -> Result<Target> {
     let containers = backend
         .list_containers(&[(label::SLUG, slug.as_str())])
@@ -80,7 +91,10 @@ pub async fn resolve(backend: &dyn Backend, slug: &Slug, key: DetachKey) -> Resu
         .find(|c| c.labels.get(label::ROLE).map(String::as_str) == Some(role::AGENT))
         .ok_or_else(|| eyre!("`{slug}` has no agent container (it is broken; `bottle-tui kill {slug}` cleans it up)"))?;
     match agent.state.as_str() {
-        "running" => Ok(Target::Live(docker_attach(&agent.name, slug, key))),
+        "running" => Ok(Target::Live {
+            command: docker_attach(&agent.name, slug, key),
+            container: agent.name.clone(),
+        }),
         "exited" | "dead" => {
             let paths = Paths::new(DEFAULT_DIR);
             let path = paths.last_screen();

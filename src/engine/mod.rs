@@ -10,6 +10,7 @@ pub mod plan;
 pub mod prepare;
 pub mod provision;
 pub mod reconcile;
+pub mod redact;
 pub mod render;
 pub mod sidecar_bin;
 pub mod smolvm_launch;

@@ -21,6 +21,8 @@ pub struct Options {
     pub name: String,
     /// Never skip output: hold the agent back instead (see `ClientFrame::Hello`).
     pub lossless: bool,
+    /// Set the agent's size to this terminal's (off for previews).
+    pub resize: bool,
 }
 
 /// Leaves raw mode however the client ends.
@@ -82,7 +84,12 @@ pub fn run(opts: &Options) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let raw = RawMode::enter();
-    let end = rt.block_on(session(stream, opts, terminal_size()));
+    let size = if opts.resize {
+        terminal_size()
+    } else {
+        Size::UNKNOWN
+    };
+    let end = rt.block_on(session(stream, opts, size));
     // The stdin reader is a blocking read nobody can cancel; do not wait for a keypress.
     rt.shutdown_background();
     {
@@ -117,6 +124,24 @@ pub fn run(opts: &Options) -> ExitCode {
     }
 }
 
+/// The detach key on the bottom line, in reverse video, leaving the cursor where it was.
+struct Hint {
+    text: String,
+}
+
+impl Hint {
+    fn render(&self) -> Option<Vec<u8>> {
+        let size = terminal_size();
+        (size != Size::UNKNOWN).then(|| {
+            format!(
+                "\x1b7\x1b[{};1H\x1b[7m{}\x1b[0m\x1b[K\x1b8",
+                size.rows, self.text
+            )
+            .into_bytes()
+        })
+    }
+}
+
 /// How long the detach hint stays on the bottom line.
 const HINT_FOR: std::time::Duration = std::time::Duration::from_millis(2500);
 
@@ -134,7 +159,7 @@ struct Written {
 fn pump_output(
     stream: UnixStream,
     written: &Mutex<Written>,
-    mut hint: Option<Vec<u8>>,
+    mut hint: Option<Hint>,
     end: oneshot::Sender<End>,
 ) {
     let mut rd = std::io::BufReader::with_capacity(256 * 1024, stream);
@@ -147,7 +172,9 @@ fn pump_output(
                     break End::Lost("cannot write to the terminal".into());
                 }
                 if let Some(h) = hint.take() {
-                    let _ = out.write_all(&h).and_then(|()| out.flush());
+                    if let Some(bytes) = h.render() {
+                        let _ = out.write_all(&bytes).and_then(|()| out.flush());
+                    }
                 }
                 let mut w = written
                     .lock()
@@ -191,15 +218,13 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
         mid_sequence: false,
     }));
     let interactive = std::io::stdin().is_terminal();
-    // The detach key, shown on the bottom line for a moment after attaching.
-    let hint = interactive.then(|| {
-        format!(
-            "\x1b7\x1b[{};1H\x1b[7m bottle {} · {} detaches, the agent keeps running \x1b[0m\x1b[K\x1b8",
-            terminal_size().rows.max(1),
-            opts.name,
-            opts.detach_key
-        )
-        .into_bytes()
+    // The detach key, shown on the bottom line for a moment after attaching (drawn where the
+    // bottom is once the first screen arrives: docker exec sizes the TTY only after start).
+    let hint = interactive.then(|| Hint {
+        text: format!(
+            " bottle {} · {} detaches, the agent keeps running ",
+            opts.name, opts.detach_key
+        ),
     });
     let mut hint_until = interactive.then(|| tokio::time::Instant::now() + HINT_FOR);
     let (end_tx, mut ended) = oneshot::channel();
@@ -278,7 +303,7 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
             }
             Some(()) = async { match winch.as_mut() { Some(w) => w.recv().await, None => None } } => {
                 let size = terminal_size();
-                if size == Size::UNKNOWN {
+                if size == Size::UNKNOWN || !opts.resize {
                     continue;
                 }
                 if let Err(e) = send(&ClientFrame::Resize(size)) {

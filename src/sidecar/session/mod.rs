@@ -83,6 +83,9 @@ pub struct DetachKey {
 }
 
 impl DetachKey {
+    /// ctrl-q, as `DEFAULT_DETACH_KEY` says.
+    pub const DEFAULT: Self = Self { byte: 17 };
+
     pub fn byte(self) -> u8 {
         self.byte
     }

@@ -1,0 +1,643 @@
+//! The dashboard's whole state, and how keys and messages change it. No I/O here: changes that
+//! need the engine come back as `Command`s for the worker, so every transition is testable.
+
+use super::keymap::Keymap;
+use super::logs::LogBook;
+use super::msg::{Command, Msg};
+use super::pane::{Pane, PaneEvent};
+use super::theme::Theme;
+use crate::engine::reconcile::BottleStatus;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Slug,
+    State,
+    Created,
+}
+
+impl SortKey {
+    fn next(self) -> Self {
+        match self {
+            Self::Slug => Self::State,
+            Self::State => Self::Created,
+            Self::Created => Self::Slug,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Slug => "slug",
+            Self::State => "state",
+            Self::Created => "age",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchForm {
+    pub choices: Vec<String>,
+    pub selected: usize,
+    pub name: String,
+    /// Typing into the name field rather than picking.
+    pub naming: bool,
+    /// Set once submitted: the slug being launched.
+    pub launching: Option<String>,
+    pub steps: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsView {
+    /// None: every bottle, merged.
+    pub slug: Option<String>,
+    /// None: every daemon.
+    pub daemon: Option<String>,
+    pub deny_only: bool,
+    pub follow: bool,
+    /// Lines up from the newest, when not following.
+    pub scroll: usize,
+    pub search: String,
+    pub searching: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Table,
+    Filter,
+    Help,
+    ConfirmKill(Vec<String>),
+    Launch(LaunchForm),
+    Logs(LogsView),
+    Aliases,
+    /// Keys go to the agent in the pane.
+    Pane,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    Connecting,
+    Up,
+    Down(String),
+}
+
+/// An attach client running in a pane, for one bottle.
+pub struct PaneSlot {
+    pub slug: String,
+    pub pane: Pane,
+    pub zoomed: bool,
+}
+
+pub struct App {
+    pub bottles: Vec<BottleStatus>,
+    /// The selected row, by slug so it survives re-sorting and refreshes.
+    pub selected: Option<String>,
+    pub marked: BTreeSet<String>,
+    pub sort: SortKey,
+    pub filter: String,
+    pub mode: Mode,
+    pub engine: Engine,
+    pub logs: LogBook,
+    pub config_bottles: Vec<String>,
+    pub pane: Option<PaneSlot>,
+    pub preview: Option<PaneSlot>,
+    /// The pane being opened should be full screen.
+    pub pending_zoom: bool,
+    /// A preview of this bottle failed; not retried until the selection moves.
+    pub preview_failed: Option<String>,
+    /// A one-line message for the footer (errors of background work, saved files).
+    pub status: Option<String>,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    /// Seconds since the Unix epoch, for uptimes (set by the loop, fixed in tests).
+    pub now: i64,
+    /// Where `s` in the logs view saves.
+    pub save_dir: std::path::PathBuf,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, theme: Theme, config_bottles: Vec<String>) -> Self {
+        Self {
+            bottles: Vec::new(),
+            selected: None,
+            marked: BTreeSet::new(),
+            sort: SortKey::Slug,
+            filter: String::new(),
+            mode: Mode::Table,
+            engine: Engine::Connecting,
+            logs: LogBook::default(),
+            config_bottles,
+            pane: None,
+            preview: None,
+            pending_zoom: false,
+            preview_failed: None,
+            status: None,
+            keymap,
+            theme,
+            now: 0,
+            save_dir: std::env::temp_dir(),
+            quit: false,
+        }
+    }
+
+    /// The rows on screen: filtered by `/`, sorted by the sort key.
+    pub fn visible(&self) -> Vec<&BottleStatus> {
+        let needle = self.filter.to_lowercase();
+        let mut rows: Vec<&BottleStatus> = self
+            .bottles
+            .iter()
+            .filter(|b| {
+                needle.is_empty()
+                    || b.slug.to_lowercase().contains(&needle)
+                    || b.bottle.to_lowercase().contains(&needle)
+                    || b.state.contains(&needle)
+            })
+            .collect();
+        match self.sort {
+            SortKey::Slug => rows.sort_by(|a, b| a.slug.cmp(&b.slug)),
+            SortKey::State => rows.sort_by(|a, b| a.state.cmp(&b.state).then(a.slug.cmp(&b.slug))),
+            SortKey::Created => rows.sort_by(|a, b| b.created.cmp(&a.created)),
+        }
+        rows
+    }
+
+    pub fn selected_bottle(&self) -> Option<&BottleStatus> {
+        let sel = self.selected.as_deref()?;
+        self.bottles.iter().find(|b| b.slug == sel)
+    }
+
+    fn selected_index(&self) -> Option<usize> {
+        let sel = self.selected.as_deref()?;
+        self.visible().iter().position(|b| b.slug == sel)
+    }
+
+    fn select_index(&mut self, i: usize) -> Vec<Command> {
+        let rows = self.visible();
+        let next = rows.get(i).map(|b| b.slug.clone());
+        self.select(next)
+    }
+
+    /// Changes the selection; the preview follows it.
+    fn select(&mut self, slug: Option<String>) -> Vec<Command> {
+        if slug == self.selected {
+            return Vec::new();
+        }
+        self.selected = slug;
+        self.preview = None;
+        self.preview_failed = None;
+        self.preview_command()
+    }
+
+    fn preview_command(&self) -> Vec<Command> {
+        match self.selected_bottle() {
+            Some(b)
+                if b.agent.state == "running"
+                    && self.pane.is_none()
+                    && self.preview_failed.as_deref() != Some(b.slug.as_str()) =>
+            {
+                vec![Command::Attach {
+                    slug: b.slug.clone(),
+                    preview: true,
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn move_selection(&mut self, delta: isize) -> Vec<Command> {
+        let n = self.visible().len();
+        if n == 0 {
+            return self.select(None);
+        }
+        let i = self
+            .selected_index()
+            .map_or(0, |i| i.saturating_add_signed(delta).min(n - 1));
+        self.select_index(i)
+    }
+
+    /// Pending approvals across bottles (supervise is not built yet: always 0).
+    pub fn pending_approvals(&self) -> usize {
+        0
+    }
+
+    pub fn on_msg(&mut self, msg: Msg) -> Vec<Command> {
+        match msg {
+            Msg::Bottles(bottles) => {
+                self.engine = Engine::Up;
+                self.bottles = bottles;
+                let present: BTreeSet<String> =
+                    self.bottles.iter().map(|b| b.slug.clone()).collect();
+                self.marked.retain(|s| present.contains(s));
+                self.logs.retain(&present);
+                if let Some(p) = &self.pane {
+                    if !present.contains(&p.slug) {
+                        self.pane = None;
+                        if self.mode == Mode::Pane {
+                            self.mode = Mode::Table;
+                        }
+                    }
+                }
+                let keep = self.selected.clone().filter(|s| present.contains(s));
+                match keep {
+                    Some(_) => {
+                        self.selected = keep;
+                        // A preview ends when its agent does; start one when it runs again.
+                        if self.preview.is_none() {
+                            return self.preview_command();
+                        }
+                        Vec::new()
+                    }
+                    None => {
+                        let first = self.visible().first().map(|b| b.slug.clone());
+                        self.selected = None;
+                        self.select(first)
+                    }
+                }
+            }
+            Msg::EngineDown(why) => {
+                self.engine = Engine::Down(why);
+                Vec::new()
+            }
+            Msg::Log { slug, line } => {
+                self.logs.push(&slug, &line);
+                Vec::new()
+            }
+            Msg::LaunchStep { slug, step } => {
+                if let Mode::Launch(f) = &mut self.mode {
+                    if f.launching.as_deref() == Some(slug.as_str()) {
+                        f.steps.push(step);
+                    }
+                }
+                Vec::new()
+            }
+            Msg::LaunchDone { slug, error } => {
+                match error {
+                    None => {
+                        if matches!(&self.mode, Mode::Launch(f) if f.launching.as_deref() == Some(slug.as_str()))
+                        {
+                            self.mode = Mode::Table;
+                        }
+                        self.status = Some(format!("launched {slug}"));
+                        self.selected = Some(slug);
+                        self.preview = None;
+                        return vec![Command::Refresh];
+                    }
+                    Some(e) => {
+                        if let Mode::Launch(f) = &mut self.mode {
+                            f.error = Some(e);
+                            f.launching = None;
+                        } else {
+                            self.status = Some(format!("launching {slug} failed: {e}"));
+                        }
+                    }
+                }
+                vec![Command::Refresh]
+            }
+            Msg::KillDone { slug, error } => {
+                self.status = Some(match error {
+                    None => format!("killed {slug}"),
+                    Some(e) => format!("killing {slug} failed: {e}"),
+                });
+                vec![Command::Refresh]
+            }
+            Msg::Attach { .. } | Msg::Pane(_) => Vec::new(),
+        }
+    }
+
+    /// A pane's program ended: the agent's attach client left (detach, or the agent exited).
+    pub fn on_pane_event(&mut self, ev: &PaneEvent) {
+        if let PaneEvent::Exited(id, exit) = ev {
+            if self.pane.as_ref().is_some_and(|p| p.pane.id() == *id) {
+                let slug = self.pane.take().map(|p| p.slug).unwrap_or_default();
+                if self.mode == Mode::Pane {
+                    self.mode = Mode::Table;
+                }
+                if exit.code != 0 {
+                    self.status = Some(format!("{slug}: the agent's terminal {exit}"));
+                }
+            }
+            if self.preview.as_ref().is_some_and(|p| p.pane.id() == *id) {
+                let slug = self.preview.take().map(|p| p.slug);
+                if exit.code != 0 {
+                    self.preview_failed = slug;
+                }
+            }
+        }
+    }
+
+    pub fn on_mouse(&mut self, ev: &MouseEvent, table_top: u16) -> Vec<Command> {
+        match ev.kind {
+            MouseEventKind::ScrollDown if self.mode == Mode::Table => self.move_selection(1),
+            MouseEventKind::ScrollUp if self.mode == Mode::Table => self.move_selection(-1),
+            MouseEventKind::Down(_) if self.mode == Mode::Table && ev.row > table_top => {
+                self.select_index(usize::from(ev.row - table_top - 1))
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn on_key(&mut self, key: &KeyEvent) -> Vec<Command> {
+        // ctrl-c always quits, whatever the bindings say (but it is the agent's in the pane).
+        if self.mode != Mode::Pane
+            && key.code == KeyCode::Char('c')
+            && key.modifiers.contains(KeyModifiers::CONTROL)
+        {
+            self.quit = true;
+            return Vec::new();
+        }
+        let action = self.keymap.action(key);
+        match self.mode.clone() {
+            Mode::Pane => {
+                if action == Some("detach") {
+                    // Ending the attach client detaches; the agent keeps running.
+                    self.pane = None;
+                    self.mode = Mode::Table;
+                    return self.preview_command();
+                }
+                if let Some(p) = &self.pane {
+                    p.pane.key(key);
+                }
+                Vec::new()
+            }
+            Mode::Filter => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.filter.clear();
+                        self.mode = Mode::Table;
+                    }
+                    KeyCode::Enter => self.mode = Mode::Table,
+                    KeyCode::Backspace => {
+                        self.filter.pop();
+                    }
+                    KeyCode::Char(c) => self.filter.push(c),
+                    _ => {}
+                }
+                let first = self.visible().first().map(|b| b.slug.clone());
+                if self.selected_index().is_none() {
+                    return self.select(first);
+                }
+                Vec::new()
+            }
+            Mode::Help => {
+                self.mode = Mode::Table;
+                Vec::new()
+            }
+            Mode::Aliases => {
+                if matches!(key.code, KeyCode::Esc) || action.is_some() {
+                    self.mode = Mode::Table;
+                }
+                Vec::new()
+            }
+            Mode::ConfirmKill(slugs) => match key.code {
+                KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
+                    self.mode = Mode::Table;
+                    self.marked.clear();
+                    self.status = Some(format!("killing {}", slugs.join(", ")));
+                    vec![Command::Kill(slugs)]
+                }
+                _ => {
+                    self.mode = Mode::Table;
+                    Vec::new()
+                }
+            },
+            Mode::Launch(form) => self.on_launch_key(form, key),
+            Mode::Logs(view) => self.on_logs_key(view, key, action),
+            Mode::Table => self.on_table_key(key, action),
+        }
+    }
+
+    fn on_table_key(&mut self, key: &KeyEvent, action: Option<&'static str>) -> Vec<Command> {
+        match action {
+            Some("quit") => {
+                self.quit = true;
+                return Vec::new();
+            }
+            Some("help") => self.mode = Mode::Help,
+            Some("filter") => self.mode = Mode::Filter,
+            Some("aliases") => self.mode = Mode::Aliases,
+            Some("logs") => {
+                self.mode = Mode::Logs(LogsView {
+                    slug: self.selected.clone(),
+                    daemon: None,
+                    deny_only: false,
+                    follow: true,
+                    scroll: 0,
+                    search: String::new(),
+                    searching: false,
+                });
+            }
+            Some("launch") => {
+                self.mode = Mode::Launch(LaunchForm {
+                    choices: self.config_bottles.clone(),
+                    selected: 0,
+                    name: String::new(),
+                    naming: false,
+                    launching: None,
+                    steps: Vec::new(),
+                    error: None,
+                });
+            }
+            Some("kill") => {
+                let slugs: Vec<String> = if self.marked.is_empty() {
+                    self.selected.iter().cloned().collect()
+                } else {
+                    self.marked.iter().cloned().collect()
+                };
+                if !slugs.is_empty() {
+                    self.mode = Mode::ConfirmKill(slugs);
+                }
+            }
+            Some("attach" | "zoom") => {
+                if let Some(b) = self.selected_bottle() {
+                    if b.agent.state == "running" {
+                        let slug = b.slug.clone();
+                        self.preview = None;
+                        self.status = None;
+                        self.pending_zoom = action == Some("zoom");
+                        return vec![Command::Attach {
+                            slug,
+                            preview: false,
+                        }];
+                    }
+                    self.status = Some(match b.agent.exit_code {
+                        Some(c) => format!(
+                            "{}: the agent exited with code {c}; `bottle-tui attach {}` shows its last screen",
+                            b.slug, b.slug
+                        ),
+                        None => format!("{}: the agent is {}", b.slug, b.agent.state),
+                    });
+                }
+            }
+            Some("inspect") => {
+                self.status = Some("inspect: the detail panel shows the selection".into());
+            }
+            Some("approvals") => {
+                self.status = Some("approvals: supervise is not built yet (issue #5)".into());
+            }
+            _ => {}
+        }
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
+            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
+            KeyCode::Home | KeyCode::Char('g') => self.select_index(0),
+            KeyCode::End | KeyCode::Char('G') => {
+                let n = self.visible().len();
+                self.select_index(n.saturating_sub(1))
+            }
+            KeyCode::Char(' ') => {
+                if let Some(s) = self.selected.clone() {
+                    if !self.marked.remove(&s) {
+                        self.marked.insert(s);
+                    }
+                }
+                Vec::new()
+            }
+            KeyCode::Char('s') => {
+                self.sort = self.sort.next();
+                Vec::new()
+            }
+            KeyCode::Esc => {
+                self.marked.clear();
+                self.status = None;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_launch_key(&mut self, mut form: LaunchForm, key: &KeyEvent) -> Vec<Command> {
+        if form.launching.is_some() {
+            // Esc hides the dialog; the launch goes on and reports in the footer.
+            if key.code == KeyCode::Esc {
+                self.mode = Mode::Table;
+            }
+            return Vec::new();
+        }
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Table;
+                return Vec::new();
+            }
+            KeyCode::Tab => form.naming = !form.naming,
+            KeyCode::Up if !form.naming => form.selected = form.selected.saturating_sub(1),
+            KeyCode::Down if !form.naming => {
+                form.selected = (form.selected + 1).min(form.choices.len().saturating_sub(1));
+            }
+            KeyCode::Backspace if form.naming => {
+                form.name.pop();
+            }
+            KeyCode::Char(c) if form.naming => form.name.push(c),
+            KeyCode::Enter => {
+                let Some(bottle) = form.choices.get(form.selected).cloned() else {
+                    form.error = Some("the config defines no bottles".into());
+                    self.mode = Mode::Launch(form);
+                    return Vec::new();
+                };
+                let name = Some(form.name.trim().to_owned()).filter(|n| !n.is_empty());
+                if let Some(n) = &name {
+                    if let Err(e) = n.parse::<crate::types::Slug>() {
+                        form.error = Some(format!("name: {e}"));
+                        self.mode = Mode::Launch(form);
+                        return Vec::new();
+                    }
+                }
+                form.launching = Some(name.clone().unwrap_or_else(|| bottle.clone()));
+                form.steps.clear();
+                form.error = None;
+                self.mode = Mode::Launch(form);
+                return vec![Command::Launch { bottle, name }];
+            }
+            _ => {}
+        }
+        self.mode = Mode::Launch(form);
+        Vec::new()
+    }
+
+    fn on_logs_key(
+        &mut self,
+        mut view: LogsView,
+        key: &KeyEvent,
+        action: Option<&'static str>,
+    ) -> Vec<Command> {
+        if view.searching {
+            match key.code {
+                KeyCode::Esc => {
+                    view.search.clear();
+                    view.searching = false;
+                }
+                KeyCode::Enter => view.searching = false,
+                KeyCode::Backspace => {
+                    view.search.pop();
+                }
+                KeyCode::Char(c) => view.search.push(c),
+                _ => {}
+            }
+            self.mode = Mode::Logs(view);
+            return Vec::new();
+        }
+        match (key.code, action) {
+            (KeyCode::Esc, _) | (_, Some("logs" | "quit")) => {
+                self.mode = Mode::Table;
+                return Vec::new();
+            }
+            (_, Some("filter")) => view.searching = true,
+            (KeyCode::Char('f'), _) => {
+                view.follow = !view.follow;
+                view.scroll = 0;
+            }
+            (KeyCode::Char('d'), _) => view.deny_only = !view.deny_only,
+            (KeyCode::Char('m'), _) => view.slug = None,
+            (KeyCode::Tab, _) => view.daemon = next_daemon(view.daemon.as_deref()),
+            (KeyCode::Up | KeyCode::Char('k'), _) => {
+                view.follow = false;
+                view.scroll += 1;
+            }
+            (KeyCode::Down | KeyCode::Char('j'), _) => {
+                view.scroll = view.scroll.saturating_sub(1);
+                view.follow = view.scroll == 0;
+            }
+            (KeyCode::PageUp, _) => {
+                view.follow = false;
+                view.scroll += 20;
+            }
+            (KeyCode::PageDown, _) => {
+                view.scroll = view.scroll.saturating_sub(20);
+                view.follow = view.scroll == 0;
+            }
+            (KeyCode::Char('s'), _) => {
+                self.status = Some(match self.logs.save(&view, &self.save_dir, self.now) {
+                    Ok(path) => format!("saved the log to {}", path.display()),
+                    Err(e) => format!("could not save the log: {e:#}"),
+                });
+            }
+            _ => {}
+        }
+        self.mode = Mode::Logs(view);
+        Vec::new()
+    }
+
+    /// Blocked requests seen in a bottle's gateway log.
+    pub fn blocked(&self, slug: &str) -> usize {
+        self.logs.denied(slug)
+    }
+
+    /// Health dots per daemon.
+    pub fn health(&self, b: &BottleStatus) -> BTreeMap<String, String> {
+        b.health.clone()
+    }
+}
+
+const DAEMONS: &[&str] = &["gateway", "pipelock", "git-gate", "supervise", "init"];
+
+fn next_daemon(current: Option<&str>) -> Option<String> {
+    match current {
+        None => Some(DAEMONS[0].to_owned()),
+        Some(d) => DAEMONS
+            .iter()
+            .position(|x| *x == d)
+            .and_then(|i| DAEMONS.get(i + 1))
+            .map(|s| (*s).to_owned()),
+    }
+}

@@ -1,0 +1,160 @@
+//! The bundles' log lines, per bottle, in bounded ring buffers: parsed once on arrival (daemon,
+//! decision, a short display text), counted for blocked requests, filtered and searched when
+//! drawn. A line of any length is kept whole but drawn only as far as the screen reaches.
+
+use super::app::LogsView;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// Lines kept per bottle.
+pub const CAPACITY: usize = 5000;
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub slug: String,
+    pub daemon: String,
+    pub deny: bool,
+    /// What the line says, flattened for one screen row.
+    pub text: String,
+    /// Arrival order across bottles, for the merged view.
+    pub seq: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct LogBook {
+    per: BTreeMap<String, VecDeque<Entry>>,
+    denied: BTreeMap<String, usize>,
+    seq: u64,
+}
+
+impl LogBook {
+    pub fn push(&mut self, slug: &str, raw: &str) {
+        let (daemon, deny, text) = parse(raw);
+        if deny && daemon == "gateway" {
+            *self.denied.entry(slug.to_owned()).or_default() += 1;
+        }
+        self.seq += 1;
+        let ring = self.per.entry(slug.to_owned()).or_default();
+        if ring.len() >= CAPACITY {
+            ring.pop_front();
+        }
+        ring.push_back(Entry {
+            slug: slug.to_owned(),
+            daemon,
+            deny,
+            text,
+            seq: self.seq,
+        });
+    }
+
+    /// Forgets bottles that are gone.
+    pub fn retain(&mut self, present: &BTreeSet<String>) {
+        self.per.retain(|s, _| present.contains(s));
+        self.denied.retain(|s, _| present.contains(s));
+    }
+
+    pub fn denied(&self, slug: &str) -> usize {
+        self.denied.get(slug).copied().unwrap_or(0)
+    }
+
+    /// The lines a view shows, oldest first.
+    pub fn select<'a>(&'a self, view: &LogsView) -> Vec<&'a Entry> {
+        let mut out: Vec<&Entry> = match &view.slug {
+            Some(s) => self
+                .per
+                .get(s)
+                .map(|r| r.iter().collect())
+                .unwrap_or_default(),
+            None => {
+                let mut all: Vec<&Entry> = self.per.values().flatten().collect();
+                all.sort_by_key(|e| e.seq);
+                all
+            }
+        };
+        out.retain(|e| {
+            view.daemon.as_deref().is_none_or(|d| e.daemon == d) && (!view.deny_only || e.deny)
+        });
+        out
+    }
+
+    /// Writes what the view shows to a file under `dir`.
+    pub fn save(&self, view: &LogsView, dir: &Path, now: i64) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let name = format!(
+            "bottle-logs-{}-{now}.log",
+            view.slug.as_deref().unwrap_or("all")
+        );
+        let path = dir.join(name);
+        let mut text = String::new();
+        for e in self.select(view) {
+            text.push_str(&format!("{} {} {}\n", e.slug, e.daemon, e.text));
+        }
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+}
+
+/// (daemon, is a deny, display text) from one raw line: our JSON lines, or anything else.
+fn parse(raw: &str) -> (String, bool, String) {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(raw) else {
+        return ("?".to_owned(), false, raw.replace(['\r', '\n'], " "));
+    };
+    let s = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let daemon = Some(s("daemon")).filter(|d| !d.is_empty()).unwrap_or("?");
+    let deny = matches!(s("decision"), "deny" | "denied" | "block" | "blocked");
+    let time = s("time").get(11..19).unwrap_or("");
+    let mut text = format!("{time} {}", s("msg"));
+    for key in [
+        "decision", "method", "host", "port", "status", "reason", "error",
+    ] {
+        if let Some(v) = obj.get(key) {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            text.push_str(&format!(" {key}={v}"));
+        }
+    }
+    (daemon.to_owned(), deny, text.replace(['\r', '\n'], " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(slug: Option<&str>) -> LogsView {
+        LogsView {
+            slug: slug.map(str::to_owned),
+            daemon: None,
+            deny_only: false,
+            follow: true,
+            scroll: 0,
+            search: String::new(),
+            searching: false,
+        }
+    }
+
+    #[test]
+    fn lines_are_parsed_counted_bounded_and_filtered() {
+        let mut book = LogBook::default();
+        book.push("a", r#"{"daemon":"gateway","decision":"deny","host":"x.com","msg":"request","time":"2026-11-28T01:02:03Z"}"#);
+        book.push("a", r#"{"daemon":"init","msg":"started"}"#);
+        book.push("b", "not json at all");
+        assert_eq!(book.denied("a"), 1);
+        let mut v = view(Some("a"));
+        v.deny_only = true;
+        let lines = book.select(&v);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].text, "01:02:03 request decision=deny host=x.com");
+        assert_eq!(book.select(&view(None)).len(), 3);
+        for i in 0..CAPACITY + 10 {
+            book.push("b", &format!("line {i}"));
+        }
+        assert_eq!(book.select(&view(Some("b"))).len(), CAPACITY);
+        let long = "y".repeat(90_000);
+        book.push("a", &long);
+        assert_eq!(
+            book.select(&view(Some("a"))).last().unwrap().text.len(),
+            90_000
+        );
+        book.retain(&BTreeSet::from(["b".to_owned()]));
+        assert_eq!(book.denied("a"), 0);
+    }
+}

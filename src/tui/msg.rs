@@ -1,0 +1,53 @@
+//! Typed messages into the UI loop, and the commands the loop hands to the engine worker.
+
+use crate::engine::attach::AttachCommand;
+use crate::engine::reconcile::BottleStatus;
+use crate::tui::pane::PaneEvent;
+
+/// Everything that can change what the dashboard shows.
+#[derive(Debug)]
+pub enum Msg {
+    /// A fresh read of every bottle from the engine.
+    Bottles(Vec<BottleStatus>),
+    /// The engine cannot be reached (the worker keeps trying).
+    EngineDown(String),
+    /// A bundle's log line (raw text as the daemon printed it).
+    Log {
+        slug: String,
+        line: String,
+    },
+    LaunchStep {
+        slug: String,
+        step: String,
+    },
+    LaunchDone {
+        slug: String,
+        error: Option<String>,
+    },
+    KillDone {
+        slug: String,
+        error: Option<String>,
+    },
+    /// How to reach an agent's session, for the pane or the preview.
+    Attach {
+        slug: String,
+        preview: bool,
+        target: Result<AttachCommand, String>,
+    },
+    Pane(PaneEvent),
+}
+
+/// Work for the engine worker; each runs in a task and answers with `Msg`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Refresh,
+    Launch {
+        bottle: String,
+        name: Option<String>,
+    },
+    Kill(Vec<String>),
+    Attach {
+        slug: String,
+        preview: bool,
+    },
+}

@@ -1,0 +1,255 @@
+//! The dashboard's loop: one `select!` over terminal events, worker messages, pane events and a
+//! slow clock. State lives in `App`; the screen is redrawn only when something changed.
+
+use super::app::{App, Mode, PaneSlot};
+use super::keymap::Keymap;
+use super::msg::{Command, Msg};
+use super::pane::{Pane, PaneEvent, PaneId, PaneSize};
+use super::theme::Theme;
+use super::views;
+use super::worker::{self, Context};
+use crate::config::Config;
+use crate::sidecar::session::DetachKey;
+use crate::state::StateRoot;
+use color_eyre::eyre::{Result, WrapErr};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use std::io::Stdout;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A preview's terminal is bigger than any panel: it never sets the agent's size, so it must
+/// hold whatever size the agent has and the panel shows its top-left corner.
+const PREVIEW: PaneSize = PaneSize {
+    rows: 60,
+    cols: 250,
+};
+
+/// Leaves the terminal as it found it, however the loop ends (a panic included).
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> Result<Self> {
+        crossterm::terminal::enable_raw_mode().wrap_err("cannot put the terminal in raw mode")?;
+        crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::EnterAlternateScreen,
+            crossterm::event::EnableMouseCapture,
+            crossterm::event::EnableBracketedPaste
+        )
+        .wrap_err("cannot set up the terminal")?;
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            hook(info);
+        }));
+        Ok(Self)
+    }
+}
+
+fn restore() {
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::event::DisableBracketedPaste,
+        crossterm::event::DisableMouseCapture,
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = crossterm::terminal::disable_raw_mode();
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+pub fn run(config: Config, root: StateRoot) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    let keymap = Keymap::new(&config.keys);
+    let detach_key = detach_key(&keymap);
+    let mut app = App::new(
+        keymap,
+        Theme::from_env(),
+        config.bottles.keys().map(|b| b.to_string()).collect(),
+    );
+    app.save_dir = root.path().join("saved-logs");
+    let result = rt.block_on(async {
+        let _guard = TerminalGuard::enter()?;
+        let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))
+            .wrap_err("cannot draw on this terminal")?;
+        terminal.clear()?;
+        event_loop(&mut terminal, &mut app, config, root, detach_key).await
+    });
+    // Panes end with the app; their attach clients detach and the agents keep running.
+    drop(app);
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// The pane's attach client detaches on the same key the dashboard uses when that key can
+/// reach it (a ctrl chord); the dashboard catches it first anyway.
+fn detach_key(keymap: &Keymap) -> DetachKey {
+    keymap
+        .key_of("detach")
+        .parse()
+        .unwrap_or(DetachKey::DEFAULT)
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    app: &mut App,
+    config: Config,
+    root: StateRoot,
+    detach_key: DetachKey,
+) -> Result<()> {
+    let (msg_tx, mut msgs) = mpsc::unbounded_channel::<Msg>();
+    let (pane_tx, mut pane_events) = mpsc::unbounded_channel::<PaneEvent>();
+    let commands = worker::spawn(
+        Context {
+            config: Arc::new(config),
+            root,
+            detach_key,
+        },
+        msg_tx,
+    );
+    let mut input = EventStream::new();
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut next_pane: PaneId = 1;
+    let mut dirty = true;
+    app.now = time::OffsetDateTime::now_utc().unix_timestamp();
+    loop {
+        if dirty {
+            terminal.draw(|f| views::draw(f, app))?;
+            dirty = false;
+        }
+        let mut todo: Vec<Command> = Vec::new();
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    todo = app.on_key(&key);
+                    dirty = true;
+                }
+                Some(Ok(Event::Mouse(m))) => {
+                    let size = terminal.size()?;
+                    let areas = views::layout(Rect::new(0, 0, size.width, size.height), app);
+                    if app.mode == Mode::Pane {
+                        if let (Some(p), Some(inner)) = (&app.pane, areas.pane) {
+                            if m.column >= inner.x && m.row >= inner.y {
+                                p.pane.mouse(&m, m.column - inner.x, m.row - inner.y);
+                            }
+                        }
+                    } else {
+                        todo = app.on_mouse(&m, areas.table.y + 1);
+                        dirty = true;
+                    }
+                }
+                Some(Ok(Event::Paste(text))) => {
+                    if let (Mode::Pane, Some(p)) = (&app.mode, &app.pane) {
+                        p.pane.paste(&text);
+                    }
+                }
+                Some(Ok(Event::Resize(w, h))) => {
+                    resize_pane(app, Rect::new(0, 0, w, h));
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).wrap_err("cannot read the terminal"),
+                None => return Ok(()),
+            },
+            Some(msg) = msgs.recv() => {
+                match msg {
+                    Msg::Attach { slug, preview, target } => {
+                        let size = terminal.size()?;
+                        let area = Rect::new(0, 0, size.width, size.height);
+                        match target {
+                            Ok(cmd) => {
+                                let wanted = if preview {
+                                    app.selected.as_deref() == Some(slug.as_str()) && app.pane.is_none()
+                                } else {
+                                    true
+                                };
+                                if wanted {
+                                    let zoomed = !preview && app.pending_zoom;
+                                    let pane_size = if preview {
+                                        PREVIEW
+                                    } else {
+                                        let r = views::pane_area(area, app, zoomed);
+                                        PaneSize { rows: r.height, cols: r.width }
+                                    };
+                                    match Pane::spawn(next_pane, &cmd, pane_size, pane_tx.clone()) {
+                                        Ok(pane) => {
+                                            next_pane += 1;
+                                            let slot = PaneSlot { slug, pane, zoomed };
+                                            if preview {
+                                                app.preview = Some(slot);
+                                            } else {
+                                                app.preview = None;
+                                                app.pane = Some(slot);
+                                                app.mode = Mode::Pane;
+                                            }
+                                        }
+                                        Err(e) => app.status = Some(format!("{slug}: {e:#}")),
+                                    }
+                                }
+                            }
+                            Err(e) if !preview => app.status = Some(format!("{slug}: {e}")),
+                            Err(_) => {}
+                        }
+                    }
+                    other => todo = app.on_msg(other),
+                }
+                dirty = true;
+            }
+            Some(ev) = pane_events.recv() => {
+                match &ev {
+                    PaneEvent::Output(_) => {
+                        let pane = app.pane.as_ref().map(|p| p.pane.take_dirty()).unwrap_or(false);
+                        let preview = app.preview.as_ref().map(|p| p.pane.take_dirty()).unwrap_or(false);
+                        dirty |= pane || preview;
+                    }
+                    PaneEvent::Exited(..) => {
+                        app.on_pane_event(&ev);
+                        dirty = true;
+                    }
+                }
+            }
+            _ = clock.tick() => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                // Uptimes show seconds only for young bottles; otherwise a minute is the step.
+                let young = app.bottles.iter().any(|b| views::epoch(&b.created).is_some_and(|c| now - c < 60));
+                if young || now / 60 != app.now / 60 {
+                    dirty = true;
+                }
+                app.now = now;
+            }
+        }
+        for c in todo {
+            let _ = commands.send(c);
+        }
+        if app.quit {
+            return Ok(());
+        }
+    }
+}
+
+fn resize_pane(app: &mut App, area: Rect) {
+    let Some(zoomed) = app.pane.as_ref().map(|p| p.zoomed) else {
+        return;
+    };
+    let r = views::pane_area(area, app, zoomed);
+    if let Some(p) = app.pane.as_mut() {
+        p.pane.resize(PaneSize {
+            rows: r.height,
+            cols: r.width,
+        });
+    }
+}

@@ -1,0 +1,123 @@
+//! The detail panel for the selection: what it is, what it is made of, its environment with
+//! credentials redacted, its latest log lines, and a live preview of the agent's screen.
+
+use crate::engine::redact::redact;
+use crate::tui::app::App;
+use crate::tui::pane::view::ScreenView;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let t = app.theme;
+    let Some(b) = app.selected_bottle() else {
+        f.render_widget(
+            Paragraph::new(Span::styled("select a bottle", t.dim()))
+                .block(Block::default().borders(Borders::ALL).title(" detail ")),
+            area,
+        );
+        return;
+    };
+    let preview = app.preview.as_ref().filter(|p| p.slug == b.slug);
+    let [info, screen] = if preview.is_some() {
+        Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area)
+    } else {
+        [area, Rect::default()]
+    };
+    let key = |k: &str| Span::styled(format!("{k:<10}"), t.dim());
+    let mut lines = vec![
+        Line::from(vec![
+            key("bottle"),
+            Span::raw(format!("{} ({})", b.bottle, b.backend)),
+        ]),
+        Line::from(vec![key("state"), Span::raw(b.state.clone())]),
+        Line::from(vec![
+            key("agent"),
+            Span::raw(match b.agent.exit_code {
+                Some(c) => format!("{} (code {c})", b.agent.state),
+                None => b.agent.state.clone(),
+            }),
+        ]),
+        Line::from(vec![key("created"), Span::raw(b.created.clone())]),
+        Line::from(vec![
+            key("config"),
+            Span::raw(format!(
+                "{} · v{}",
+                b.config_hash.get(..12).unwrap_or(&b.config_hash),
+                b.version
+            )),
+        ]),
+    ];
+    for (daemon, status) in &b.health {
+        let (dot, style) = t.health(status);
+        lines.push(Line::from(vec![
+            key(daemon),
+            Span::styled(dot, style),
+            Span::raw(format!(" {status}")),
+        ]));
+    }
+    for c in b.bundle.iter().chain(b.agent_container.iter()) {
+        let addrs: Vec<String> = c
+            .networks
+            .iter()
+            .map(|(n, ip)| match ip {
+                Some(ip) => format!("{n} {ip}"),
+                None => n.clone(),
+            })
+            .collect();
+        lines.push(Line::from(vec![
+            key("container"),
+            Span::raw(format!("{} [{}]", c.name, addrs.join(", "))),
+        ]));
+    }
+    for n in &b.networks {
+        lines.push(Line::from(vec![key("network"), Span::raw(n.clone())]));
+    }
+    if let Some(a) = &b.agent_container {
+        for e in a.env.iter().filter(|e| !e.starts_with("PATH=")) {
+            lines.push(Line::from(vec![key("env"), Span::raw(redact(e, &[]))]));
+        }
+    }
+    let view = crate::tui::app::LogsView {
+        slug: Some(b.slug.clone()),
+        daemon: None,
+        deny_only: false,
+        follow: true,
+        scroll: 0,
+        search: String::new(),
+        searching: false,
+    };
+    let recent = app.logs.select(&view);
+    for e in recent.iter().rev().take(5).rev() {
+        let style = if e.deny { t.warn() } else { t.dim() };
+        lines.push(Line::from(vec![
+            key(&e.daemon),
+            Span::styled(e.text.chars().take(200).collect::<String>(), style),
+        ]));
+    }
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {} ", b.slug)),
+        ),
+        info,
+    );
+    if let Some(p) = preview {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(t.dim())
+            .title(Span::styled(
+                format!(
+                    " agent screen (live) · {} opens ",
+                    app.keymap.key_of("attach")
+                ),
+                t.dim(),
+            ));
+        let inner = block.inner(screen);
+        f.render_widget(block, screen);
+        let parser = p.pane.screen();
+        f.render_widget(ScreenView::new(parser.screen()), inner);
+    }
+}

@@ -1,0 +1,269 @@
+//! Views are pure functions of the `App`: the same state always draws the same screen, which is
+//! what the snapshot tests pin. `layout` is shared with the loop, which sizes panes from it.
+
+mod detail;
+mod overlays;
+mod table;
+
+use super::app::{App, Engine, Mode};
+use super::pane::view::ScreenView;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+/// Where everything goes for a terminal of `area`.
+pub struct Areas {
+    pub header: Rect,
+    pub table: Rect,
+    pub detail: Rect,
+    /// The agent pane (inside its border), when one is open.
+    pub pane: Option<Rect>,
+    pub footer: Rect,
+}
+
+/// Wide terminals put the detail panel beside the table, narrow ones below it.
+pub fn layout(area: Rect, app: &App) -> Areas {
+    layout_with(area, app, app.pane.as_ref().map(|p| p.zoomed))
+}
+
+/// Where a pane opened now would go (inside its border).
+pub fn pane_area(area: Rect, app: &App, zoomed: bool) -> Rect {
+    layout_with(area, app, Some(zoomed))
+        .pane
+        .unwrap_or_default()
+}
+
+/// `pane`: None with no pane open, else whether it is zoomed.
+fn layout_with(area: Rect, app: &App, pane: Option<bool>) -> Areas {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    if let Some(zoomed) = pane {
+        if zoomed {
+            return Areas {
+                header,
+                table: Rect::default(),
+                detail: Rect::default(),
+                pane: Some(Block::bordered().inner(body)),
+                footer,
+            };
+        }
+        let rows = u16::try_from(app.visible().len()).unwrap_or(u16::MAX);
+        let table_h = (rows + 3).clamp(4, body.height / 3);
+        let [table, pane] =
+            Layout::vertical([Constraint::Length(table_h), Constraint::Min(3)]).areas(body);
+        return Areas {
+            header,
+            table,
+            detail: Rect::default(),
+            pane: Some(Block::bordered().inner(pane)),
+            footer,
+        };
+    }
+    let direction = if body.width >= 140 {
+        Direction::Horizontal
+    } else {
+        Direction::Vertical
+    };
+    let split = Layout::default()
+        .direction(direction)
+        .constraints([Constraint::Percentage(55), Constraint::Percentage(45)])
+        .split(body);
+    Areas {
+        header,
+        table: split[0],
+        detail: split[1],
+        pane: None,
+        footer,
+    }
+}
+
+pub fn draw(f: &mut Frame<'_>, app: &App) {
+    let areas = layout(f.area(), app);
+    header(f, app, areas.header);
+    match &app.mode {
+        Mode::Logs(view) => {
+            let body = Rect {
+                y: areas.header.y + 1,
+                height: f.area().height.saturating_sub(2),
+                ..f.area()
+            };
+            overlays::logs(f, app, view, body);
+        }
+        Mode::Aliases => {
+            let body = Rect {
+                y: areas.header.y + 1,
+                height: f.area().height.saturating_sub(2),
+                ..f.area()
+            };
+            overlays::aliases(f, app, body);
+        }
+        _ => {
+            if areas.table.height > 0 {
+                table::draw(f, app, areas.table);
+            }
+            if let (Some(inner), Some(p)) = (areas.pane, &app.pane) {
+                let outer = Rect {
+                    x: inner.x - 1,
+                    y: inner.y - 1,
+                    width: inner.width + 2,
+                    height: inner.height + 2,
+                };
+                let title = format!(
+                    " {} · {} detaches, the agent keeps running ",
+                    p.slug,
+                    app.keymap.key_of("detach")
+                );
+                let focused = app.mode == Mode::Pane;
+                let style = if focused {
+                    app.theme.title()
+                } else {
+                    app.theme.dim()
+                };
+                f.render_widget(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .border_style(style)
+                        .title(Span::styled(title, style)),
+                    outer,
+                );
+                let screen = p.pane.screen();
+                let view = ScreenView::new(screen.screen());
+                if focused {
+                    if let Some(pos) = view.cursor(inner) {
+                        f.set_cursor_position(pos);
+                    }
+                }
+                f.render_widget(view, inner);
+            } else if areas.detail.height > 0 {
+                detail::draw(f, app, areas.detail);
+            }
+        }
+    }
+    footer(f, app, areas.footer);
+    match &app.mode {
+        Mode::Help => overlays::help(f, app),
+        Mode::ConfirmKill(slugs) => overlays::confirm_kill(f, app, slugs),
+        Mode::Launch(form) => overlays::launch(f, app, form),
+        _ => {}
+    }
+}
+
+fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let t = app.theme;
+    let running = app.bottles.iter().filter(|b| b.state == "running").count();
+    let mut spans = vec![Span::styled(" bottle-tui ", t.title()), Span::raw(" ")];
+    match &app.engine {
+        Engine::Up => spans.push(Span::styled("engine ●", t.good())),
+        Engine::Connecting => spans.push(Span::styled("engine: connecting…", t.warn())),
+        Engine::Down(why) => spans.push(Span::styled(
+            format!("engine unreachable — retrying: {why}"),
+            t.bad(),
+        )),
+    }
+    spans.push(Span::raw(format!(
+        "   {} bottles, {running} running",
+        app.bottles.len()
+    )));
+    let pending = app.pending_approvals();
+    if pending > 0 {
+        spans.push(Span::styled(
+            format!("   {pending} approvals pending"),
+            t.warn(),
+        ));
+    }
+    if !app.marked.is_empty() {
+        spans.push(Span::raw(format!("   {} marked", app.marked.len())));
+    }
+    spans.push(Span::styled(
+        format!("   sort: {}", app.sort.name()),
+        t.dim(),
+    ));
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The footer: the filter being typed, a status message, or the key hints from the binding
+/// table for what can be done now.
+fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let t = app.theme;
+    let line = match &app.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", t.key()),
+            Span::raw(app.filter.clone()),
+            Span::styled("▏ enter keeps, esc clears", t.dim()),
+        ]),
+        Mode::Pane => hints(app, &["detach"], &[]),
+        Mode::Logs(v) if v.searching => Line::from(vec![
+            Span::styled("search: ", t.key()),
+            Span::raw(v.search.clone()),
+            Span::styled("▏", t.dim()),
+        ]),
+        Mode::Logs(_) => hints(
+            app,
+            &["filter", "logs"],
+            &[
+                ("f", "follow"),
+                ("d", "deny only"),
+                ("tab", "daemon"),
+                ("m", "merged"),
+                ("s", "save"),
+            ],
+        ),
+        _ => match &app.status {
+            Some(s) => Line::from(Span::styled(s.clone(), t.warn())),
+            None => hints(
+                app,
+                &[
+                    "attach", "zoom", "launch", "kill", "logs", "filter", "help", "quit",
+                ],
+                &[("space", "mark"), ("s", "sort")],
+            ),
+        },
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn hints(app: &App, actions: &[&str], fixed: &[(&str, &str)]) -> Line<'static> {
+    let t = app.theme;
+    let mut spans = Vec::new();
+    for action in actions {
+        let help = app
+            .keymap
+            .bindings()
+            .iter()
+            .find(|b| b.action == *action)
+            .map_or("", |b| b.action);
+        spans.push(Span::styled(
+            format!(" {} ", app.keymap.key_of(action)),
+            t.key(),
+        ));
+        spans.push(Span::raw(help.to_owned()));
+    }
+    for (key, what) in fixed {
+        spans.push(Span::styled(format!(" {key} "), t.key()));
+        spans.push(Span::raw((*what).to_owned()));
+    }
+    Line::from(spans)
+}
+
+/// "3d 4h", "5m" … from seconds.
+pub fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time, if it is one.
+pub fn epoch(rfc3339: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}

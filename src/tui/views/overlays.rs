@@ -1,0 +1,292 @@
+//! Full-screen views (logs, aliases) and dialogs (help, confirm kill, launch).
+
+use crate::backend::smolvm::alias;
+use crate::tui::app::{App, LaunchForm, LogsView};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+/// A centred box of at most `w`×`h`, cleared for a dialog.
+fn dialog(f: &mut Frame<'_>, w: u16, h: u16, title: String) -> Rect {
+    let area = f.area();
+    let [row] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    f.render_widget(Clear, rect);
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    inner
+}
+
+pub fn help(f: &mut Frame<'_>, app: &App) {
+    let t = app.theme;
+    let mut lines: Vec<Line> = app
+        .keymap
+        .bindings()
+        .iter()
+        .map(|b| {
+            Line::from(vec![
+                Span::styled(format!("{:>8}  ", b.key.to_string()), t.key()),
+                Span::raw(b.help),
+            ])
+        })
+        .collect();
+    for (k, what) in [
+        ("↑↓ j k", "move the selection (the mouse too)"),
+        ("space", "mark for kill"),
+        ("s", "cycle the sort"),
+        ("esc", "clear marks and messages"),
+        ("ctrl-c", "quit (outside the agent pane)"),
+    ] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{k:>8}  "), t.key()),
+            Span::raw(what),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "keys are remappable in the config's [keys]; any key closes this",
+        t.dim(),
+    )));
+    let h = u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2;
+    let inner = dialog(f, 64, h, " keys ".into());
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn confirm_kill(f: &mut Frame<'_>, app: &App, slugs: &[String]) {
+    let t = app.theme;
+    let inner = dialog(f, 60, 7, " kill ".into());
+    let lines = vec![
+        Line::from(format!(
+            "Remove every container and network of {}?",
+            slugs.join(", ")
+        )),
+        Line::from(Span::styled(
+            "Running agents are stopped at once; their sessions end.",
+            t.dim(),
+        )),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(" y ", t.key()),
+            Span::raw("kill   "),
+            Span::styled(" any other key ", t.key()),
+            Span::raw("cancel"),
+        ]),
+    ];
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
+}
+
+pub fn launch(f: &mut Frame<'_>, app: &App, form: &LaunchForm) {
+    let t = app.theme;
+    let h = u16::try_from(form.choices.len() + form.steps.len().min(8)).unwrap_or(20) + 9;
+    let inner = dialog(f, 70, h, " launch a bottle ".into());
+    let mut lines = Vec::new();
+    if form.choices.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "the config defines no bottles ([bottles.NAME])",
+            t.bad(),
+        )));
+    }
+    for (i, c) in form.choices.iter().enumerate() {
+        let style = if i == form.selected && !form.naming {
+            t.selected()
+        } else {
+            ratatui::style::Style::default()
+        };
+        lines.push(Line::from(Span::styled(format!("  {c}  "), style)));
+    }
+    lines.push(Line::from(""));
+    let name_style = if form.naming { t.selected() } else { t.dim() };
+    lines.push(Line::from(vec![
+        Span::raw("name: "),
+        Span::styled(
+            if form.name.is_empty() && !form.naming {
+                "(the bottle's name)".to_owned()
+            } else {
+                format!("{}▏", form.name)
+            },
+            name_style,
+        ),
+    ]));
+    if let Some(slug) = &form.launching {
+        lines.push(Line::from(Span::styled(
+            format!("launching {slug}…"),
+            t.warn(),
+        )));
+        for s in form.steps.iter().rev().take(8).rev() {
+            lines.push(Line::from(Span::styled(format!("  {s}"), t.dim())));
+        }
+    }
+    if let Some(e) = &form.error {
+        lines.push(Line::from(Span::styled(e.clone(), t.bad())));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled(" ↑↓ ", t.key()),
+        Span::raw("bottle "),
+        Span::styled(" tab ", t.key()),
+        Span::raw("name "),
+        Span::styled(" enter ", t.key()),
+        Span::raw("launch "),
+        Span::styled(" esc ", t.key()),
+        Span::raw(if form.launching.is_some() {
+            "hide"
+        } else {
+            "cancel"
+        }),
+    ]));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+pub fn logs(f: &mut Frame<'_>, app: &App, view: &LogsView, area: Rect) {
+    let t = app.theme;
+    let entries = app.logs.select(view);
+    let title = format!(
+        " logs · {} · {}{}{} ",
+        view.slug.as_deref().unwrap_or("all bottles"),
+        view.daemon.as_deref().unwrap_or("every daemon"),
+        if view.deny_only {
+            " · denied only"
+        } else {
+            ""
+        },
+        if view.follow { " · following" } else { "" },
+    );
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let height = usize::from(inner.height);
+    let end = entries
+        .len()
+        .saturating_sub(if view.follow { 0 } else { view.scroll });
+    let start = end.saturating_sub(height);
+    let width = usize::from(inner.width);
+    let lines: Vec<Line> = entries[start..end]
+        .iter()
+        .map(|e| {
+            let prefix = if view.slug.is_none() {
+                format!("{} {:<9} ", e.slug, e.daemon)
+            } else {
+                format!("{:<9} ", e.daemon)
+            };
+            // Only what fits is drawn: a 90,000-character line costs one screen row.
+            let room = width.saturating_sub(prefix.chars().count());
+            let text: String = e.text.chars().take(room).collect();
+            let mut spans = vec![Span::styled(prefix, t.dim())];
+            let base = if e.deny {
+                t.warn()
+            } else {
+                ratatui::style::Style::default()
+            };
+            spans.extend(highlight(&text, &view.search, base, t.highlight()));
+            Line::from(spans)
+        })
+        .collect();
+    if lines.is_empty() {
+        f.render_widget(
+            Paragraph::new(Span::styled("no log lines yet", t.dim())),
+            inner,
+        );
+    } else {
+        f.render_widget(Paragraph::new(lines), inner);
+    }
+}
+
+/// `text` with every match of `needle` (case-insensitive) in `hit`.
+fn highlight(
+    text: &str,
+    needle: &str,
+    base: ratatui::style::Style,
+    hit: ratatui::style::Style,
+) -> Vec<Span<'static>> {
+    if needle.is_empty() {
+        return vec![Span::styled(text.to_owned(), base)];
+    }
+    let lower = text.to_lowercase();
+    let n = needle.to_lowercase();
+    if lower.len() != text.len() {
+        // Case folding changed byte lengths: match exactly instead.
+        return split_on(text, needle, base, hit);
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(&n) {
+        let s = at + i;
+        if s > at {
+            out.push(Span::styled(text[at..s].to_owned(), base));
+        }
+        out.push(Span::styled(text[s..s + n.len()].to_owned(), hit));
+        at = s + n.len();
+    }
+    out.push(Span::styled(text[at..].to_owned(), base));
+    out
+}
+
+fn split_on(
+    text: &str,
+    needle: &str,
+    base: ratatui::style::Style,
+    hit: ratatui::style::Style,
+) -> Vec<Span<'static>> {
+    let mut out = Vec::new();
+    let mut parts = text.split(needle).peekable();
+    while let Some(p) = parts.next() {
+        out.push(Span::styled(p.to_owned(), base));
+        if parts.peek().is_some() {
+            out.push(Span::styled(needle.to_owned(), hit));
+        }
+    }
+    out
+}
+
+pub fn aliases(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let t = app.theme;
+    let mut lines = vec![
+        Line::from(Span::styled(
+            "smolvm bottles publish their bundle's ports on a loopback alias of their own:",
+            t.dim(),
+        )),
+        Line::from(""),
+    ];
+    for ip in alias::pool() {
+        let holder = app
+            .bottles
+            .iter()
+            .find(|b| b.alias.as_deref() == Some(&ip.to_string()));
+        lines.push(Line::from(match holder {
+            Some(b) => vec![
+                Span::styled(format!("  {ip:<15} "), t.good()),
+                Span::raw(format!("{} ({})", b.slug, b.state)),
+            ],
+            None => vec![Span::styled(format!("  {ip:<15} free"), t.dim())],
+        }));
+    }
+    lines.push(Line::from(""));
+    let docker: Vec<&str> = app
+        .bottles
+        .iter()
+        .filter(|b| b.backend == "docker")
+        .map(|b| b.slug.as_str())
+        .collect();
+    lines.push(Line::from(format!(
+        "docker bottles ({}): no alias — their bundles publish nothing; on Linux a smolvm bundle uses 127.0.0.1",
+        if docker.is_empty() {
+            "none".to_owned()
+        } else {
+            docker.join(", ")
+        }
+    )));
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" loopback aliases "),
+        ),
+        area,
+    );
+}

@@ -1,0 +1,258 @@
+//! The dashboard's engine worker: every engine call runs here, in tasks, and reports back as a
+//! `Msg`. Docker's event stream drives refreshes (debounced), a slow timer is the safety net,
+//! bundle logs are followed per bottle, and a lost engine is retried until it answers again.
+
+use super::msg::{Command, Msg};
+use crate::backend::Backend;
+use crate::backend::docker::DockerBackend;
+use crate::backend::{label, role};
+use crate::config::Config;
+use crate::engine::attach::{self, Target};
+use crate::engine::{kill, reconcile, sidecar_bin, up};
+use crate::sidecar::session::DetachKey;
+use crate::state::StateRoot;
+use crate::types::Slug;
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, RwLock, mpsc};
+use tokio::task::JoinHandle;
+
+/// Events closer together than this cause one refresh.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// The safety net under the event stream (and what brings health checks in).
+const SLOW: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_secs(2);
+/// Log lines read back when a bundle is first seen.
+const LOG_TAIL: usize = 200;
+
+pub struct Context {
+    pub config: Arc<Config>,
+    pub root: StateRoot,
+    pub detach_key: DetachKey,
+}
+
+struct Shared {
+    ctx: Context,
+    backend: RwLock<Option<Arc<DockerBackend>>>,
+    refresh: Notify,
+    out: mpsc::UnboundedSender<Msg>,
+}
+
+/// Starts the worker; commands go in through the returned sender.
+pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSender<Command> {
+    let shared = Arc::new(Shared {
+        ctx,
+        backend: RwLock::new(None),
+        refresh: Notify::new(),
+        out,
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
+    tokio::spawn(watch(Arc::clone(&shared)));
+    tokio::spawn(async move {
+        while let Some(cmd) = rx.recv().await {
+            let s = Arc::clone(&shared);
+            tokio::spawn(async move { run(s, cmd).await });
+        }
+    });
+    tx
+}
+
+async fn backend(s: &Shared) -> Option<Arc<DockerBackend>> {
+    s.backend.read().await.clone()
+}
+
+async fn run(s: Arc<Shared>, cmd: Command) {
+    match cmd {
+        Command::Refresh => s.refresh.notify_one(),
+        Command::Launch { bottle, name } => {
+            let slug = name.clone().unwrap_or_else(|| bottle.clone());
+            let error = launch(&s, &bottle, name.as_deref(), &slug).await.err();
+            let _ = s.out.send(Msg::LaunchDone { slug, error });
+        }
+        Command::Kill(slugs) => {
+            let Some(b) = backend(&s).await else {
+                for slug in slugs {
+                    let _ = s.out.send(Msg::KillDone {
+                        slug,
+                        error: Some("the engine is unreachable".into()),
+                    });
+                }
+                return;
+            };
+            let kills = slugs.into_iter().map(|slug| {
+                let b = Arc::clone(&b);
+                let s = Arc::clone(&s);
+                async move {
+                    let error = match Slug::parse(&slug) {
+                        Ok(parsed) => kill::kill(b.as_ref(), &parsed, &s.ctx.root)
+                            .await
+                            .err()
+                            .map(|e| format!("{e:#}")),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    let _ = s.out.send(Msg::KillDone { slug, error });
+                }
+            });
+            futures_util::future::join_all(kills).await;
+            s.refresh.notify_one();
+        }
+        Command::Attach { slug, preview } => {
+            let target = match (backend(&s).await, Slug::parse(&slug)) {
+                (Some(b), Ok(parsed)) => {
+                    match attach::resolve(b.as_ref(), &parsed, s.ctx.detach_key).await {
+                        Ok(Target::Live { container, .. }) if preview => Ok(
+                            attach::docker_preview(&container, &parsed, s.ctx.detach_key),
+                        ),
+                        Ok(Target::Live { command, .. }) => Ok(command),
+                        Ok(Target::Finished { exit_code, .. }) => Err(format!(
+                            "the agent has exited (code {}); `bottle-tui attach {slug}` shows its last screen",
+                            exit_code.map_or_else(|| "unknown".into(), |c| c.to_string())
+                        )),
+                        Err(e) => Err(format!("{e:#}")),
+                    }
+                }
+                (None, _) => Err("the engine is unreachable".into()),
+                (_, Err(e)) => Err(e.to_string()),
+            };
+            let _ = s.out.send(Msg::Attach {
+                slug,
+                preview,
+                target,
+            });
+        }
+    }
+}
+
+async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Result<(), String> {
+    let b = backend(s)
+        .await
+        .ok_or_else(|| "the engine is unreachable".to_owned())?;
+    let bottle = Slug::parse(bottle).map_err(|e| e.to_string())?;
+    let name = name
+        .map(Slug::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let sidecar = sidecar_bin::locate().map_err(|e| format!("{e:#}"))?;
+    let out = s.out.clone();
+    let owned = slug.to_owned();
+    let progress = move |step: &str| {
+        let _ = out.send(Msg::LaunchStep {
+            slug: owned.clone(),
+            step: step.to_owned(),
+        });
+    };
+    up::up(
+        b.as_ref(),
+        &s.ctx.config,
+        &bottle,
+        name,
+        &s.ctx.root,
+        &sidecar,
+        &progress,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("{e:#}"))
+}
+
+/// Connects (and reconnects), refreshes on engine events, follows bundle logs.
+async fn watch(s: Arc<Shared>) {
+    let mut followers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+    loop {
+        let b = match DockerBackend::connect().await {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                *s.backend.write().await = None;
+                let _ = s.out.send(Msg::EngineDown(format!("{e:#}")));
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        *s.backend.write().await = Some(Arc::clone(&b));
+        let mut events = b.events(label::SLUG);
+        let mut slow = tokio::time::interval(SLOW);
+        let why = loop {
+            match reconcile::reconcile(b.as_ref()).await {
+                Ok(bottles) => {
+                    follow_logs(&s, &b, &bottles, &mut followers);
+                    let _ = s.out.send(Msg::Bottles(bottles));
+                }
+                Err(e) => break format!("{e:#}"),
+            }
+            // Wait for a reason to look again, then let a burst of events settle.
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break format!("{e:#}"),
+                    None => break "the engine closed its event stream".to_owned(),
+                },
+                _ = slow.tick() => {}
+                () = s.refresh.notified() => {}
+            }
+            let settle = tokio::time::sleep(DEBOUNCE);
+            tokio::pin!(settle);
+            loop {
+                tokio::select! {
+                    () = &mut settle => break,
+                    ev = events.next() => if !matches!(ev, Some(Ok(_))) { break },
+                }
+            }
+        };
+        *s.backend.write().await = None;
+        for (_, h) in std::mem::take(&mut followers) {
+            h.abort();
+        }
+        let _ = s.out.send(Msg::EngineDown(why));
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// One log follower per running bundle; followers of bundles that went away stop.
+fn follow_logs(
+    s: &Arc<Shared>,
+    b: &Arc<DockerBackend>,
+    bottles: &[reconcile::BottleStatus],
+    followers: &mut BTreeMap<String, JoinHandle<()>>,
+) {
+    followers.retain(|slug, h| {
+        let keep = !h.is_finished()
+            && bottles.iter().any(|x| {
+                &x.slug == slug && x.bundle.as_ref().is_some_and(|c| c.state == "running")
+            });
+        if !keep {
+            h.abort();
+        }
+        keep
+    });
+    for bottle in bottles {
+        let Some(bundle) = bottle.bundle.as_ref().filter(|c| c.state == "running") else {
+            continue;
+        };
+        if followers.contains_key(&bottle.slug)
+            || bundle.labels.get(label::ROLE).map(String::as_str) != Some(role::BUNDLE)
+        {
+            continue;
+        }
+        let mut lines = b.logs(&bundle.name, true, Some(LOG_TAIL));
+        let out = s.out.clone();
+        let slug = bottle.slug.clone();
+        let handle = tokio::spawn(async move {
+            while let Some(Ok(line)) = lines.next().await {
+                for text in line.text.lines().filter(|l| !l.trim().is_empty()) {
+                    if out
+                        .send(Msg::Log {
+                            slug: slug.clone(),
+                            line: text.to_owned(),
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        followers.insert(bottle.slug.clone(), handle);
+    }
+}
