@@ -122,7 +122,7 @@ pub enum OutputStream {
     Stderr,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ContainerInfo {
     pub name: String,
     pub id: String,

@@ -6,7 +6,7 @@ use color_eyre::eyre::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BottleStatus {
     pub slug: String,
     pub bottle: String,
@@ -30,7 +30,7 @@ pub struct BottleStatus {
     pub agent_container: Option<ContainerInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentStatus {
     pub state: String,
     pub exit_code: Option<i64>,

@@ -623,9 +623,21 @@ impl App {
         self.logs.denied(slug)
     }
 
-    /// Health dots per daemon.
+    /// Each daemon's state: the engine's health check, overridden by init's own report when
+    /// a daemon has died (or is being restarted) since — that arrives at once in the log.
     pub fn health(&self, b: &BottleStatus) -> BTreeMap<String, String> {
-        b.health.clone()
+        use super::logs::Lifecycle;
+        b.health
+            .iter()
+            .map(|(d, s)| {
+                let s = match self.logs.lifecycle(&b.slug, d) {
+                    Some(Lifecycle::Exited) => "exited".to_owned(),
+                    Some(Lifecycle::Restarting) => "down, restarting".to_owned(),
+                    _ => s.clone(),
+                };
+                (d.clone(), s)
+            })
+            .collect()
     }
 }
 

@@ -24,11 +24,24 @@ pub struct Entry {
 pub struct LogBook {
     per: BTreeMap<String, VecDeque<Entry>>,
     denied: BTreeMap<String, usize>,
+    /// (slug, daemon) → what init last said of it: the moment a daemon dies, not at the next
+    /// health check.
+    lifecycle: BTreeMap<(String, String), Lifecycle>,
     seq: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Started,
+    Exited,
+    Restarting,
 }
 
 impl LogBook {
     pub fn push(&mut self, slug: &str, raw: &str) {
+        if let Some((target, state)) = lifecycle(raw) {
+            self.lifecycle.insert((slug.to_owned(), target), state);
+        }
         let (daemon, deny, text) = parse(raw);
         if deny && daemon == "gateway" {
             *self.denied.entry(slug.to_owned()).or_default() += 1;
@@ -51,6 +64,14 @@ impl LogBook {
     pub fn retain(&mut self, present: &BTreeSet<String>) {
         self.per.retain(|s, _| present.contains(s));
         self.denied.retain(|s, _| present.contains(s));
+        self.lifecycle.retain(|(s, _), _| present.contains(s));
+    }
+
+    /// What init last said about a bottle's daemon, if anything.
+    pub fn lifecycle(&self, slug: &str, daemon: &str) -> Option<Lifecycle> {
+        self.lifecycle
+            .get(&(slug.to_owned(), daemon.to_owned()))
+            .copied()
     }
 
     pub fn denied(&self, slug: &str) -> usize {
@@ -92,6 +113,22 @@ impl LogBook {
         std::fs::write(&path, text)?;
         Ok(path)
     }
+}
+
+/// init's word on a daemon's life: (target, what happened).
+fn lifecycle(raw: &str) -> Option<(String, Lifecycle)> {
+    if !raw.contains("\"init\"") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let target = v.get("target")?.as_str()?.to_owned();
+    let state = match v.get("msg")?.as_str()? {
+        "daemon started" => Lifecycle::Started,
+        "daemon exited" | "cannot start daemon" => Lifecycle::Exited,
+        "restarting daemon" => Lifecycle::Restarting,
+        _ => return None,
+    };
+    Some((target, state))
 }
 
 /// (daemon, is a deny, display text) from one raw line: our JSON lines, or anything else.
@@ -154,6 +191,16 @@ mod tests {
             book.select(&view(Some("a"))).last().unwrap().text.len(),
             90_000
         );
+        book.push(
+            "a",
+            r#"{"daemon":"init","msg":"daemon exited","target":"gateway","code":137}"#,
+        );
+        assert_eq!(book.lifecycle("a", "gateway"), Some(Lifecycle::Exited));
+        book.push(
+            "a",
+            r#"{"daemon":"init","msg":"daemon started","target":"gateway","pid":9}"#,
+        );
+        assert_eq!(book.lifecycle("a", "gateway"), Some(Lifecycle::Started));
         book.retain(&BTreeSet::from(["b".to_owned()]));
         assert_eq!(book.denied("a"), 0);
     }

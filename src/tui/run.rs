@@ -136,6 +136,7 @@ async fn event_loop(
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                     todo = app.on_key(&key);
+                    tracing::debug!(?key, mode = ?app.mode, ?todo, "key");
                     dirty = true;
                 }
                 Some(Ok(Event::Mouse(m))) => {
@@ -205,7 +206,10 @@ async fn event_loop(
                             Err(_) => {}
                         }
                     }
-                    other => todo = app.on_msg(other),
+                    other => {
+                        tracing::debug!(msg = ?other, "message");
+                        todo = app.on_msg(other);
+                    }
                 }
                 dirty = true;
             }

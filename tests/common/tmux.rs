@@ -68,6 +68,19 @@ impl Tmux {
         self.ok(&["send-keys", "-t", "main", "Enter"]);
     }
 
+    /// Types `text` literally, without Enter.
+    pub fn type_text(&self, text: &str) {
+        self.ok(&["send-keys", "-t", "main", "-l", text]);
+    }
+
+    /// The pid of the pane's shell.
+    pub fn shell_pid(&self) -> u32 {
+        self.ok(&["list-panes", "-t", "main", "-F", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .expect("pane pid")
+    }
+
     /// tmux key names: `C-q`, `Enter`, `Escape` …
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "main"];

@@ -49,7 +49,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             )),
         ]),
     ];
-    for (daemon, status) in &b.health {
+    for (daemon, status) in &app.health(b) {
         let (dot, style) = t.health(status);
         lines.push(Line::from(vec![
             key(daemon),

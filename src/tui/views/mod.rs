@@ -71,7 +71,7 @@ fn layout_with(area: Rect, app: &App, pane: Option<bool>) -> Areas {
     };
     let split = Layout::default()
         .direction(direction)
-        .constraints([Constraint::Percentage(55), Constraint::Percentage(45)])
+        .constraints([Constraint::Percentage(60), Constraint::Percentage(40)])
         .split(body);
     Areas {
         header,

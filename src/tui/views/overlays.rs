@@ -170,7 +170,7 @@ pub fn logs(f: &mut Frame<'_>, app: &App, view: &LogsView, area: Rect) {
         .iter()
         .map(|e| {
             let prefix = if view.slug.is_none() {
-                format!("{} {:<9} ", e.slug, e.daemon)
+                format!("{:<12} {:<9} ", e.slug, e.daemon)
             } else {
                 format!("{:<9} ", e.daemon)
             };

@@ -1,95 +1,165 @@
-//! The bottles table: one row per bottle, a dot per daemon.
+//! The bottles table: one row per bottle, a dot per daemon. Columns that matter least
+//! (backend, alias) give way first when the terminal is narrow; the slug never is cut.
 
 use super::{age, epoch};
+use crate::engine::reconcile::BottleStatus;
 use crate::tui::app::App;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState};
 
-pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
-    let t = app.theme;
-    let header = Row::new(
-        [
-            "",
-            "SLUG",
-            "BOTTLE",
-            "BACKEND",
-            "STATE",
-            "AGENT",
-            "UP",
-            "HEALTH",
-            "ALIAS",
-            "BLOCKED",
-            "APPROVALS",
-        ]
-        .map(|h| Cell::from(Span::styled(h, t.dim()))),
-    );
-    let rows: Vec<Row> = app
-        .visible()
-        .into_iter()
-        .map(|b| {
-            let mark = if app.marked.contains(&b.slug) {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Mark,
+    Slug,
+    Bottle,
+    Backend,
+    State,
+    Agent,
+    Up,
+    Health,
+    Alias,
+    Blocked,
+    Pending,
+}
+
+const ALL: [Col; 11] = [
+    Col::Mark,
+    Col::Slug,
+    Col::Bottle,
+    Col::Backend,
+    Col::State,
+    Col::Agent,
+    Col::Up,
+    Col::Health,
+    Col::Alias,
+    Col::Blocked,
+    Col::Pending,
+];
+
+/// Dropped in this order when the row does not fit.
+const OPTIONAL: [Col; 3] = [Col::Backend, Col::Alias, Col::Bottle];
+
+impl Col {
+    fn title(self) -> &'static str {
+        match self {
+            Self::Mark => "",
+            Self::Slug => "SLUG",
+            Self::Bottle => "BOTTLE",
+            Self::Backend => "BACKEND",
+            Self::State => "STATE",
+            Self::Agent => "AGENT",
+            Self::Up => "UP",
+            Self::Health => "HEALTH",
+            Self::Alias => "ALIAS",
+            Self::Blocked => "BLOCKED",
+            Self::Pending => "PENDING",
+        }
+    }
+
+    fn width(self, app: &App) -> u16 {
+        let longest = |f: fn(&BottleStatus) -> usize, min: usize| {
+            let n = app.bottles.iter().map(f).max().unwrap_or(0).clamp(min, 40);
+            u16::try_from(n).unwrap_or(40)
+        };
+        match self {
+            Self::Mark => 1,
+            Self::Slug => longest(|b| b.slug.chars().count(), 4),
+            Self::Bottle => longest(|b| b.bottle.chars().count(), 6),
+            Self::Backend => 7,
+            Self::State => 8,
+            Self::Agent => 10,
+            Self::Up => 6,
+            Self::Health => longest(|b| b.health.len() * 3, 6),
+            Self::Alias => 10,
+            Self::Blocked => 7,
+            Self::Pending => 7,
+        }
+    }
+
+    fn cell(self, app: &App, b: &BottleStatus) -> Cell<'static> {
+        let t = app.theme;
+        match self {
+            Self::Mark => Cell::from(if app.marked.contains(&b.slug) {
                 "▌"
             } else {
                 " "
-            };
-            let state_style = match b.state.as_str() {
-                "running" => t.good(),
-                "exited" | "created" => t.warn(),
-                _ => t.bad(),
-            };
-            let agent = match (b.agent.state.as_str(), b.agent.exit_code) {
+            }),
+            Self::Slug => Cell::from(b.slug.clone()),
+            Self::Bottle => Cell::from(b.bottle.clone()),
+            Self::Backend => Cell::from(b.backend.clone()),
+            Self::State => Cell::from(Span::styled(
+                b.state.clone(),
+                match b.state.as_str() {
+                    "running" => t.good(),
+                    "exited" | "created" => t.warn(),
+                    _ => t.bad(),
+                },
+            )),
+            Self::Agent => Cell::from(match (b.agent.state.as_str(), b.agent.exit_code) {
                 ("exited", Some(c)) => format!("exited {c}"),
                 (s, _) => s.to_owned(),
-            };
-            let up = epoch(&b.created).map_or_else(String::new, |c| age(app.now - c));
-            let mut dots = Vec::new();
-            for (daemon, status) in &b.health {
-                let (dot, style) = t.health(status);
-                dots.push(Span::styled(dot, style));
-                dots.push(Span::styled(
-                    format!("{} ", daemon.chars().next().unwrap_or('?')),
-                    t.dim(),
-                ));
+            }),
+            Self::Up => {
+                Cell::from(epoch(&b.created).map_or_else(String::new, |c| age(app.now - c)))
             }
-            let blocked = app.blocked(&b.slug);
-            Row::new(vec![
-                Cell::from(mark),
-                Cell::from(b.slug.clone()),
-                Cell::from(b.bottle.clone()),
-                Cell::from(b.backend.clone()),
-                Cell::from(Span::styled(b.state.clone(), state_style)),
-                Cell::from(agent),
-                Cell::from(up),
-                Cell::from(Line::from(dots)),
-                Cell::from(b.alias.clone().unwrap_or_else(|| "–".into())),
+            Self::Health => {
+                let mut dots = Vec::new();
+                for (daemon, status) in &app.health(b) {
+                    let (dot, style) = t.health(status);
+                    dots.push(Span::styled(dot, style));
+                    dots.push(Span::styled(
+                        format!("{} ", daemon.chars().next().unwrap_or('?')),
+                        t.dim(),
+                    ));
+                }
+                Cell::from(Line::from(dots))
+            }
+            Self::Alias => Cell::from(b.alias.clone().unwrap_or_else(|| "–".into())),
+            Self::Blocked => {
+                let n = app.blocked(&b.slug);
                 Cell::from(Span::styled(
-                    blocked.to_string(),
-                    if blocked > 0 { t.warn() } else { t.dim() },
-                )),
-                Cell::from(Span::styled("–", t.dim())),
-            ])
-        })
+                    n.to_string(),
+                    if n > 0 { t.warn() } else { t.dim() },
+                ))
+            }
+            // supervise is not built yet: nothing can be pending.
+            Self::Pending => Cell::from(Span::styled("–", t.dim())),
+        }
+    }
+}
+
+/// The columns that fit `width` (borders and one space between columns included).
+fn columns(app: &App, width: u16) -> Vec<Col> {
+    let mut cols = ALL.to_vec();
+    let need = |cols: &[Col]| cols.iter().map(|c| c.width(app) + 1).sum::<u16>() + 2;
+    for drop in OPTIONAL {
+        if need(&cols) <= width {
+            break;
+        }
+        cols.retain(|c| *c != drop);
+    }
+    cols
+}
+
+pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
+    let t = app.theme;
+    let cols = columns(app, area.width);
+    let header = Row::new(
+        cols.iter()
+            .map(|c| Cell::from(Span::styled(c.title(), t.dim())))
+            .collect::<Vec<_>>(),
+    );
+    let visible = app.visible();
+    let rows: Vec<Row> = visible
+        .iter()
+        .map(|b| Row::new(cols.iter().map(|c| c.cell(app, b)).collect::<Vec<_>>()))
         .collect();
-    let empty = rows.is_empty();
-    let longest = |f: fn(&crate::engine::reconcile::BottleStatus) -> usize, min: usize| {
-        let n = app.bottles.iter().map(f).max().unwrap_or(0).clamp(min, 32);
-        u16::try_from(n).unwrap_or(32)
-    };
-    let widths = [
-        Constraint::Length(1),
-        Constraint::Length(longest(|b| b.slug.chars().count(), 4)),
-        Constraint::Length(longest(|b| b.bottle.chars().count(), 6)),
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(10),
-        Constraint::Length(6),
-        Constraint::Fill(1),
-        Constraint::Length(11),
-        Constraint::Length(7),
-        Constraint::Length(9),
-    ];
+    let widths: Vec<Constraint> = cols
+        .iter()
+        .map(|c| Constraint::Length(c.width(app)))
+        .collect();
     let title = if app.filter.is_empty() {
         " bottles ".to_owned()
     } else {
@@ -100,13 +170,13 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         .block(Block::default().borders(Borders::ALL).title(title))
         .row_highlight_style(t.selected());
     let mut state = TableState::default();
-    let selected = app
-        .selected
-        .as_deref()
-        .and_then(|s| app.visible().iter().position(|b| b.slug == s));
-    state.select(selected);
+    state.select(
+        app.selected
+            .as_deref()
+            .and_then(|s| visible.iter().position(|b| b.slug == s)),
+    );
     f.render_stateful_widget(table, area, &mut state);
-    if empty {
+    if visible.is_empty() && area.height > 3 {
         let msg = if app.bottles.is_empty() {
             format!(
                 "no bottles yet — {} launches one from the config",
@@ -115,15 +185,12 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         } else {
             "nothing matches the filter (esc clears it)".to_owned()
         };
-        let inner = Rect {
+        let line = Rect {
             x: area.x + 2,
             y: area.y + 2,
             width: area.width.saturating_sub(4),
-            height: 1.min(area.height.saturating_sub(3)),
+            height: 1,
         };
-        f.render_widget(
-            ratatui::widgets::Paragraph::new(Span::styled(msg, t.dim())),
-            inner,
-        );
+        f.render_widget(Paragraph::new(Span::styled(msg, t.dim())), line);
     }
 }

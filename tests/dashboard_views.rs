@@ -1,0 +1,313 @@
+//! Every dashboard view and dialog, drawn with ratatui's TestBackend at two terminal sizes with
+//! bottles in different states, pinned by insta snapshots. Views are pure functions of `App`.
+
+use bottle_tui::backend::ContainerInfo;
+use bottle_tui::engine::attach::AttachCommand;
+use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
+use bottle_tui::tui::app::{App, Engine, LaunchForm, LogsView, Mode, PaneSlot};
+use bottle_tui::tui::keymap::Keymap;
+use bottle_tui::tui::msg::Msg;
+use bottle_tui::tui::pane::{Pane, PaneEvent, PaneSize};
+use bottle_tui::tui::theme::Theme;
+use bottle_tui::tui::views;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use std::collections::BTreeMap;
+
+const SIZES: [(u16, u16); 2] = [(160, 40), (100, 30)];
+/// 2026-11-28T02:00:00Z
+const NOW: i64 = 1_795_831_200;
+
+fn bottle(
+    slug: &str,
+    state: &str,
+    agent: &str,
+    code: Option<i64>,
+    health: &[(&str, &str)],
+) -> BottleStatus {
+    let mut networks = BTreeMap::new();
+    networks.insert(format!("bottle-{slug}-int"), "172.30.0.3".parse().ok());
+    BottleStatus {
+        slug: slug.into(),
+        bottle: "demo".into(),
+        backend: "docker".into(),
+        state: state.into(),
+        agent: AgentStatus {
+            state: agent.into(),
+            exit_code: code,
+        },
+        health: health
+            .iter()
+            .map(|(d, s)| ((*d).to_owned(), (*s).to_owned()))
+            .collect(),
+        alias: None,
+        created: "2026-11-28T01:15:00Z".into(),
+        config_hash: "6a6456dc2ac5f00d".into(),
+        version: "0.1.0".into(),
+        containers: vec![
+            format!("bottle-{slug}-bundle"),
+            format!("bottle-{slug}-agent"),
+        ],
+        networks: vec![format!("bottle-{slug}-int"), format!("bottle-{slug}-ext")],
+        bundle: None,
+        agent_container: Some(ContainerInfo {
+            name: format!("bottle-{slug}-agent"),
+            state: agent.into(),
+            networks,
+            env: vec![
+                format!("BOTTLE_SLUG={slug}"),
+                "HTTPS_PROXY=http://gateway:8888".into(),
+                "GITHUB_TOKEN=ghp_not_a_real_one".into(),
+            ],
+            ..Default::default()
+        }),
+    }
+}
+
+fn app() -> App {
+    let mut app = App::new(
+        Keymap::new(&BTreeMap::new()),
+        Theme { color: true },
+        vec!["demo".into(), "review".into()],
+    );
+    app.now = NOW;
+    let mut smol = bottle(
+        "vm",
+        "running",
+        "in smolvm machine bottle-vm",
+        None,
+        &[("gateway", "healthy")],
+    );
+    smol.backend = "smolvm".into();
+    smol.alias = Some("127.0.0.16".into());
+    let mut young = bottle(
+        "fresh",
+        "running",
+        "running",
+        None,
+        &[("gateway", "starting"), ("supervise", "starting")],
+    );
+    young.created = "2026-11-28T01:59:30Z".into();
+    let _ = app.on_msg(Msg::Bottles(vec![
+        bottle(
+            "alpha",
+            "running",
+            "running",
+            None,
+            &[("gateway", "healthy"), ("supervise", "healthy")],
+        ),
+        bottle(
+            "beta",
+            "exited",
+            "exited",
+            Some(137),
+            &[("gateway", "healthy")],
+        ),
+        bottle(
+            "gamma",
+            "broken",
+            "missing",
+            None,
+            &[("gateway", "unhealthy")],
+        ),
+        young,
+        smol,
+    ]));
+    for (slug, line) in [
+        (
+            "alpha",
+            r#"{"time":"2026-11-28T01:20:00Z","daemon":"gateway","msg":"request","decision":"allow","host":"api.anthropic.com","status":200}"#,
+        ),
+        (
+            "alpha",
+            r#"{"time":"2026-11-28T01:20:01Z","daemon":"gateway","msg":"request","decision":"deny","host":"evil.example","reason":"not on this bottle's allowlist"}"#,
+        ),
+        (
+            "beta",
+            r#"{"time":"2026-11-28T01:20:02Z","daemon":"init","msg":"daemon started"}"#,
+        ),
+        (
+            "alpha",
+            r#"{"time":"2026-11-28T01:20:03Z","daemon":"gateway","msg":"request","decision":"deny","host":"169.254.169.254","reason":"metadata address"}"#,
+        ),
+    ] {
+        let _ = app.on_msg(Msg::Log {
+            slug: slug.into(),
+            line: line.into(),
+        });
+    }
+    let long = format!(
+        "{{\"daemon\":\"gateway\",\"msg\":\"{}\"}}",
+        "x".repeat(90_000)
+    );
+    let _ = app.on_msg(Msg::Log {
+        slug: "alpha".into(),
+        line: long,
+    });
+    app
+}
+
+fn snap(name: &str, app: &App) {
+    for (w, h) in SIZES {
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        term.draw(|f| views::draw(f, app)).expect("draw");
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), term.backend());
+    }
+}
+
+fn logs(slug: Option<&str>) -> LogsView {
+    LogsView {
+        slug: slug.map(str::to_owned),
+        daemon: None,
+        deny_only: false,
+        follow: true,
+        scroll: 0,
+        search: String::new(),
+        searching: false,
+    }
+}
+
+#[test]
+fn table_with_detail_for_bottles_in_every_state() {
+    snap("table", &app());
+}
+
+#[test]
+fn selection_moves_marks_and_sorts() {
+    let mut a = app();
+    for key in ['j', 'j', ' ', 'j', ' ', 's'] {
+        let _ = a.on_key(&crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Char(key),
+        ));
+    }
+    assert_eq!(a.marked.len(), 2);
+    snap("table_marked_sorted", &a);
+}
+
+#[test]
+fn filter_line_and_an_empty_result() {
+    let mut a = app();
+    a.mode = Mode::Filter;
+    a.filter = "zzz".into();
+    snap("filter_empty", &a);
+    a.filter = "al".into();
+    snap("filter_alpha", &a);
+}
+
+#[test]
+fn no_bottles_and_the_engine_down() {
+    let mut a = App::new(
+        Keymap::new(&BTreeMap::new()),
+        Theme { color: true },
+        vec!["demo".into()],
+    );
+    a.now = NOW;
+    a.engine = Engine::Down("cannot reach the Docker engine at unix:///var/run/docker.sock".into());
+    snap("engine_down", &a);
+}
+
+#[test]
+fn help_overlay() {
+    let mut a = app();
+    a.mode = Mode::Help;
+    snap("help", &a);
+}
+
+#[test]
+fn confirm_kill_of_several() {
+    let mut a = app();
+    a.mode = Mode::ConfirmKill(vec!["alpha".into(), "gamma".into()]);
+    snap("confirm_kill", &a);
+}
+
+#[test]
+fn launch_dialog_picking_launching_and_failing() {
+    let mut a = app();
+    let form = LaunchForm {
+        choices: vec!["demo".into(), "review".into()],
+        selected: 1,
+        name: "rev-2".into(),
+        naming: true,
+        launching: None,
+        steps: vec![],
+        error: None,
+    };
+    a.mode = Mode::Launch(form.clone());
+    snap("launch_pick", &a);
+    a.mode = Mode::Launch(LaunchForm {
+        launching: Some("rev-2".into()),
+        steps: vec![
+            "prepare".into(),
+            "network-internal".into(),
+            "bundle-start".into(),
+        ],
+        naming: false,
+        ..form.clone()
+    });
+    snap("launch_progress", &a);
+    a.mode = Mode::Launch(LaunchForm {
+        error: Some(
+            "image bottle-agent:latest is not present; run `bottle-tui image build`".into(),
+        ),
+        naming: false,
+        ..form
+    });
+    snap("launch_error", &a);
+}
+
+#[test]
+fn logs_merged_single_denied_and_searched() {
+    let mut a = app();
+    a.mode = Mode::Logs(logs(None));
+    snap("logs_merged", &a);
+    let mut v = logs(Some("alpha"));
+    v.deny_only = true;
+    v.search = "evil".into();
+    a.mode = Mode::Logs(v);
+    snap("logs_alpha_denied_search", &a);
+    assert_eq!(a.blocked("alpha"), 2);
+}
+
+#[test]
+fn alias_allocations() {
+    let mut a = app();
+    a.mode = Mode::Aliases;
+    snap("aliases", &a);
+}
+
+#[tokio::test]
+async fn the_agent_pane_with_its_detach_key_in_the_border() {
+    let mut a = app();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cmd = AttachCommand {
+        program: "sh".into(),
+        args: vec![
+            "-c".into(),
+            "printf 'agent$ echo hi\\r\\nhi\\r\\nagent$ '; sleep 5".into(),
+        ],
+    };
+    let pane = Pane::spawn(7, &cmd, PaneSize { rows: 20, cols: 90 }, tx).expect("pane");
+    loop {
+        if let Some(PaneEvent::Output(_)) = rx.recv().await {
+            if pane
+                .screen()
+                .screen()
+                .contents()
+                .contains("agent$ echo hi\nhi\nagent$")
+            {
+                break;
+            }
+        }
+    }
+    a.pane = Some(PaneSlot {
+        slug: "alpha".into(),
+        pane,
+        zoomed: false,
+    });
+    a.mode = Mode::Pane;
+    snap("pane", &a);
+    if let Some(p) = a.pane.as_mut() {
+        p.zoomed = true;
+    }
+    snap("pane_zoomed", &a);
+}

@@ -1,0 +1,149 @@
+//! The dashboard end to end on the real engine, driven through tmux: two bottles with healthy
+//! dots, a third launched from the dialog, its agent pane (type, see, detach), kill through the
+//! confirm dialog, a gateway killed from outside turning its dot red, and a SIGKILLed dashboard
+//! that finds every bottle again.
+
+mod common;
+use common::docker::{Bottle, docker_ok, scratch_with, unique_slug};
+use common::tmux::Tmux;
+use common::{Scratch, stderr};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
+
+fn tmux_for(scratch: &Scratch, name: &str) -> Tmux {
+    Tmux::start(
+        name,
+        scratch.path(),
+        &[
+            (
+                "BOTTLE_TUI_STATE_DIR",
+                scratch.state_dir().display().to_string(),
+            ),
+            ("HOME", scratch.path().display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                scratch.path().join("xdg-config").display().to_string(),
+            ),
+        ],
+        160,
+        48,
+    )
+}
+
+/// The table row of `slug` (a line of the bottles table), if it is on screen.
+fn row<'a>(screen: &'a str, slug: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find(|l| l.starts_with('│') && l.contains(&format!(" {slug} ")) && l.contains(" docker "))
+}
+
+fn wait_until(tmux: &Tmux, what: &str, within: Duration, ok: impl Fn(&str) -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        let screen = tmux.capture();
+        if ok(&screen) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not seen within {within:?}:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// SIGKILLs the bundle's gateway process (init restarts it after a backoff).
+fn kill_gateway(bundle: &str) {
+    let script = r#"for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline 2>/dev/null); case "$c" in *"sidecar gate""way"*) kill -9 ${p#/proc/};; esac; done"#;
+    docker_ok(&["exec", bundle, "sh", "-c", script]);
+}
+
+#[test]
+fn dashboard_end_to_end_in_tmux() {
+    let scratch = scratch_with("");
+    let a = unique_slug("dash-a");
+    let b = unique_slug("dash-b");
+    let c = unique_slug("dash-c");
+    let first = Bottle::up(&scratch, &a, &[]);
+    let _second = Bottle::up(&scratch, &b, &[]);
+    let tmux = tmux_for(&scratch, &a);
+    tmux.line(BIN);
+
+    // Both bottles, each with a healthy gateway dot.
+    let healthy = |s: &str, slug: &str| row(s, slug).is_some_and(|r| r.contains("●g"));
+    let took = wait_until(&tmux, "two healthy bottles", WAIT, |s| {
+        healthy(s, &a) && healthy(s, &b)
+    });
+    eprintln!("both bottles healthy on screen after {took:?}");
+
+    // Launch a third from the dialog, with a name.
+    tmux.keys(&["n"]);
+    tmux.wait_for("launch a bottle", WAIT);
+    tmux.keys(&["Tab"]);
+    tmux.type_text(&c);
+    tmux.keys(&["Enter"]);
+    wait_until(
+        &tmux,
+        "the launched bottle running",
+        Duration::from_secs(60),
+        |s| row(s, &c).is_some_and(|r| r.contains("running")),
+    );
+    // The dialog shows progress until provision is done, then closes by itself.
+    tmux.wait_gone("launch a bottle", Duration::from_secs(60));
+
+    // It is selected: open its agent pane, type, see the answer, detach.
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("{c} · ctrl-q detaches"), WAIT);
+    tmux.type_text("echo hi");
+    tmux.keys(&["Enter"]);
+    wait_until(&tmux, "hi in the pane", WAIT, |s| {
+        s.lines()
+            .any(|l| l.trim_matches(|ch: char| ch == '│' || ch.is_whitespace()) == "hi")
+    });
+    tmux.keys(&["C-q"]);
+    tmux.wait_gone(&format!("{c} · ctrl-q detaches"), WAIT);
+    assert!(row(&tmux.capture(), &c).is_some(), "the agent still runs");
+
+    // Kill it through the confirm dialog and watch it vanish.
+    tmux.keys(&["x"]);
+    tmux.wait_for("Remove every container and network of", WAIT);
+    tmux.keys(&["y"]);
+    wait_until(&tmux, "the killed bottle gone", WAIT, |s| {
+        row(s, &c).is_none()
+    });
+    let out = scratch.run(&["ls", "--json"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&c),
+        "{}",
+        stderr(&out)
+    );
+
+    // A gateway killed from outside turns its dot red within 5 s.
+    kill_gateway(&first.bundle());
+    let took = wait_until(&tmux, "a red gateway dot", Duration::from_secs(5), |s| {
+        row(s, &a).is_some_and(|r| r.contains("✖g"))
+    });
+    eprintln!("red dot after {took:?}");
+
+    // kill -9 the dashboard; a new one finds every bottle again.
+    let shell = tmux.shell_pid().to_string();
+    let status = std::process::Command::new("pkill")
+        .args(["-KILL", "-P", &shell, "-x", "bottle-tui"])
+        .status()
+        .expect("pkill");
+    assert!(
+        status.success(),
+        "no dashboard process under the tmux shell"
+    );
+    tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
+    tmux.line("reset");
+    tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
+    tmux.line(BIN);
+    wait_until(&tmux, "both bottles back", WAIT, |s| {
+        row(s, &a).is_some() && row(s, &b).is_some()
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
+}
