@@ -31,7 +31,6 @@ fn unfinished_commands_exit_3_and_say_so() {
         &["queue"],
         &["approve", "demo", "1"],
         &["deny", "demo", "1", "--reason", "no"],
-        &[],
     ];
     for args in cases {
         let out = scratch.run(args);
@@ -55,6 +54,16 @@ fn sidecar_daemons_not_yet_built_exit_3() {
         assert_eq!(out.status.code(), Some(3), "{daemon}");
         assert!(stderr(&out).contains("not implemented yet"));
     }
+}
+
+#[test]
+fn the_dashboard_without_a_terminal_says_what_to_use_instead() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let out = scratch.run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("needs a terminal"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ls --json"), "{}", stderr(&out));
 }
 
 #[test]

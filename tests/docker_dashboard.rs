@@ -147,3 +147,108 @@ fn dashboard_end_to_end_in_tmux() {
     tmux.keys(&["q"]);
     tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
 }
+
+/// A relay between a socket of the test's and the real engine's: stopping it makes the engine
+/// unreachable for whoever uses it (as a stopped or restarting dockerd does), starting it again
+/// brings the same engine back.
+struct Relay {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(path: &std::path::Path) -> Self {
+        let _ = std::fs::remove_file(path);
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind relay");
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            rt.block_on(async move {
+                listener.set_nonblocking(true).expect("nonblocking");
+                let listener = tokio::net::UnixListener::from_std(listener).expect("listener");
+                let mut conns = tokio::task::JoinSet::new();
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((mut client, _)) = accepted else { continue };
+                            conns.spawn(async move {
+                                if let Ok(mut engine) =
+                                    tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                                {
+                                    let _ = tokio::io::copy_bidirectional(&mut client, &mut engine).await;
+                                }
+                            });
+                        }
+                        _ = &mut rx => break,
+                    }
+                }
+                conns.abort_all();
+            });
+        });
+        Self {
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn the_engine_going_away_is_shown_in_place_and_the_dashboard_reconnects() {
+    let scratch = scratch_with("");
+    let a = unique_slug("dash-r");
+    let _bottle = Bottle::up(&scratch, &a, &[]);
+    let socket = scratch.path().join("engine.sock");
+    let mut relay = Relay::start(&socket);
+    let tmux = Tmux::start(
+        &a,
+        scratch.path(),
+        &[
+            (
+                "BOTTLE_TUI_STATE_DIR",
+                scratch.state_dir().display().to_string(),
+            ),
+            ("HOME", scratch.path().display().to_string()),
+            ("DOCKER_HOST", format!("unix://{}", socket.display())),
+        ],
+        160,
+        48,
+    );
+    tmux.line(BIN);
+    wait_until(&tmux, "the bottle", WAIT, |s| {
+        row(s, &a).is_some() && s.contains("engine ●")
+    });
+
+    relay.stop();
+    let took = wait_until(&tmux, "the engine reported unreachable", WAIT, |s| {
+        s.contains("engine unreachable")
+    });
+    eprintln!("engine loss shown after {took:?}");
+    // Keys still work while the engine is away.
+    tmux.keys(&["?"]);
+    tmux.wait_for("keys are remappable", WAIT);
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("keys are remappable", WAIT);
+
+    let _relay = Relay::start(&socket);
+    let took = wait_until(&tmux, "the engine back", WAIT, |s| {
+        s.contains("engine ●") && row(s, &a).is_some()
+    });
+    eprintln!("reconnected after {took:?}");
+    tmux.keys(&["q"]);
+    tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
+}

@@ -64,15 +64,20 @@ fn layout_with(area: Rect, app: &App, pane: Option<bool>) -> Areas {
             footer,
         };
     }
-    let direction = if body.width >= 140 {
-        Direction::Horizontal
+    // Side by side when wide; stacked otherwise, the table only as tall as its rows.
+    let split = if body.width >= 140 {
+        Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Percentage(60), Constraint::Percentage(40)])
+            .split(body)
     } else {
-        Direction::Vertical
+        let rows = u16::try_from(app.visible().len()).unwrap_or(u16::MAX);
+        let table_h = (rows + 3).clamp(5, body.height / 2);
+        Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Length(table_h), Constraint::Min(3)])
+            .split(body)
     };
-    let split = Layout::default()
-        .direction(direction)
-        .constraints([Constraint::Percentage(60), Constraint::Percentage(40)])
-        .split(body);
     Areas {
         header,
         table: split[0],

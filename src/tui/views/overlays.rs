@@ -54,7 +54,7 @@ pub fn help(f: &mut Frame<'_>, app: &App) {
         t.dim(),
     )));
     let h = u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2;
-    let inner = dialog(f, 64, h, " keys ".into());
+    let inner = dialog(f, 72, h, " keys ".into());
     f.render_widget(Paragraph::new(lines), inner);
 }
 
