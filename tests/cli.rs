@@ -62,7 +62,11 @@ fn the_dashboard_without_a_terminal_says_what_to_use_instead() {
     scratch.write_config(MINIMAL);
     let out = scratch.run(&[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("needs a terminal"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs a terminal"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("ls --json"), "{}", stderr(&out));
 }
 

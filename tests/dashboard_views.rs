@@ -136,6 +136,14 @@ fn app() -> App {
             line: line.into(),
         });
     }
+    let _ = app.on_msg(Msg::Plan {
+        slug: "alpha".into(),
+        lines: vec![
+            ("image".into(), "bottle-agent:latest".into()),
+            ("allow".into(), "api.anthropic.com, *.github.com".into()),
+            ("routes".into(), "api.github.com".into()),
+        ],
+    });
     let long = format!(
         "{{\"daemon\":\"gateway\",\"msg\":\"{}\"}}",
         "x".repeat(90_000)

@@ -102,6 +102,8 @@ pub struct App {
     pub config_bottles: Vec<String>,
     pub pane: Option<PaneSlot>,
     pub preview: Option<PaneSlot>,
+    /// Plan summaries by slug, read once per bottle.
+    pub plans: BTreeMap<String, Vec<(String, String)>>,
     /// The pane being opened should be full screen.
     pub pending_zoom: bool,
     /// A preview of this bottle failed; not retried until the selection moves.
@@ -131,6 +133,7 @@ impl App {
             config_bottles,
             pane: None,
             preview: None,
+            plans: BTreeMap::new(),
             pending_zoom: false,
             preview_failed: None,
             status: None,
@@ -191,6 +194,17 @@ impl App {
     }
 
     fn preview_command(&self) -> Vec<Command> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.selected {
+            if !self.plans.contains_key(s) {
+                out.push(Command::Plan(s.clone()));
+            }
+        }
+        out.extend(self.preview_only());
+        out
+    }
+
+    fn preview_only(&self) -> Vec<Command> {
         match self.selected_bottle() {
             Some(b)
                 if b.agent.state == "running"
@@ -231,6 +245,7 @@ impl App {
                     self.bottles.iter().map(|b| b.slug.clone()).collect();
                 self.marked.retain(|s| present.contains(s));
                 self.logs.retain(&present);
+                self.plans.retain(|s, _| present.contains(s));
                 if let Some(p) = &self.pane {
                     if !present.contains(&p.slug) {
                         self.pane = None;
@@ -301,6 +316,10 @@ impl App {
                     Some(e) => format!("killing {slug} failed: {e}"),
                 });
                 vec![Command::Refresh]
+            }
+            Msg::Plan { slug, lines } => {
+                self.plans.insert(slug, lines);
+                Vec::new()
             }
             Msg::Attach { .. } | Msg::Pane(_) => Vec::new(),
         }

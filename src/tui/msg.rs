@@ -35,6 +35,11 @@ pub enum Msg {
         target: Result<AttachCommand, String>,
     },
     Pane(PaneEvent),
+    /// What a bottle's plan says, as label/value lines for the detail panel.
+    Plan {
+        slug: String,
+        lines: Vec<(String, String)>,
+    },
 }
 
 /// Work for the engine worker; each runs in a task and answers with `Msg`s.
@@ -46,6 +51,8 @@ pub enum Command {
         name: Option<String>,
     },
     Kill(Vec<String>),
+    /// Read a bottle's plan from its state dir.
+    Plan(String),
     Attach {
         slug: String,
         preview: bool,

@@ -66,6 +66,20 @@ async fn backend(s: &Shared) -> Option<Arc<DockerBackend>> {
 async fn run(s: Arc<Shared>, cmd: Command) {
     match cmd {
         Command::Refresh => s.refresh.notify_one(),
+        Command::Plan(slug) => {
+            if let Ok(parsed) = Slug::parse(&slug) {
+                let path = s
+                    .ctx
+                    .root
+                    .bottle_dir(&parsed)
+                    .join(crate::engine::prepare::files::PLAN);
+                let lines = match tokio::fs::read(&path).await {
+                    Ok(bytes) => plan_summary(&bytes),
+                    Err(e) => vec![("plan".into(), format!("{}: {e}", path.display()))],
+                };
+                let _ = s.out.send(Msg::Plan { slug, lines });
+            }
+        }
         Command::Launch { bottle, name } => {
             let slug = name.clone().unwrap_or_else(|| bottle.clone());
             let error = launch(&s, &bottle, name.as_deref(), &slug).await.err();
@@ -255,4 +269,52 @@ fn follow_logs(
         });
         followers.insert(bottle.slug.clone(), handle);
     }
+}
+
+/// The plan's gist for the detail panel, read as plain JSON so an older plan still shows.
+fn plan_summary(bytes: &[u8]) -> Vec<(String, String)> {
+    let Ok(p) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return vec![("plan".into(), "unreadable plan.json".into())];
+    };
+    let list = |v: &serde_json::Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        x.as_str().map_or_else(
+                            || {
+                                x.get("host")
+                                    .and_then(|h| h.as_str())
+                                    .unwrap_or("?")
+                                    .to_owned()
+                            },
+                            str::to_owned,
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "–".into())
+    };
+    let mut out = vec![
+        (
+            "image".to_owned(),
+            p["agent"]["image"].as_str().unwrap_or("?").to_owned(),
+        ),
+        ("command".to_owned(), list(&p["agent"]["command"])),
+        ("allow".to_owned(), list(&p["gateway"]["allow"])),
+        ("routes".to_owned(), list(&p["gateway"]["routes"])),
+    ];
+    let on = |k: &str| if p[k].is_null() { "off" } else { "on" };
+    out.push((
+        "daemons".to_owned(),
+        format!(
+            "pipelock {} · git-gate {} · supervise {}",
+            on("pipelock"),
+            on("git_gate"),
+            on("supervise")
+        ),
+    ));
+    out
 }

@@ -49,6 +49,11 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             )),
         ]),
     ];
+    if let Some(plan) = app.plans.get(&b.slug) {
+        for (k, v) in plan {
+            lines.push(Line::from(vec![key(k), Span::raw(v.clone())]));
+        }
+    }
     for (daemon, status) in &app.health(b) {
         let (dot, style) = t.health(status);
         lines.push(Line::from(vec![
