@@ -6,7 +6,8 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest,
+    ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnectRequest,
+    NetworkCreateRequest,
     NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
@@ -14,7 +15,7 @@ use bollard::query_parameters::{
     ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
     RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
-use color_eyre::eyre::{Result, WrapErr, eyre};
+use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use std::collections::HashMap;
@@ -69,6 +70,23 @@ fn to_labels(map: Option<HashMap<String, String>>) -> Labels {
     map.unwrap_or_default().into_iter().collect()
 }
 
+impl DockerBackend {
+    /// Every IPv4/IPv6 subnet the engine's networks use.
+    async fn used_subnets(&self) -> Result<Vec<ipnet::IpNet>> {
+        let networks = self
+            .docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await
+            .wrap_err("cannot list the engine's networks")?;
+        Ok(networks
+            .iter()
+            .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+            .flatten()
+            .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+            .collect())
+    }
+}
+
 #[async_trait]
 impl Backend for DockerBackend {
     fn name(&self) -> &'static str {
@@ -80,11 +98,33 @@ impl Backend for DockerBackend {
     }
 
     async fn create_network(&self, spec: &NetworkSpec) -> Result<()> {
-        self.docker
-            .create_network(NetworkCreateRequest {
+        let pool = super::subnets::pool().map_err(|e| eyre!(e))?;
+        let mut last = None;
+        // Another process may take the same free subnet between our look and our create, and
+        // the engine may not list it yet: skip every subnet refused here, look again, retry.
+        let mut refused: Vec<ipnet::IpNet> = Vec::new();
+        for attempt in 0..16u64 {
+            let mut used = self.used_subnets().await?;
+            used.extend(refused.iter().copied());
+            let Some(reservation) = super::subnets::reserve(pool, &used) else {
+                bail!(
+                    "cannot create network {}: no free /{} left in {pool} (set {} to another private range)",
+                    spec.name,
+                    super::subnets::PREFIX,
+                    super::subnets::POOL_ENV
+                );
+            };
+            let request = NetworkCreateRequest {
                 name: spec.name.clone(),
                 internal: Some(spec.internal),
                 driver: Some("bridge".into()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(reservation.0.to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
                 // `internal` alone still gives the host an address on the bridge, which the
                 // containers can reach (and through it every host address). No address, no
                 // path to the host.
@@ -96,10 +136,21 @@ impl Backend for DockerBackend {
                 }),
                 labels: Some(spec.labels.clone().into_iter().collect()),
                 ..Default::default()
-            })
-            .await
-            .wrap_err_with(|| format!("cannot create network {}", spec.name))?;
-        Ok(())
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.to_string().contains("overlaps") => {
+                    refused.push(ipnet::IpNet::V4(reservation.0));
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await;
+                }
+                Err(e) => {
+                    return Err(e).wrap_err_with(|| format!("cannot create network {}", spec.name));
+                }
+            }
+        }
+        Err(eyre!("{}", last.map(|e| e.to_string()).unwrap_or_default()))
+            .wrap_err_with(|| format!("cannot create network {}", spec.name))
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {

@@ -2,6 +2,7 @@
 //! Docker 20.10 (API 1.41) and current engines both work.
 
 mod client;
+pub mod subnets;
 pub mod dns_probe;
 pub mod images;
 pub use client::DockerBackend;
