@@ -185,6 +185,11 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    let _cleanup = Cleanup {
+        bin: BIN,
+        dir: dir.path().to_owned(),
+        names: names.clone(),
+    };
     let mut up = vec!["up"];
     up.extend(names.iter().map(String::as_str));
     let t = Instant::now();
@@ -205,8 +210,9 @@ fn main() {
         dir.path().join("state").display()
     );
     let mine = measure("ours", &cmd, "bottle-tui", dir.path(), "bench19", baseline);
+    // oxker's container list is a third of the screen: any bottle container is its first frame.
     let oxker =
-        which("oxker").map(|o| measure("oxker", &o, "oxker", dir.path(), "bench19", baseline));
+        which("oxker").map(|o| measure("oxker", &o, "oxker", dir.path(), "bottle-bench", baseline));
 
     println!(
         "dashboard with {BOTTLES} running bottles, 160×48, idle {} s:",
@@ -235,9 +241,24 @@ fn main() {
         mine.rss_mib,
         o(&|f| format!("{:.1} MiB", f.rss_mib))
     );
-    let mut kill = vec!["kill"];
-    kill.extend(names.iter().map(String::as_str));
-    ours(&kill);
+}
+
+/// Kills the bench's bottles however the bench ends.
+struct Cleanup {
+    bin: &'static str,
+    dir: std::path::PathBuf,
+    names: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new(self.bin)
+            .arg("kill")
+            .args(&self.names)
+            .current_dir(&self.dir)
+            .env("BOTTLE_TUI_STATE_DIR", self.dir.join("state"))
+            .output();
+    }
 }
 
 fn which(program: &str) -> Option<String> {

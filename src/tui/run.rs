@@ -122,7 +122,7 @@ async fn event_loop(
         msg_tx,
     );
     let mut input = EventStream::new();
-    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    let mut clock = tokio::time::interval(Duration::from_secs(5));
     let mut next_pane: PaneId = 1;
     let mut dirty = true;
     app.now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -228,11 +228,11 @@ async fn event_loop(
             }
             _ = clock.tick() => {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                // Uptimes show seconds only for young bottles; otherwise a minute is the step.
-                let young = app.bottles.iter().any(|b| views::epoch(&b.created).is_some_and(|c| now - c < 60));
-                if young || now / 60 != app.now / 60 {
-                    dirty = true;
-                }
+                // Uptimes move in minutes: redraw when one of them would change.
+                let changed = app.bottles.iter().filter_map(|b| views::epoch(&b.created)).any(|c| {
+                    (now - c) / 60 != (app.now - c) / 60
+                });
+                dirty |= changed;
                 app.now = now;
             }
         }

@@ -21,8 +21,30 @@ use tokio::task::JoinHandle;
 
 /// Events closer together than this cause one refresh.
 const DEBOUNCE: Duration = Duration::from_millis(150);
-/// The safety net under the event stream (and what brings health checks in).
-const SLOW: Duration = Duration::from_secs(2);
+/// The safety net under the event stream; health changes arrive as events.
+const SLOW: Duration = Duration::from_secs(30);
+/// Engine events that change nothing the dashboard shows: health-check and attach execs (every
+/// bundle runs one every 5 s; previews and panes make more), copies, resizes.
+const IGNORED: &[&str] = &[
+    "exec_create",
+    "exec_start",
+    "exec_die",
+    "exec_detach",
+    "attach",
+    "detach",
+    "resize",
+    "top",
+    "archive-path",
+    "extract-to-dir",
+    "copy",
+    "commit",
+    "export",
+];
+
+fn matters(ev: &crate::backend::EngineEvent) -> bool {
+    let action = ev.action.split(':').next().unwrap_or("").trim();
+    !IGNORED.contains(&action)
+}
 const RETRY: Duration = Duration::from_secs(2);
 /// Log lines read back when a bundle is first seen.
 const LOG_TAIL: usize = 200;
@@ -196,14 +218,20 @@ async fn watch(s: Arc<Shared>) {
                 Err(e) => break format!("{e:#}"),
             }
             // Wait for a reason to look again, then let a burst of events settle.
-            tokio::select! {
-                ev = events.next() => match ev {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break format!("{e:#}"),
-                    None => break "the engine closed its event stream".to_owned(),
-                },
-                _ = slow.tick() => {}
-                () = s.refresh.notified() => {}
+            let woke = loop {
+                tokio::select! {
+                    ev = events.next() => match ev {
+                        Some(Ok(ev)) if matters(&ev) => break Ok(()),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break Err(format!("{e:#}")),
+                        None => break Err("the engine closed its event stream".to_owned()),
+                    },
+                    _ = slow.tick() => break Ok(()),
+                    () = s.refresh.notified() => break Ok(()),
+                }
+            };
+            if let Err(why) = woke {
+                break why;
             }
             let settle = tokio::time::sleep(DEBOUNCE);
             tokio::pin!(settle);

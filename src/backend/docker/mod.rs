@@ -2,9 +2,9 @@
 //! Docker 20.10 (API 1.41) and current engines both work.
 
 mod client;
-pub mod subnets;
 pub mod dns_probe;
 pub mod images;
+pub mod subnets;
 pub use client::DockerBackend;
 
 use bollard::Docker;

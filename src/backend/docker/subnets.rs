@@ -72,7 +72,11 @@ mod tests {
         let a = reserve(pool, &used).unwrap();
         assert_eq!(a.0.to_string(), "10.213.0.16/28");
         let b = reserve(pool, &used).unwrap();
-        assert_eq!(b.0.to_string(), "10.213.0.64/28", "skips the /27 and the reserved one");
+        assert_eq!(
+            b.0.to_string(),
+            "10.213.0.64/28",
+            "skips the /27 and the reserved one"
+        );
         drop(a);
         let c = reserve(pool, &used).unwrap();
         assert_eq!(c.0.to_string(), "10.213.0.16/28");

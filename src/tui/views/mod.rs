@@ -255,11 +255,11 @@ fn hints(app: &App, actions: &[&str], fixed: &[(&str, &str)]) -> Line<'static> {
     Line::from(spans)
 }
 
-/// "3d 4h", "5m" … from seconds.
+/// "3d4h", "5m", "<1m" … from seconds: minute steps, so the screen changes once a minute.
 pub fn age(secs: i64) -> String {
     let s = secs.max(0);
     match s {
-        0..60 => format!("{s}s"),
+        0..60 => "<1m".to_owned(),
         60..3600 => format!("{}m", s / 60),
         3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
