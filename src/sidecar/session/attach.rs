@@ -150,18 +150,28 @@ const HINT_FOR: std::time::Duration = std::time::Duration::from_millis(2500);
 struct Written {
     at: Instant,
     mid_sequence: bool,
+    /// The detach hint, until it is drawn: after the first screen, or once the terminal has a
+    /// size (docker exec sizes it a moment after start).
+    hint: Option<Hint>,
+}
+
+impl Written {
+    /// Draws the pending hint if the terminal has a size and the agent's output is between
+    /// sequences. The caller holds the stdout lock.
+    fn draw_hint(&mut self, out: &mut impl Write) {
+        if self.mid_sequence {
+            return;
+        }
+        if let Some(bytes) = self.hint.as_ref().and_then(Hint::render) {
+            let _ = out.write_all(&bytes).and_then(|()| out.flush());
+            self.hint = None;
+        }
+    }
 }
 
 /// Socket → terminal on a plain thread: a buffered read, one write per frame, nothing else in
 /// the way. Ends with how the session ended.
-/// `hint` goes over the bottom line right after the first repaint, until the client asks for
-/// a refresh.
-fn pump_output(
-    stream: UnixStream,
-    written: &Mutex<Written>,
-    mut hint: Option<Hint>,
-    end: oneshot::Sender<End>,
-) {
+fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sender<End>) {
     let mut rd = std::io::BufReader::with_capacity(256 * 1024, stream);
     let stdout = std::io::stdout();
     let why = loop {
@@ -170,11 +180,6 @@ fn pump_output(
                 let mut out = stdout.lock();
                 if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
                     break End::Lost("cannot write to the terminal".into());
-                }
-                if let Some(h) = hint.take() {
-                    if let Some(bytes) = h.render() {
-                        let _ = out.write_all(&bytes).and_then(|()| out.flush());
-                    }
                 }
                 let mut w = written
                     .lock()
@@ -213,10 +218,7 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(title.as_bytes()).and_then(|()| out.flush());
     }
-    let written = Arc::new(Mutex::new(Written {
-        at: Instant::now(),
-        mid_sequence: false,
-    }));
+
     let interactive = std::io::stdin().is_terminal();
     // The detach key, shown on the bottom line for a moment after attaching (drawn where the
     // bottom is once the first screen arrives: docker exec sizes the TTY only after start).
@@ -227,10 +229,15 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
         ),
     });
     let mut hint_until = interactive.then(|| tokio::time::Instant::now() + HINT_FOR);
+    let written = Arc::new(Mutex::new(Written {
+        at: Instant::now(),
+        mid_sequence: false,
+        hint,
+    }));
     let (end_tx, mut ended) = oneshot::channel();
     {
         let written = Arc::clone(&written);
-        std::thread::spawn(move || pump_output(stream, &written, hint, end_tx));
+        std::thread::spawn(move || pump_output(stream, &written, end_tx));
     }
     let mut winch = signal(SignalKind::window_change()).ok();
     let mut hangup = signal(SignalKind::hangup()).ok();
@@ -294,6 +301,11 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
                 }
             } => {
                 hint_until = None;
+                // Too late for a hint that never found a size: drop it.
+                written
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .hint = None;
                 if let Err(e) = send(&ClientFrame::Refresh) {
                     return End::Lost(e.to_string());
                 }
@@ -303,7 +315,17 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
             }
             Some(()) = async { match winch.as_mut() { Some(w) => w.recv().await, None => None } } => {
                 let size = terminal_size();
-                if size == Size::UNKNOWN || !opts.resize {
+                if size == Size::UNKNOWN {
+                    continue;
+                }
+                {
+                    let mut out = std::io::stdout().lock();
+                    written
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .draw_hint(&mut out);
+                }
+                if !opts.resize {
                     continue;
                 }
                 if let Err(e) = send(&ClientFrame::Resize(size)) {
