@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
+mod common;
+use common::BIN;
 const BOTTLES: usize = 20;
 const IDLE: Duration = Duration::from_secs(30);
 
@@ -172,19 +173,7 @@ fn main() {
         config.push_str(&format!("\n[bottles.{n}]\nagent = \"test\"\n"));
     }
     std::fs::write(dir.path().join("bottle.toml"), config).expect("config");
-    let ours = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .current_dir(dir.path())
-            .env("BOTTLE_TUI_STATE_DIR", dir.path().join("state"))
-            .output()
-            .expect("bottle-tui");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let ours = |args: &[&str]| common::bottle_tui(dir.path(), args);
     let _cleanup = Cleanup {
         bin: BIN,
         dir: dir.path().to_owned(),

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 const SIDECAR: &str = env!("CARGO_BIN_EXE_bottle-sidecar");
-const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
+mod common;
+
 const SIZE: PaneSize = PaneSize {
     rows: 48,
     cols: 160,
@@ -280,19 +281,7 @@ async fn latency() {
     )
     .expect("config");
     let slug = format!("bench-echo-{}", std::process::id());
-    let ours = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args(args)
-            .current_dir(dir.path())
-            .env("BOTTLE_TUI_STATE_DIR", dir.path().join("state"))
-            .output()
-            .expect("bottle-tui");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let ours = |args: &[&str]| common::bottle_tui(dir.path(), args);
     ours(&["up", "demo", "--name", &slug]);
     let container = format!("bottle-{slug}-agent");
     let session = docker_attach(

@@ -164,15 +164,7 @@ fn snap(name: &str, app: &App) {
 }
 
 fn logs(slug: Option<&str>) -> LogsView {
-    LogsView {
-        slug: slug.map(str::to_owned),
-        daemon: None,
-        deny_only: false,
-        follow: true,
-        scroll: 0,
-        search: String::new(),
-        searching: false,
-    }
+    LogsView::following(slug.map(str::to_owned))
 }
 
 #[test]

@@ -5,32 +5,12 @@
 
 mod common;
 use common::docker::{Bottle, docker_ok, scratch_with, unique_slug};
+use common::stderr;
 use common::tmux::Tmux;
-use common::{Scratch, stderr};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
-
-fn tmux_for(scratch: &Scratch, name: &str) -> Tmux {
-    Tmux::start(
-        name,
-        scratch.path(),
-        &[
-            (
-                "BOTTLE_TUI_STATE_DIR",
-                scratch.state_dir().display().to_string(),
-            ),
-            ("HOME", scratch.path().display().to_string()),
-            (
-                "XDG_CONFIG_HOME",
-                scratch.path().join("xdg-config").display().to_string(),
-            ),
-        ],
-        160,
-        48,
-    )
-}
 
 /// The table row of `slug` (a line of the bottles table), if it is on screen.
 fn row<'a>(screen: &'a str, slug: &str) -> Option<&'a str> {
@@ -68,7 +48,7 @@ fn dashboard_end_to_end_in_tmux() {
     let c = unique_slug("dash-c");
     let first = Bottle::up(&scratch, &a, &[]);
     let _second = Bottle::up(&scratch, &b, &[]);
-    let tmux = tmux_for(&scratch, &a);
+    let tmux = Tmux::for_scratch(&scratch, &a, &[]);
     tmux.line(BIN);
 
     // Both bottles, each with a healthy gateway dot.
@@ -214,19 +194,10 @@ fn the_engine_going_away_is_shown_in_place_and_the_dashboard_reconnects() {
     let _bottle = Bottle::up(&scratch, &a, &[]);
     let socket = scratch.path().join("engine.sock");
     let mut relay = Relay::start(&socket);
-    let tmux = Tmux::start(
+    let tmux = Tmux::for_scratch(
+        &scratch,
         &a,
-        scratch.path(),
-        &[
-            (
-                "BOTTLE_TUI_STATE_DIR",
-                scratch.state_dir().display().to_string(),
-            ),
-            ("HOME", scratch.path().display().to_string()),
-            ("DOCKER_HOST", format!("unix://{}", socket.display())),
-        ],
-        160,
-        48,
+        &[("DOCKER_HOST", format!("unix://{}", socket.display()))],
     );
     tmux.line(BIN);
     wait_until(&tmux, "the bottle", WAIT, |s| {

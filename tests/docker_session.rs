@@ -12,26 +12,9 @@ const WAIT: Duration = Duration::from_secs(20);
 const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
 
 fn tmux_for(scratch: &Scratch, name: &str) -> Tmux {
-    Tmux::start(
-        name,
-        scratch.path(),
-        &[
-            (
-                "BOTTLE_TUI_STATE_DIR",
-                scratch.state_dir().display().to_string(),
-            ),
-            ("HOME", scratch.path().display().to_string()),
-            (
-                "XDG_CONFIG_HOME",
-                scratch.path().join("xdg-config").display().to_string(),
-            ),
-            // Ask the terminal every second, give up after three: a client whose terminal
-            // died leaves within seconds rather than the default half minute.
-            ("BOTTLE_ATTACH_PROBE", "1,3".to_owned()),
-        ],
-        160,
-        48,
-    )
+    // Ask the terminal every second, give up after three: a client whose terminal died leaves
+    // within seconds rather than the default half minute.
+    Tmux::for_scratch(scratch, name, &[("BOTTLE_ATTACH_PROBE", "1,3".to_owned())])
 }
 
 /// Polls `ls` until the agent has exited (bounded); returns its status.

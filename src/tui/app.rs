@@ -62,6 +62,21 @@ pub struct LogsView {
     pub searching: bool,
 }
 
+impl LogsView {
+    /// Every daemon's lines of `slug` (or of every bottle), following the newest.
+    pub fn following(slug: Option<String>) -> Self {
+        Self {
+            slug,
+            daemon: None,
+            deny_only: false,
+            follow: true,
+            scroll: 0,
+            search: String::new(),
+            searching: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Table,
@@ -437,15 +452,7 @@ impl App {
             Some("filter") => self.mode = Mode::Filter,
             Some("aliases") => self.mode = Mode::Aliases,
             Some("logs") => {
-                self.mode = Mode::Logs(LogsView {
-                    slug: self.selected.clone(),
-                    daemon: None,
-                    deny_only: false,
-                    follow: true,
-                    scroll: 0,
-                    search: String::new(),
-                    searching: false,
-                });
+                self.mode = Mode::Logs(LogsView::following(self.selected.clone()));
             }
             Some("launch") => {
                 self.mode = Mode::Launch(LaunchForm {

@@ -157,15 +157,7 @@ mod tests {
     use super::*;
 
     fn view(slug: Option<&str>) -> LogsView {
-        LogsView {
-            slug: slug.map(str::to_owned),
-            daemon: None,
-            deny_only: false,
-            follow: true,
-            scroll: 0,
-            search: String::new(),
-            searching: false,
-        }
+        LogsView::following(slug.map(str::to_owned))
     }
 
     #[test]

@@ -47,6 +47,24 @@ impl Tmux {
         t
     }
 
+    /// A 160×48 session whose shell runs `bottle-tui` as the scratch folder's tests do (its
+    /// state dir, home and config lookup), plus `extra` environment.
+    pub fn for_scratch(scratch: &super::Scratch, name: &str, extra: &[(&str, String)]) -> Self {
+        let mut env = vec![
+            (
+                "BOTTLE_TUI_STATE_DIR",
+                scratch.state_dir().display().to_string(),
+            ),
+            ("HOME", scratch.path().display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                scratch.path().join("xdg-config").display().to_string(),
+            ),
+        ];
+        env.extend(extra.iter().cloned());
+        Self::start(name, scratch.path(), &env, 160, 48)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")

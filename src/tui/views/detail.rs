@@ -84,15 +84,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             lines.push(Line::from(vec![key("env"), Span::raw(redact(e, &[]))]));
         }
     }
-    let view = crate::tui::app::LogsView {
-        slug: Some(b.slug.clone()),
-        daemon: None,
-        deny_only: false,
-        follow: true,
-        scroll: 0,
-        search: String::new(),
-        searching: false,
-    };
+    let view = crate::tui::app::LogsView::following(Some(b.slug.clone()));
     let recent = app.logs.select(&view);
     for e in recent.iter().rev().take(5).rev() {
         let style = if e.deny { t.warn() } else { t.dim() };
