@@ -89,8 +89,13 @@ pub fn run(config: Config, root: StateRoot) -> Result<()> {
         terminal.clear()?;
         event_loop(&mut terminal, &mut app, config, root, detach_key).await
     });
-    // Panes end with the app; their attach clients detach and the agents keep running.
+    // Panes end with the app: their attach clients are sent the detach key, given a moment to
+    // leave (both halves, the one inside the container too), and the agents keep running.
+    let had_panes = app.pane.is_some() || app.preview.is_some();
     drop(app);
+    if had_panes {
+        std::thread::sleep(Duration::from_millis(300));
+    }
     rt.shutdown_timeout(Duration::from_millis(200));
     result
 }
@@ -188,6 +193,7 @@ async fn event_loop(
                                     };
                                     match Pane::spawn(next_pane, &cmd, pane_size, pane_tx.clone()) {
                                         Ok(pane) => {
+                                            let pane = pane.with_farewell(vec![detach_key.byte()]);
                                             next_pane += 1;
                                             let slot = PaneSlot { slug, pane, zoomed };
                                             if preview {

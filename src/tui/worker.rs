@@ -46,6 +46,8 @@ fn matters(ev: &crate::backend::EngineEvent) -> bool {
     !IGNORED.contains(&action)
 }
 const RETRY: Duration = Duration::from_secs(2);
+/// How long the selection must rest before its preview starts.
+const PREVIEW_SETTLE: Duration = Duration::from_millis(250);
 /// Log lines read back when a bundle is first seen.
 const LOG_TAIL: usize = 200;
 
@@ -135,6 +137,11 @@ async fn run(s: Arc<Shared>, cmd: Command) {
             s.refresh.notify_one();
         }
         Command::Attach { slug, preview } => {
+            if preview {
+                // Let the selection rest first: scrolling through the table must not start a
+                // `docker exec` per row passed (the loop drops previews no longer wanted).
+                tokio::time::sleep(PREVIEW_SETTLE).await;
+            }
             let target = match (backend(&s).await, Slug::parse(&slug)) {
                 (Some(b), Ok(parsed)) => {
                     match attach::resolve(b.as_ref(), &parsed, s.ctx.detach_key).await {

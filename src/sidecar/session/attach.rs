@@ -84,12 +84,7 @@ pub fn run(opts: &Options) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let raw = RawMode::enter();
-    let size = if opts.resize {
-        terminal_size()
-    } else {
-        Size::UNKNOWN
-    };
-    let end = rt.block_on(session(stream, opts, size));
+    let end = rt.block_on(session(stream, opts));
     // The stdin reader is a blocking read nobody can cancel; do not wait for a keypress.
     rt.shutdown_background();
     {
@@ -196,7 +191,16 @@ fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sende
     let _ = end.send(why);
 }
 
-async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
+async fn session(stream: UnixStream, opts: &Options) -> End {
+    // Signals first: docker exec sizes the TTY a moment after start, and a SIGWINCH that comes
+    // before its handler is lost (the agent would keep the old size).
+    let mut winch = signal(SignalKind::window_change()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let size = if opts.resize {
+        terminal_size()
+    } else {
+        Size::UNKNOWN
+    };
     let mut wr = match stream.try_clone() {
         Ok(w) => w,
         Err(e) => return End::Lost(e.to_string()),
@@ -239,8 +243,6 @@ async fn session(stream: UnixStream, opts: &Options, size: Size) -> End {
         let written = Arc::clone(&written);
         std::thread::spawn(move || pump_output(stream, &written, end_tx));
     }
-    let mut winch = signal(SignalKind::window_change()).ok();
-    let mut hangup = signal(SignalKind::hangup()).ok();
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdin_open = true;

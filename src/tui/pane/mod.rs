@@ -105,6 +105,9 @@ pub struct Pane {
     dirty: Arc<AtomicBool>,
     received: Arc<AtomicU64>,
     size: PaneSize,
+    /// Sent instead of a kill when the pane goes away (an attach client's detach key), so the
+    /// program leaves by itself; it is killed only if it has not within a moment.
+    farewell: Option<Vec<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -212,7 +215,14 @@ impl Pane {
             dirty,
             received,
             size,
+            farewell: None,
         })
+    }
+
+    /// Bytes that make the program leave by itself (see `farewell`).
+    pub fn with_farewell(mut self, bytes: Vec<u8>) -> Self {
+        self.farewell = Some(bytes);
+        self
     }
 
     pub fn id(&self) -> PaneId {
@@ -323,7 +333,27 @@ impl Pane {
 
 impl Drop for Pane {
     fn drop(&mut self) {
-        self.kill();
+        let Some(bytes) = self.farewell.take() else {
+            self.kill();
+            return;
+        };
+        if self.exit().is_some() {
+            return;
+        }
+        // An attach client killed outright leaves its half inside the container running (Docker
+        // keeps execs whose client died); its detach key ends both halves cleanly.
+        self.send(bytes);
+        let exit = Arc::clone(&self.exit);
+        let killer = self.killer.clone_killer();
+        let _ = std::thread::Builder::new()
+            .name(format!("pane-{}-close", self.id))
+            .spawn(move || {
+                std::thread::sleep(Duration::from_secs(2));
+                if lock(&exit).is_none() {
+                    let mut killer = killer;
+                    let _ = killer.kill();
+                }
+            });
     }
 }
 
