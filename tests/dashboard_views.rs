@@ -311,3 +311,33 @@ async fn the_agent_pane_with_its_detach_key_in_the_border() {
     }
     snap("pane_zoomed", &a);
 }
+
+#[test]
+fn every_view_draws_in_a_tiny_terminal_without_panicking() {
+    let modes = vec![
+        Mode::Table,
+        Mode::Filter,
+        Mode::Help,
+        Mode::ConfirmKill(vec!["alpha".into()]),
+        Mode::Launch(LaunchForm {
+            choices: vec!["demo".into()],
+            selected: 0,
+            name: String::new(),
+            naming: false,
+            launching: Some("demo".into()),
+            steps: vec!["prepare".into()],
+            error: Some("boom".into()),
+        }),
+        Mode::Logs(logs(None)),
+        Mode::Aliases,
+    ];
+    for mode in modes {
+        let mut a = app();
+        a.mode = mode.clone();
+        for (w, h) in [(1, 1), (2, 2), (20, 5), (30, 8), (60, 12)] {
+            let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+            term.draw(|f| views::draw(f, &a))
+                .unwrap_or_else(|e| panic!("{mode:?} at {w}x{h}: {e}"));
+        }
+    }
+}

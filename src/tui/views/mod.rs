@@ -53,7 +53,7 @@ fn layout_with(area: Rect, app: &App, pane: Option<bool>) -> Areas {
             };
         }
         let rows = u16::try_from(app.visible().len()).unwrap_or(u16::MAX);
-        let table_h = (rows + 3).clamp(4, body.height / 3);
+        let table_h = fit(rows + 3, 4, body.height / 3);
         let [table, pane] =
             Layout::vertical([Constraint::Length(table_h), Constraint::Min(3)]).areas(body);
         return Areas {
@@ -72,7 +72,7 @@ fn layout_with(area: Rect, app: &App, pane: Option<bool>) -> Areas {
             .split(body)
     } else {
         let rows = u16::try_from(app.visible().len()).unwrap_or(u16::MAX);
-        let table_h = (rows + 3).clamp(5, body.height / 2);
+        let table_h = fit(rows + 3, 5, body.height / 2);
         Layout::default()
             .direction(Direction::Vertical)
             .constraints([Constraint::Length(table_h), Constraint::Min(3)])
@@ -253,6 +253,12 @@ fn hints(app: &App, actions: &[&str], fixed: &[(&str, &str)]) -> Line<'static> {
         spans.push(Span::raw((*what).to_owned()));
     }
     Line::from(spans)
+}
+
+/// `v` at least `lo` and at most `hi`; `hi` wins when the terminal is too small for `lo`
+/// (`clamp` would panic).
+fn fit(v: u16, lo: u16, hi: u16) -> u16 {
+    v.max(lo).min(hi)
 }
 
 /// "3d4h", "5m", "<1m" … from seconds: minute steps, so the screen changes once a minute.
