@@ -78,6 +78,13 @@ impl LogBook {
         self.denied.get(slug).copied().unwrap_or(0)
     }
 
+    /// A bottle's newest `n` lines, oldest first (the detail panel's: no copy of the ring).
+    pub fn recent(&self, slug: &str, n: usize) -> impl Iterator<Item = &Entry> {
+        let ring = self.per.get(slug);
+        let len = ring.map_or(0, VecDeque::len);
+        ring.into_iter().flatten().skip(len.saturating_sub(n))
+    }
+
     /// The lines a view shows, oldest first.
     pub fn select<'a>(&'a self, view: &LogsView) -> Vec<&'a Entry> {
         let mut out: Vec<&Entry> = match &view.slug {
@@ -167,6 +174,8 @@ mod tests {
         book.push("a", r#"{"daemon":"init","msg":"started"}"#);
         book.push("b", "not json at all");
         assert_eq!(book.denied("a"), 1);
+        let recent: Vec<&str> = book.recent("a", 1).map(|e| e.daemon.as_str()).collect();
+        assert_eq!(recent, ["init"]);
         let mut v = view(Some("a"));
         v.deny_only = true;
         let lines = book.select(&v);

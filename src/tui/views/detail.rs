@@ -84,9 +84,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             lines.push(Line::from(vec![key("env"), Span::raw(redact(e, &[]))]));
         }
     }
-    let view = crate::tui::app::LogsView::following(Some(b.slug.clone()));
-    let recent = app.logs.select(&view);
-    for e in recent.iter().rev().take(5).rev() {
+    for e in app.logs.recent(&b.slug, 5) {
         let style = if e.deny { t.warn() } else { t.dim() };
         lines.push(Line::from(vec![
             key(&e.daemon),
