@@ -4,20 +4,22 @@ use crate::backend::docker::{self, EngineInfo, dns_probe};
 use crate::state::StateRoot;
 use serde::Serialize;
 
-pub const IMAGES: &[(&str, &str)] = &[
-    (
-        "debian:bookworm-slim",
-        "base image (scripts/make-base-image.sh builds it offline)",
-    ),
-    (
-        crate::engine::prepare::BUNDLE_IMAGE,
-        "bundle image (bottle-tui image build --bundle)",
-    ),
-    (
-        crate::config::DEFAULT_AGENT_IMAGE,
-        "agent image (bottle-tui image build --agent)",
-    ),
-];
+pub fn images() -> [(String, &'static str); 3] {
+    [
+        (
+            "debian:bookworm-slim".to_owned(),
+            "base image (scripts/make-base-image.sh builds it offline)",
+        ),
+        (
+            crate::engine::prepare::bundle_image(),
+            "bundle image (bottle-tui image build --bundle)",
+        ),
+        (
+            crate::config::DEFAULT_AGENT_IMAGE.to_owned(),
+            "agent image (bottle-tui image build --agent)",
+        ),
+    ]
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,10 +79,10 @@ pub async fn run(root: &StateRoot) -> Report {
                 Err(e) => checks.push(check("engine", Status::Fail, format!("{e:#}"))),
             }
             let mut base_present = false;
-            for (image, what) in IMAGES {
-                match docker::image_present(&client, image).await {
+            for (image, what) in images() {
+                match docker::image_present(&client, &image).await {
                     Ok(true) => {
-                        base_present |= *image == dns_probe::PROBE_IMAGE;
+                        base_present |= image == dns_probe::PROBE_IMAGE;
                         checks.push(check(
                             &format!("image {image}"),
                             Status::Ok,

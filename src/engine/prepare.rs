@@ -39,6 +39,16 @@ pub mod in_agent {
 }
 
 pub const BUNDLE_IMAGE: &str = "bottle-bundle:latest";
+/// Overrides [`BUNDLE_IMAGE`] (a second checkout can build and test its own bundle).
+pub const BUNDLE_IMAGE_ENV: &str = "BOTTLE_TUI_BUNDLE_IMAGE";
+
+/// The bundle image bottles run: `$BOTTLE_TUI_BUNDLE_IMAGE`, else [`BUNDLE_IMAGE`].
+pub fn bundle_image() -> String {
+    std::env::var(BUNDLE_IMAGE_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| BUNDLE_IMAGE.to_owned())
+}
 
 /// State-dir file names, relative to the bottle's folder.
 pub mod files {
@@ -250,7 +260,7 @@ pub fn build(
     }
     let bundle = BundlePlan {
         container: name("bundle"),
-        image: BUNDLE_IMAGE.to_owned(),
+        image: bundle_image(),
         env: BTreeMap::from([
             ("BOTTLE_DAEMONS".to_owned(), daemons.join(",")),
             ("BOTTLE_SLUG".to_owned(), slug.to_string()),

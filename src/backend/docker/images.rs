@@ -18,11 +18,11 @@ pub enum ImageKind {
 impl ImageKind {
     pub const ALL: [ImageKind; 3] = [Self::Bundle, Self::Agent, Self::TestAgent];
 
-    pub fn tag(self) -> &'static str {
+    pub fn tag(self) -> String {
         match self {
-            Self::Bundle => crate::engine::prepare::BUNDLE_IMAGE,
-            Self::Agent => crate::config::DEFAULT_AGENT_IMAGE,
-            Self::TestAgent => TEST_AGENT_IMAGE,
+            Self::Bundle => crate::engine::prepare::bundle_image(),
+            Self::Agent => crate::config::DEFAULT_AGENT_IMAGE.to_owned(),
+            Self::TestAgent => TEST_AGENT_IMAGE.to_owned(),
         }
     }
 
@@ -76,7 +76,7 @@ pub async fn build(
     let context = context(kind, sidecar)?;
     let options = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
-        t: Some(kind.tag().into()),
+        t: Some(kind.tag()),
         rm: true,
         forcerm: true,
         labels: Some(HashMap::from([(
@@ -97,7 +97,7 @@ pub async fn build(
             bail!("building {} failed: {err}", kind.tag());
         }
     }
-    if !super::image_present(docker, kind.tag()).await? {
+    if !super::image_present(docker, &kind.tag()).await? {
         bail!(
             "the engine finished building {} but the image is not there",
             kind.tag()
