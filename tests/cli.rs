@@ -12,7 +12,7 @@ fn help_lists_every_command_of_the_contract() {
     let help = stdout(&out);
     for cmd in [
         "config", "plan", "up", "ls", "inspect", "logs", "exec", "attach", "kill", "queue",
-        "approve", "deny", "image", "doctor",
+        "approve", "deny", "audit", "image", "doctor",
     ] {
         assert!(
             help.lines()
@@ -24,29 +24,51 @@ fn help_lists_every_command_of_the_contract() {
 }
 
 #[test]
-fn unfinished_commands_exit_3_and_say_so() {
+fn approvals_commands_explain_bad_input() {
     let scratch = Scratch::new();
     scratch.write_config(MINIMAL);
-    let cases: &[&[&str]] = &[
-        &["queue"],
-        &["approve", "demo", "1"],
-        &["deny", "demo", "1", "--reason", "no"],
-    ];
-    for args in cases {
-        let out = scratch.run(args);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("not implemented yet"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
-        assert!(stdout(&out).is_empty(), "{args:?} printed to stdout");
-    }
+    let out = scratch.run(&["queue"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "no pending requests");
+    let out = scratch.run(&["queue", "--json"]);
+    assert_eq!(stdout(&out).trim(), "[]");
+
+    let out = scratch.run(&["approve", "demo", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`1` is not a request id"),
+        "{}",
+        stderr(&out)
+    );
+    let out = scratch.run(&["deny", "demo", "0123abcd", "--reason", "no"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bottle `demo` has no approvals queue"),
+        "{}",
+        stderr(&out)
+    );
+    let out = scratch.run(&["audit"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "no answered requests yet");
+}
+
+#[test]
+fn supervise_without_its_config_names_the_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+        .args(["supervise", "--config", "/nonexistent/supervise.json"])
+        .output()
+        .expect("run bottle-sidecar");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("cannot read the supervise config /nonexistent/supervise.json"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
 fn sidecar_daemons_not_yet_built_exit_3() {
-    for daemon in ["git-gate", "supervise"] {
+    for daemon in ["git-gate"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
             .arg(daemon)
             .output()

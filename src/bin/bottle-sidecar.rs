@@ -47,8 +47,15 @@ enum Command {
     },
     /// Serve git upstreams through a gate that holds the keys.
     GitGate,
-    /// The MCP server agents ask humans through.
-    Supervise,
+    /// The MCP server agents ask humans through (streamable HTTP at /mcp).
+    Supervise {
+        /// The rendered supervise config.
+        #[arg(long, default_value = "/etc/bottle/supervise.json")]
+        config: std::path::PathBuf,
+        /// Listen here instead of the config's address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// The agent container's entrypoint: runs COMMAND in a PTY once provision is done, keeps
     /// its screen, serves attach. `session attach` is the terminal client.
     #[command(args_conflicts_with_subcommands = true)]
@@ -70,7 +77,7 @@ fn main() -> ExitCode {
         Command::Gateway { config, listen } => return gateway(&config, listen),
         Command::Health => return bottle_tui::sidecar::init::health(),
         Command::GitGate => ("git-gate", "issue #5"),
-        Command::Supervise => ("supervise", "issue #5"),
+        Command::Supervise { config, listen } => return supervise(&config, listen),
         Command::Session {
             action:
                 Some(SessionAction::Attach {
@@ -122,6 +129,26 @@ fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> Ex
                 "gateway",
                 "error",
                 "gateway stopped",
+                serde_json::json!({ "error": format!("{e:#}") }),
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn supervise(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let Some(rt) =
+        bottle_tui::sidecar::runtime("supervise", bottle_tui::sidecar::Threads::Workers(2))
+    else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(bottle_tui::sidecar::supervise::run(config, listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            bottle_tui::sidecar::log::event(
+                "supervise",
+                "error",
+                "supervise stopped",
                 serde_json::json!({ "error": format!("{e:#}") }),
             );
             ExitCode::FAILURE

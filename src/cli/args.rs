@@ -1,5 +1,6 @@
 //! The command-line contract (DESIGN §12). Keep it stable; document changes in CHANGELOG.md.
 
+use crate::sidecar::supervise::queue::RequestId;
 use crate::types::Slug;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -110,22 +111,46 @@ pub enum Command {
         all: bool,
     },
 
-    /// List pending approval requests from agents.
+    /// List the requests agents wait on (supervise's `request_approval`), oldest first.
+    ///
+    /// Answer them with `approve` / `deny`; unanswered ones are denied when the bottle's
+    /// [supervise] timeout runs out.
     Queue {
+        /// Print a JSON array of {slug, id, action, details, created, expires_ms}.
         #[arg(long)]
         json: bool,
     },
 
-    /// Approve an agent's request.
-    Approve { slug: Slug, id: String },
+    /// Approve an agent's request: its `request_approval` call returns `approved`.
+    Approve {
+        slug: Slug,
+        /// The request id `bottle-tui queue` shows.
+        id: RequestId,
+        /// Told to the agent with the answer.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 
-    /// Deny an agent's request.
+    /// Deny an agent's request: its `request_approval` call returns `denied: REASON`.
     Deny {
         slug: Slug,
-        id: String,
+        /// The request id `bottle-tui queue` shows.
+        id: RequestId,
         /// Told to the agent.
         #[arg(long)]
         reason: Option<String>,
+    },
+
+    /// The approvals audit trail: every answered request, newest first (who asked what, who
+    /// answered, when, how — timeouts included).
+    Audit {
+        /// Only this bottle.
+        slug: Option<Slug>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
     },
 
     /// Build the images bottles run from.

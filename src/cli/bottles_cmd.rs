@@ -304,6 +304,8 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
         });
         Ok::<_, color_eyre::Report>(futures_util::future::join_all(kills).await)
     })?;
+    // Requests the killed bottles left pending were closed; put them in the audit trail.
+    crate::engine::approvals::sync(root, &store)?;
     let mut failed = 0;
     for (slug, agent, result) in results {
         match result {

@@ -7,8 +7,10 @@ mod config_cmd;
 mod doctor_cmd;
 mod image_cmd;
 mod plan_cmd;
+mod queue_cmd;
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::sidecar::supervise::queue::Decision;
 use crate::state::StateRoot;
 use args::{Cli, Command, ImageCommand};
 use std::io::IsTerminal;
@@ -90,13 +92,13 @@ fn command_name(c: &Command) -> &'static str {
         Command::Queue { .. } => "queue",
         Command::Approve { .. } => "approve",
         Command::Deny { .. } => "deny",
+        Command::Audit { .. } => "audit",
         Command::Image(_) => "image build",
         Command::Doctor { .. } => "doctor",
     }
 }
 
 fn run(cli: Cli, root: &StateRoot) -> Outcome {
-    let not_yet = |command, issue| Err(Failure::NotImplemented { command, issue });
     let Some(command) = cli.command else {
         // The dashboard needs a config to be useful; say how to get one first.
         let config = load_config(cli.config)?;
@@ -128,9 +130,16 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         Command::Exec { slug, command } => bottles_cmd::exec_cmd(&slug, command),
         Command::Kill { slugs, all } => bottles_cmd::kill_cmd(root, slugs, all),
         Command::Attach { slug, detach_key } => attach_cmd::run(&slug, detach_key, cli.config),
-        Command::Queue { .. } => not_yet("queue", "issue #5, supervise"),
-        Command::Approve { .. } => not_yet("approve", "issue #5, supervise"),
-        Command::Deny { .. } => not_yet("deny", "issue #5, supervise"),
+        Command::Queue { json } => queue_cmd::queue_cmd(root, json),
+        Command::Approve { slug, id, reason } => {
+            queue_cmd::answer_cmd(root, &slug, &id, Decision::Approved, reason)
+        }
+        Command::Deny { slug, id, reason } => {
+            queue_cmd::answer_cmd(root, &slug, &id, Decision::Denied, reason)
+        }
+        Command::Audit { slug, limit, json } => {
+            queue_cmd::audit_cmd(root, slug.as_ref(), limit, json)
+        }
         Command::Image(ImageCommand::Build(args)) => image_cmd::build(args),
     }
 }

@@ -48,6 +48,7 @@ pub async fn kill(backend: &dyn Backend, slug: &Slug, root: &StateRoot) -> Resul
             .filter_map(|r| r.err().map(|e| format!("{e:#}"))),
     );
     remove_tokens(root, slug)?;
+    super::approvals::close_all(root, slug, "the bottle was killed")?;
     if errors.is_empty() {
         Ok(found)
     } else {

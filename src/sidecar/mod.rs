@@ -5,6 +5,7 @@ pub mod gateway;
 pub mod init;
 pub mod log;
 pub mod session;
+pub mod supervise;
 
 /// Exit code of a daemon this build does not have yet: init does not restart it.
 pub const EXIT_NOT_IMPLEMENTED: i32 = 3;

@@ -18,6 +18,23 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX events_slug ON events(slug, id);",
+    // 2: the approvals audit trail. One row per answered request; the unique key makes
+    // recording idempotent (the host records human answers at once and supervise's own —
+    // timeouts, withdrawals — when it next reads the queue).
+    "CREATE TABLE decisions (
+        id          INTEGER PRIMARY KEY,
+        slug        TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        requested   TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        details     TEXT NOT NULL,
+        decision    TEXT NOT NULL,
+        reason      TEXT,
+        by          TEXT NOT NULL,
+        decided     TEXT NOT NULL,
+        UNIQUE (slug, request_id, requested)
+    );
+    CREATE INDEX decisions_slug ON decisions(slug, id);",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -25,6 +42,20 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+}
+
+/// One answered request in the audit trail: who asked what, who answered, when, how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionRecord {
+    pub slug: String,
+    pub request_id: String,
+    pub requested: String,
+    pub action: String,
+    pub details: String,
+    pub decision: String,
+    pub reason: Option<String>,
+    pub by: String,
+    pub decided: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -144,6 +175,66 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records an answered request; false when it was recorded already.
+    pub fn record_decision(&self, d: &DecisionRecord) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO decisions
+                 (slug, request_id, requested, action, details, decision, reason, by, decided)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    d.slug,
+                    d.request_id,
+                    d.requested,
+                    d.action,
+                    d.details,
+                    d.decision,
+                    d.reason,
+                    d.by,
+                    d.decided
+                ],
+            )
+            .wrap_err_with(|| {
+                format!(
+                    "cannot record the answer to {} in {}",
+                    d.request_id,
+                    self.path.display()
+                )
+            })?;
+        Ok(n > 0)
+    }
+
+    /// The newest `limit` decisions, newest first.
+    pub fn decisions(&self, slug: Option<&str>, limit: usize) -> Result<Vec<DecisionRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT slug, request_id, requested, action, details, decision, reason, by, decided
+                 FROM decisions WHERE ?1 IS NULL OR slug = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .wrap_err("cannot query the audit trail")?;
+        let rows = stmt
+            .query_map(params![slug, limit as i64], |r| {
+                Ok(DecisionRecord {
+                    slug: r.get(0)?,
+                    request_id: r.get(1)?,
+                    requested: r.get(2)?,
+                    action: r.get(3)?,
+                    details: r.get(4)?,
+                    decision: r.get(5)?,
+                    reason: r.get(6)?,
+                    by: r.get(7)?,
+                    decided: r.get(8)?,
+                })
+            })
+            .wrap_err("cannot query the audit trail")?;
+        rows.collect::<Result<_, _>>()
+            .wrap_err("cannot read the audit trail")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +253,53 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, "prepare");
         assert_eq!(events[0].detail["bottle"], "demo");
+        Ok(())
+    }
+
+    #[test]
+    fn decisions_are_recorded_once_and_listed_newest_first() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = Store::open(&dir.path().join("state.db"))?;
+        let mut d = DecisionRecord {
+            slug: "demo".into(),
+            request_id: "0123abcd".into(),
+            requested: "2026-11-28T00:00:00Z".into(),
+            action: "push".into(),
+            details: String::new(),
+            decision: "approved".into(),
+            reason: None,
+            by: "me@host".into(),
+            decided: "2026-11-28T00:00:05Z".into(),
+        };
+        assert!(s.record_decision(&d)?);
+        assert!(!s.record_decision(&d)?, "the same answer twice is one row");
+        d.request_id = "4567cdef".into();
+        d.decision = "denied".into();
+        assert!(s.record_decision(&d)?);
+        let all = s.decisions(None, 10)?;
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].request_id, "4567cdef");
+        assert_eq!(s.decisions(Some("other"), 10)?.len(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_1_db_migrates_to_the_audit_trail() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path)?;
+            c.execute_batch(MIGRATIONS[0])?;
+            c.pragma_update(None, "user_version", 1)?;
+            c.execute(
+                "INSERT INTO events (time, slug, kind) VALUES ('t', 'old', 'up')",
+                [],
+            )?;
+        }
+        let s = Store::open(&path)?;
+        assert_eq!(s.schema_version()?, SCHEMA_VERSION);
+        assert_eq!(s.events(Some("old"), 10)?.len(), 1, "history is kept");
+        assert!(s.decisions(None, 10)?.is_empty());
         Ok(())
     }
 

@@ -1,0 +1,153 @@
+//! `queue`, `approve`, `deny`, `audit`: the approvals agents ask for through supervise.
+
+use super::{Outcome, print_json};
+use crate::engine::approvals;
+use crate::sidecar::supervise::queue::{Decision, RequestId, now_ms};
+use crate::state::StateRoot;
+use crate::store::Store;
+use crate::types::Slug;
+use std::io::Write;
+
+/// Longest action/details shown per line in the text listing (the JSON has them whole).
+const SHOWN: usize = 100;
+
+pub fn queue_cmd(root: &StateRoot, json: bool) -> Outcome {
+    let store = Store::open(&root.db_path())?;
+    // Supervise's own answers (timeouts) reach the audit trail whenever the queue is read.
+    approvals::sync(root, &store)?;
+    let listing = approvals::pending(root)?;
+    for bad in &listing.unreadable {
+        eprintln!(
+            "warning: unreadable request {}: {}",
+            bad.file.display(),
+            bad.error
+        );
+    }
+    if json {
+        return print_json(&listing.pending);
+    }
+    let mut out = std::io::stdout().lock();
+    if listing.pending.is_empty() {
+        writeln!(out, "no pending requests").ok();
+        return Ok(());
+    }
+    let now = now_ms();
+    let slug_w = listing
+        .pending
+        .iter()
+        .map(|p| p.slug.as_str().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:slug_w$}  {:8}  {:>6}  {:>7}  ACTION",
+        "SLUG", "ID", "AGE", "EXPIRES"
+    )
+    .ok();
+    for p in &listing.pending {
+        let r = &p.request;
+        let age = crate::tui::views::epoch(&r.created)
+            .map(|t| crate::tui::views::age(now as i64 / 1000 - t))
+            .unwrap_or_else(|| "?".into());
+        let left = secs(r.expires_ms.saturating_sub(now) / 1000);
+        writeln!(
+            out,
+            "{:slug_w$}  {:8}  {age:>6}  {left:>7}  {}",
+            p.slug,
+            r.id,
+            shorten(&r.action)
+        )
+        .ok();
+        if !r.details.trim().is_empty() {
+            writeln!(out, "{:slug_w$}  {:8}  {}", "", "", shorten(&r.details)).ok();
+        }
+    }
+    writeln!(
+        out,
+        "\nanswer with: bottle-tui approve SLUG ID | bottle-tui deny SLUG ID --reason \"...\""
+    )
+    .ok();
+    Ok(())
+}
+
+pub fn answer_cmd(
+    root: &StateRoot,
+    slug: &Slug,
+    id: &RequestId,
+    decision: Decision,
+    reason: Option<String>,
+) -> Outcome {
+    let store = Store::open(&root.db_path())?;
+    let by = approvals::operator();
+    let a = approvals::answer(root, &store, slug, id, decision, reason, &by)?;
+    println!("{slug} {id}: {} (by {by})", a.summary());
+    Ok(())
+}
+
+pub fn audit_cmd(root: &StateRoot, slug: Option<&Slug>, limit: usize, json: bool) -> Outcome {
+    let store = Store::open(&root.db_path())?;
+    approvals::sync(root, &store)?;
+    let rows = store.decisions(slug.map(Slug::as_str), limit)?;
+    if json {
+        return print_json(&rows);
+    }
+    let mut out = std::io::stdout().lock();
+    if rows.is_empty() {
+        writeln!(out, "no answered requests yet").ok();
+        return Ok(());
+    }
+    for d in &rows {
+        let answer = match &d.reason {
+            Some(r) => format!("{}: {r}", d.decision),
+            None => d.decision.clone(),
+        };
+        writeln!(
+            out,
+            "{}  {} {}  {}  → {answer}  (by {})",
+            d.decided,
+            d.slug,
+            d.request_id,
+            shorten(&d.action),
+            d.by
+        )
+        .ok();
+    }
+    Ok(())
+}
+
+/// One line of at most [`SHOWN`] characters: control characters (an agent wrote them) are
+/// replaced, so a request cannot repaint the operator's terminal.
+fn shorten(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim();
+    if clean.chars().count() > SHOWN {
+        let cut: String = clean.chars().take(SHOWN - 1).collect();
+        format!("{cut}…")
+    } else {
+        clean.to_owned()
+    }
+}
+
+/// "9m48s", "1h02m", "45s".
+fn secs(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_text_cannot_repaint_the_terminal() {
+        assert_eq!(shorten("rm\x1b[2J -rf\n/"), "rm [2J -rf /");
+        assert_eq!(shorten(&"x".repeat(300)).chars().count(), SHOWN);
+    }
+}

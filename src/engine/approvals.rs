@@ -1,0 +1,296 @@
+//! The host's side of supervise: list what agents wait for, answer it, keep the audit trail.
+//! Works on the queue folders in the state dir (what the bundles mount), so it needs no engine
+//! call and answers reach a waiting agent within supervise's poll interval.
+
+use super::prepare::files;
+use crate::sidecar::supervise::queue::{
+    Answer, Answered, Decision, Queue, Request, RequestId, Unreadable,
+};
+use crate::state::StateRoot;
+use crate::store::{DecisionRecord, Store};
+use crate::types::Slug;
+use color_eyre::eyre::{Result, WrapErr, bail};
+use serde::Serialize;
+
+/// A request some agent waits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    pub slug: Slug,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Listing {
+    pub pending: Vec<Pending>,
+    /// Request files that cannot be read, named with their error.
+    pub unreadable: Vec<Unreadable>,
+}
+
+pub fn queue_of(root: &StateRoot, slug: &Slug) -> Queue {
+    Queue::new(root.bottle_dir(slug).join(files::QUEUE))
+}
+
+/// Every bottle in the state dir that has a queue folder.
+fn queues(root: &StateRoot) -> Result<Vec<(Slug, Queue)>> {
+    let dir = root.path().join("bottles");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).wrap_err_with(|| format!("cannot list {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let Ok(slug) = entry.file_name().to_string_lossy().parse::<Slug>() else {
+            continue;
+        };
+        let q = queue_of(root, &slug);
+        if q.dir().is_dir() {
+            out.push((slug, q));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Pending requests of every bottle, oldest first.
+pub fn pending(root: &StateRoot) -> Result<Listing> {
+    let mut listing = Listing::default();
+    for (slug, q) in queues(root)? {
+        let (reqs, bad) = q.pending()?;
+        listing
+            .pending
+            .extend(reqs.into_iter().map(|request| Pending {
+                slug: slug.clone(),
+                request,
+            }));
+        listing.unreadable.extend(bad);
+    }
+    listing
+        .pending
+        .sort_by(|a, b| a.request.created.cmp(&b.request.created));
+    Ok(listing)
+}
+
+/// Pending counts per bottle (cheap: directory listings and stats).
+pub fn pending_counts(root: &StateRoot) -> Vec<(Slug, usize)> {
+    queues(root)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(slug, q)| {
+            let n = q.pending_count();
+            (slug, n)
+        })
+        .collect()
+}
+
+/// `user@host`, for the audit trail.
+pub fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            use std::os::unix::fs::MetadataExt;
+            let uid = std::fs::metadata("/proc/self")
+                .map(|m| m.uid())
+                .unwrap_or_default();
+            format!("uid{uid}")
+        });
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    if host.is_empty() {
+        user
+    } else {
+        format!("{user}@{host}")
+    }
+}
+
+/// Answers one request as `by`, records it in the audit trail, and returns the answer. An
+/// already answered request is an error that says who answered it and how.
+pub fn answer(
+    root: &StateRoot,
+    store: &Store,
+    slug: &Slug,
+    id: &RequestId,
+    decision: Decision,
+    reason: Option<String>,
+    by: &str,
+) -> Result<Answer> {
+    let q = queue_of(root, slug);
+    if !q.dir().is_dir() {
+        bail!(
+            "bottle `{slug}` has no approvals queue ({} does not exist): is it a bottle with [supervise] enabled?",
+            q.dir().display()
+        );
+    }
+    let request = q.request(id)?.ok_or_else(|| {
+        color_eyre::eyre::eyre!("bottle `{slug}` has no request {id} (see `bottle-tui queue`)")
+    })?;
+    match q.answer_with(Answer::new(id.clone(), decision, reason, by))? {
+        Answered::Recorded(a) => {
+            store.record_decision(&record(slug, &request, &a))?;
+            Ok(a)
+        }
+        Answered::Already(a) => {
+            // Supervise's own answers reach the trail here too.
+            store.record_decision(&record(slug, &request, &a))?;
+            bail!(
+                "request {id} of `{slug}` was already answered: {} by {} at {}",
+                a.summary(),
+                a.by,
+                a.decided
+            )
+        }
+    }
+}
+
+/// Records every answered request not in the audit trail yet (supervise's timeouts and
+/// withdrawals, answers given while the host was away). Returns how many were new.
+pub fn sync(root: &StateRoot, store: &Store) -> Result<usize> {
+    let mut n = 0;
+    for (slug, q) in queues(root)? {
+        n += sync_queue(&slug, &q, store)?;
+    }
+    Ok(n)
+}
+
+fn sync_queue(slug: &Slug, q: &Queue, store: &Store) -> Result<usize> {
+    let mut n = 0;
+    for r in q.requests()?.0 {
+        // A corrupt answer is set aside by `answer` and the request is pending again.
+        if let Ok(Some(a)) = q.answer(&r.id)
+            && store.record_decision(&record(slug, &r, &a))?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Closes a bottle's pending requests (it was killed: nobody waits for them any more).
+/// They reach the audit trail with the next [`sync`]. Returns how many were closed.
+pub fn close_all(root: &StateRoot, slug: &Slug, reason: &str) -> Result<usize> {
+    let q = queue_of(root, slug);
+    if !q.dir().is_dir() {
+        return Ok(0);
+    }
+    let mut closed = 0;
+    for r in q.pending()?.0 {
+        let a = Answer::new(
+            r.id.clone(),
+            Decision::Denied,
+            Some(reason.to_owned()),
+            "bottle-tui kill",
+        );
+        if let Answered::Recorded(_) = q.answer_with(a)? {
+            closed += 1;
+        }
+    }
+    Ok(closed)
+}
+
+fn record(slug: &Slug, r: &Request, a: &Answer) -> DecisionRecord {
+    DecisionRecord {
+        slug: slug.to_string(),
+        request_id: r.id.to_string(),
+        requested: r.created.clone(),
+        action: r.action.clone(),
+        details: r.details.clone(),
+        decision: a.decision.as_str().to_owned(),
+        reason: a.reason.clone(),
+        by: a.by.clone(),
+        decided: a.decided.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> Result<(tempfile::TempDir, StateRoot, Store, Slug)> {
+        let dir = tempfile::tempdir()?;
+        let root = StateRoot::new(Some(dir.path().to_owned()));
+        let store = Store::open(&root.db_path())?;
+        let slug: Slug = "demo".parse().map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+        queue_of(&root, &slug).ensure()?;
+        Ok((dir, root, store, slug))
+    }
+
+    #[test]
+    fn answer_lists_and_audits() -> Result<()> {
+        let (_d, root, store, slug) = setup()?;
+        let q = queue_of(&root, &slug);
+        let a = q.submit("push", "bottle/x", 60_000)?;
+        let b = q.submit("deploy", "", 60_000)?;
+        assert_eq!(pending(&root)?.pending.len(), 2);
+        answer(
+            &root,
+            &store,
+            &slug,
+            &a.id,
+            Decision::Approved,
+            None,
+            "me@h",
+        )?;
+        let left = pending(&root)?.pending;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].request.id, b.id);
+        let err = answer(&root, &store, &slug, &a.id, Decision::Denied, None, "you@h")
+            .expect_err("answered twice");
+        assert!(
+            format!("{err}").contains("already answered: approved by me@h"),
+            "{err}"
+        );
+        let trail = store.decisions(None, 10)?;
+        assert_eq!(trail.len(), 1);
+        assert_eq!(
+            (trail[0].decision.as_str(), trail[0].by.as_str()),
+            ("approved", "me@h")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn supervise_answers_reach_the_trail_on_sync_and_kill_closes_the_rest() -> Result<()> {
+        let (_d, root, store, slug) = setup()?;
+        let q = queue_of(&root, &slug);
+        let a = q.submit("a", "", 0)?;
+        let _b = q.submit("b", "", 60_000)?;
+        crate::sidecar::supervise::close_expired(&q)?;
+        assert_eq!(sync(&root, &store)?, 1);
+        assert_eq!(sync(&root, &store)?, 0, "idempotent");
+        assert_eq!(close_all(&root, &slug, "the bottle was killed")?, 1);
+        assert_eq!(sync(&root, &store)?, 1);
+        assert!(pending(&root)?.pending.is_empty());
+        let trail = store.decisions(Some("demo"), 10)?;
+        assert_eq!(trail.len(), 2);
+        let timed_out = trail
+            .iter()
+            .find(|d| d.request_id == a.id.as_str())
+            .map(|d| (d.reason.clone(), d.by.clone()));
+        assert_eq!(
+            timed_out,
+            Some((Some("timed out".into()), "supervise".into()))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_bottle_and_request_are_clear_errors() -> Result<()> {
+        let (_d, root, store, slug) = setup()?;
+        let id: RequestId = "0123abcd"
+            .parse()
+            .map_err(|e: String| color_eyre::eyre::eyre!(e))?;
+        let err = answer(&root, &store, &slug, &id, Decision::Approved, None, "me")
+            .expect_err("no request");
+        assert!(
+            format!("{err}").contains("has no request 0123abcd"),
+            "{err}"
+        );
+        let other: Slug = "nope".parse().map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+        let err = answer(&root, &store, &other, &id, Decision::Approved, None, "me")
+            .expect_err("no queue");
+        assert!(format!("{err}").contains("has no approvals queue"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! `bottle-sidecar supervise`: the MCP server (streamable HTTP, rmcp) an agent asks a human
+//! through. Requests and answers are files in the queue folder the host mounts ([`queue`]),
+//! so the CLI and the dashboard answer them directly and nothing depends on this process
+//! staying up: a restarted supervise finds the pending requests where it left them.
+
+pub mod queue;
+pub mod tools;
+
+use crate::engine::render::supervise::SuperviseConfig;
+use crate::sidecar::log;
+use color_eyre::eyre::{Result, WrapErr};
+use queue::{Answer, Answered, Decision, Queue};
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The names the agent reaches supervise by; the `Host` header must be one of them.
+pub const ALLOWED_HOSTS: &[&str] = &[
+    crate::engine::plan::SUPERVISE_HOST,
+    "localhost",
+    "127.0.0.1",
+];
+
+/// How often expired requests are closed (covers requests whose caller is gone, e.g. after a
+/// restart of supervise).
+const SWEEP: Duration = Duration::from_secs(1);
+
+pub fn load(path: &Path) -> Result<SuperviseConfig> {
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("cannot read the supervise config {}", path.display()))?;
+    serde_json::from_str(&text)
+        .wrap_err_with(|| format!("{} is not a supervise config", path.display()))
+}
+
+pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
+    let config = load(config_path)?;
+    let queue = Queue::new(&config.queue_dir);
+    queue.ensure()?;
+    let addr: std::net::SocketAddr = match listen {
+        Some(a) => a,
+        None => config.listen.parse().wrap_err_with(|| {
+            format!(
+                "listen address `{}` in {}",
+                config.listen,
+                config_path.display()
+            )
+        })?,
+    };
+    let timeout = Duration::from_secs(config.timeout_seconds.max(1));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {addr}"))?;
+    let (pending, unreadable) = queue.pending()?;
+    log::event(
+        "supervise",
+        "info",
+        "listening",
+        json!({
+            "addr": addr.to_string(),
+            "queue": config.queue_dir,
+            "timeout_seconds": timeout.as_secs(),
+            "pending": pending.len(),
+            "unreadable": unreadable,
+        }),
+    );
+    tokio::spawn(sweep(queue.clone()));
+
+    let service = StreamableHttpService::new(
+        {
+            let queue = queue.clone();
+            move || Ok(tools::Supervise::new(queue.clone(), timeout))
+        },
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(ALLOWED_HOSTS.iter().copied())
+            // Long approval waits keep their event stream open; pings keep idle-timeouts away.
+            .with_sse_keep_alive(Some(Duration::from_secs(15))),
+    );
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::event(
+                    "supervise",
+                    "warn",
+                    "accept failed",
+                    json!({ "error": e.to_string() }),
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                log::event(
+                    "supervise",
+                    "debug",
+                    "connection ended with an error",
+                    json!({ "peer": peer.to_string(), "error": e.to_string() }),
+                );
+            }
+        });
+    }
+}
+
+/// Closes expired requests: "denied: timed out", unless a human answered first.
+async fn sweep(queue: Queue) {
+    loop {
+        tokio::time::sleep(SWEEP).await;
+        let q = queue.clone();
+        let closed = tokio::task::spawn_blocking(move || close_expired(&q)).await;
+        if let Ok(Err(e)) = closed {
+            log::event(
+                "supervise",
+                "warn",
+                "sweep failed",
+                json!({ "error": format!("{e:#}") }),
+            );
+        }
+    }
+}
+
+pub fn close_expired(queue: &Queue) -> Result<usize> {
+    let now = queue::now_ms();
+    let mut n = 0;
+    for r in queue
+        .pending()?
+        .0
+        .into_iter()
+        .filter(|r| r.expires_ms <= now)
+    {
+        let ours = Answer::new(
+            r.id.clone(),
+            Decision::Denied,
+            Some("timed out".into()),
+            "supervise",
+        );
+        if let Answered::Recorded(a) = queue.answer_with(ours)? {
+            n += 1;
+            log::event(
+                "supervise",
+                "info",
+                "approval answered",
+                json!({ "id": a.id, "decision": "denied", "reason": a.reason, "by": a.by }),
+            );
+        }
+    }
+    Ok(n)
+}

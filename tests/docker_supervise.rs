@@ -1,0 +1,364 @@
+//! supervise in a real bottle: an MCP client inside the agent (curl speaking streamable HTTP)
+//! asks, the host answers with `bottle-tui approve` / `deny` or lets it time out, and the
+//! audit trail has every answer. Bad input — malformed requests, unknown tools, queue files
+//! corrupted on disk, supervise restarted mid-request — gets a clear error and loses nothing.
+
+mod common;
+use common::docker::{Bottle, docker_ok, scratch_with, unique_slug};
+use common::{Scratch, stderr, stdout};
+use std::time::{Duration, Instant};
+
+const TIMEOUT_SECS: u64 = 8;
+
+/// Initializes an MCP session with supervise from inside the agent, then posts `$1` (a
+/// JSON-RPC message) and prints the response body. No proxy flags: NO_PROXY set by launch
+/// must be what keeps curl off the gateway.
+const MCP: &str = r#"
+set -e
+U=http://supervise:8900/mcp
+CT='Content-Type: application/json'
+AC='Accept: application/json, text/event-stream'
+S=$(curl -sS -D - -o /dev/null -H "$CT" -H "$AC" "$U" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}' \
+  | tr -d '\r' | sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: //p')
+[ -n "$S" ] || { echo "no session id" >&2; exit 9; }
+V='mcp-protocol-version: 2025-06-18'
+curl -sS -H "$CT" -H "$AC" -H "mcp-session-id: $S" -H "$V" "$U" \
+  -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+curl -sS -w '\nHTTP %{http_code}\n' -H "$CT" -H "$AC" -H "mcp-session-id: $S" -H "$V" "$U" -d "$1"
+"#;
+
+fn mcp(s: &Scratch, slug: &str, body: &str) -> String {
+    let out = s.run(&["exec", slug, "--", "sh", "-c", MCP, "sh", body]);
+    assert!(out.status.success(), "mcp exec failed: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn approval(action: &str, details: &str) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": { "name": "request_approval", "arguments": { "action": action, "details": details } }
+    })
+    .to_string()
+}
+
+/// The tool result's text, from the SSE body.
+fn result_text(body: &str) -> String {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find_map(|v| {
+            v["result"]["content"][0]["text"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no tool result in {body}"))
+}
+
+fn queue(s: &Scratch) -> Vec<serde_json::Value> {
+    let out = s.run(&["queue", "--json"]);
+    assert!(out.status.success(), "queue: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("queue --json is JSON")
+}
+
+/// Waits until `action` is pending and returns its id.
+fn wait_pending(s: &Scratch, slug: &str, action: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(r) = queue(s)
+            .into_iter()
+            .find(|r| r["slug"] == slug && r["action"] == action)
+        {
+            return r["id"].as_str().expect("id").to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "`{action}` never reached the queue"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn approve_deny_timeout_and_the_audit_trail() {
+    let s = scratch_with(&format!(
+        "[bottles.demo.supervise]\nenabled = true\ntimeout = \"{TIMEOUT_SECS}s\"\n"
+    ));
+    let slug = unique_slug("sup");
+    let b = Bottle::up(&s, &slug, &[]);
+
+    // provision registered the server with Claude Code, reached by name, off the proxy.
+    let claude = b.sh("cat ~/.claude.json");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&claude)).expect("claude.json");
+    assert_eq!(
+        doc["mcpServers"]["supervise"]["url"],
+        "http://supervise:8900/mcp"
+    );
+    let no_proxy = stdout(&b.sh("echo $NO_PROXY"));
+    assert!(no_proxy.contains("supervise"), "NO_PROXY={no_proxy}");
+
+    std::thread::scope(|scope| {
+        // approve
+        let call = scope.spawn(|| mcp(&s, &slug, &approval("push bottle/fix", "one commit")));
+        let id = wait_pending(&s, &slug, "push bottle/fix");
+        let out = s.run(&["approve", &slug, &id, "--reason", "looks fine"]);
+        assert!(out.status.success(), "approve: {}", stderr(&out));
+        let body = call.join().expect("call thread");
+        assert_eq!(result_text(&body), "approved: looks fine");
+
+        // a second answer is refused and says who answered first
+        let again = s.run(&["deny", &slug, &id]);
+        assert_eq!(again.status.code(), Some(1));
+        assert!(
+            stderr(&again).contains("already answered: approved: looks fine"),
+            "{}",
+            stderr(&again)
+        );
+
+        // deny
+        let call = scope.spawn(|| mcp(&s, &slug, &approval("rm -rf /workspace", "")));
+        let id = wait_pending(&s, &slug, "rm -rf /workspace");
+        let out = s.run(&["deny", &slug, &id, "--reason", "not today"]);
+        assert!(out.status.success(), "deny: {}", stderr(&out));
+        assert_eq!(
+            result_text(&call.join().expect("call thread")),
+            "denied: not today"
+        );
+
+        // timeout: nobody answers
+        let started = Instant::now();
+        let body = mcp(&s, &slug, &approval("deploy", "to prod"));
+        let waited = started.elapsed();
+        assert_eq!(result_text(&body), "denied: timed out");
+        assert!(
+            waited >= Duration::from_secs(TIMEOUT_SECS - 1),
+            "answered after {waited:?}, before the {TIMEOUT_SECS}s timeout"
+        );
+    });
+    assert!(queue(&s).iter().all(|r| r["slug"] != slug.as_str()));
+
+    let out = s.run(&["audit", &slug, "--json"]);
+    assert!(out.status.success(), "audit: {}", stderr(&out));
+    let trail: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("audit json");
+    let got: Vec<(String, String, String)> = trail
+        .iter()
+        .map(|d| {
+            (
+                d["action"].as_str().unwrap_or_default().to_owned(),
+                format!(
+                    "{} {}",
+                    d["decision"].as_str().unwrap_or_default(),
+                    d["reason"]
+                ),
+                d["by"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].0, "deploy");
+    assert_eq!(got[0].1, "denied \"timed out\"");
+    assert_eq!(got[0].2, "supervise");
+    assert_eq!(got[1].0, "rm -rf /workspace");
+    assert_eq!(got[1].1, "denied \"not today\"");
+    assert_eq!(got[2].0, "push bottle/fix");
+    assert_eq!(got[2].1, "approved \"looks fine\"");
+    assert_ne!(got[2].2, "supervise", "a human answered");
+
+    // every answer is in the bundle's log as one JSON line
+    let logs = docker_ok(&["logs", &b.bundle()]);
+    let answered = logs
+        .lines()
+        .filter(|l| l.contains("\"approval answered\""))
+        .count();
+    assert_eq!(answered, 3, "{logs}");
+    drop(b);
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_lost() {
+    let s = scratch_with("[bottles.demo.supervise]\nenabled = true\ntimeout = \"60s\"\n");
+    let slug = unique_slug("supbad");
+    let b = Bottle::up(&s, &slug, &[]);
+
+    // Malformed JSON-RPC, an unknown tool, a missing argument: clear errors, server serves on.
+    let body = mcp(&s, &slug, r#"{"jsonrpc":"2.0","id":5,"meth"#);
+    assert!(body.contains("HTTP 4"), "malformed body accepted: {body}");
+    let body = mcp(
+        &s,
+        &slug,
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"rm_rf","arguments":{}}}"#,
+    );
+    assert!(body.contains("tool not found"), "{body}");
+    let body = mcp(
+        &s,
+        &slug,
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"request_approval","arguments":{"details":"x"}}}"#,
+    );
+    assert!(body.contains("missing field `action`"), "{body}");
+    let body = mcp(&s, &slug, &approval("", ""));
+    assert!(body.contains("refused: `action` is empty"), "{body}");
+    let big = "x".repeat(20_000);
+    let body = mcp(&s, &slug, &approval("big", &big));
+    assert!(body.contains("at most 16384"), "{body}");
+    let body = mcp(
+        &s,
+        &slug,
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#,
+    );
+    assert!(
+        body.contains("request_approval") && body.contains("notify"),
+        "{body}"
+    );
+
+    // A Host that is not supervise's own name is refused (DNS rebinding).
+    let out = b.sh(
+        "curl -s -o /dev/null -w '%{http_code}' -H 'Host: evil.example' -H 'Content-Type: application/json' \
+         -H 'Accept: application/json, text/event-stream' http://supervise:8900/mcp -d '{}'",
+    );
+    assert_eq!(stdout(&out).trim(), "403");
+
+    let queue_dir = s.state_dir().join("bottles").join(&slug).join("queue");
+    std::thread::scope(|scope| {
+        // A request file corrupted on disk: listed as unreadable (named), the rest still listed.
+        std::fs::write(queue_dir.join("requests/deadbeef.json"), b"{\"id\": \"dead")
+            .expect("write");
+        let call = scope.spawn(|| mcp(&s, &slug, &approval("survive corruption", "")));
+        let id = wait_pending(&s, &slug, "survive corruption");
+        let out = s.run(&["queue"]);
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("survive corruption"));
+        assert!(
+            stderr(&out).contains("deadbeef.json")
+                && stderr(&out).contains("not a valid queue file"),
+            "{}",
+            stderr(&out)
+        );
+
+        // An answer file corrupted on disk: supervise sets it aside (keeps it) and the request
+        // is pending again; a real answer still reaches the agent.
+        std::fs::write(queue_dir.join(format!("answers/{id}.json")), b"garbage").expect("write");
+        let start = Instant::now();
+        while queue_dir.join(format!("answers/{id}.json")).exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "corrupt answer never set aside"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let aside = std::fs::read_dir(queue_dir.join("answers"))
+            .expect("answers")
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{id}.json.corrupt-"))
+            })
+            .count();
+        assert_eq!(aside, 1, "the corrupt answer is kept aside");
+        assert_eq!(wait_pending(&s, &slug, "survive corruption"), id);
+        let out = s.run(&["approve", &slug, &id]);
+        assert!(out.status.success(), "approve: {}", stderr(&out));
+        assert_eq!(result_text(&call.join().expect("call")), "approved");
+    });
+
+    // supervise restarted while a request waits: the request survives, the agent's retry
+    // joins it, and the human's answer reaches the retry.
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            s.run(&[
+                "exec",
+                &slug,
+                "--",
+                "sh",
+                "-c",
+                MCP,
+                "sh",
+                &approval("restart me", ""),
+            ])
+        });
+        let id = wait_pending(&s, &slug, "restart me");
+        // The bundle has no pkill; `[s]` keeps this shell from matching itself.
+        docker_ok(&[
+            "exec",
+            &b.bundle(),
+            "sh",
+            "-c",
+            "for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -q 'bottle-sidecar [s]upervise' && kill ${d#/proc/}; done; true",
+        ]);
+        let first = first.join().expect("first call");
+        assert!(
+            !stdout(&first).contains("\"result\""),
+            "the first call cannot have an answer: {}",
+            stdout(&first)
+        );
+        let retry = scope.spawn(|| {
+            // init restarts supervise after a backoff; retry until it listens again.
+            let start = Instant::now();
+            loop {
+                let out = s.run(&[
+                    "exec",
+                    &slug,
+                    "--",
+                    "sh",
+                    "-c",
+                    MCP,
+                    "sh",
+                    &approval("restart me", ""),
+                ]);
+                if out.status.success() && stdout(&out).contains("\"result\"") {
+                    return stdout(&out);
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "supervise never came back"
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        // The retry joined the pending request: still one, same id.
+        std::thread::sleep(Duration::from_secs(3));
+        let pending: Vec<_> = queue(&s)
+            .into_iter()
+            .filter(|r| r["slug"] == slug.as_str())
+            .collect();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0]["id"], id.as_str());
+        let out = s.run(&["approve", &slug, &id]);
+        assert!(out.status.success(), "approve: {}", stderr(&out));
+        assert_eq!(result_text(&retry.join().expect("retry")), "approved");
+        let logs = docker_ok(&["logs", &b.bundle()]);
+        let started = logs
+            .lines()
+            .filter(|l| {
+                l.contains("\"daemon\":\"supervise\"") && l.contains("\"msg\":\"listening\"")
+            })
+            .count();
+        assert_eq!(started, 2, "supervise was restarted once: {logs}");
+    });
+
+    // kill closes what is still pending and records it.
+    std::thread::scope(|scope| {
+        let _waiting = scope.spawn(|| {
+            s.run(&[
+                "exec",
+                &slug,
+                "--",
+                "sh",
+                "-c",
+                MCP,
+                "sh",
+                &approval("orphan", ""),
+            ])
+        });
+        let id = wait_pending(&s, &slug, "orphan");
+        drop(b);
+        assert!(queue(&s).iter().all(|r| r["id"] != id.as_str()));
+        let out = s.run(&["audit", &slug, "--json"]);
+        let trail: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("audit");
+        let orphan = trail
+            .iter()
+            .find(|d| d["request_id"] == id.as_str())
+            .expect("recorded");
+        assert_eq!(orphan["reason"], "the bottle was killed");
+    });
+}
