@@ -46,7 +46,7 @@ fn unfinished_commands_exit_3_and_say_so() {
 
 #[test]
 fn sidecar_daemons_not_yet_built_exit_3() {
-    for daemon in ["git-gate", "supervise"] {
+    for daemon in ["supervise"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
             .arg(daemon)
             .output()

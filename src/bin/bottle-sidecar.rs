@@ -1,6 +1,7 @@
 //! `bottle-sidecar`: the multi-call binary that serves every in-bottle daemon.
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The in-bottle daemons of bottle-tui. Runs inside the bundle and agent containers.
@@ -32,6 +33,31 @@ enum SessionAction {
     },
 }
 
+const GIT_GATE_CONFIG: &str = bottle_tui::engine::prepare::in_bundle::GIT_GATE_CONFIG;
+
+#[derive(Debug, Subcommand)]
+enum GitGateAction {
+    /// The gate's pre-receive hook: the branch policy, then the push forwarded upstream.
+    PreReceive {
+        #[arg(long, default_value = GIT_GATE_CONFIG)]
+        config: PathBuf,
+    },
+    /// git daemon's access hook: SERVICE PATH HOST CANONICAL-HOST IP PORT.
+    Access {
+        #[arg(long, default_value = GIT_GATE_CONFIG)]
+        config: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// git's credential helper for an https upstream: reads the token from IDENTITY.
+    Credential {
+        #[arg(long)]
+        identity: PathBuf,
+        /// get, store or erase (only get answers).
+        op: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the daemons named in BOTTLE_DAEMONS, restart them, forward signals.
@@ -45,8 +71,16 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Serve git upstreams through a gate that holds the keys.
-    GitGate,
+    /// Serve git upstreams through a gate that holds the keys (the daemon, or one of the
+    /// hooks git runs for it).
+    #[command(args_conflicts_with_subcommands = true)]
+    GitGate {
+        #[command(subcommand)]
+        action: Option<GitGateAction>,
+        /// The rendered git-gate config.
+        #[arg(long, default_value = GIT_GATE_CONFIG)]
+        config: PathBuf,
+    },
     /// The MCP server agents ask humans through.
     Supervise,
     /// The agent container's entrypoint: runs COMMAND in a PTY once provision is done, keeps
@@ -69,7 +103,7 @@ fn main() -> ExitCode {
         Command::Init => return bottle_tui::sidecar::init::run(),
         Command::Gateway { config, listen } => return gateway(&config, listen),
         Command::Health => return bottle_tui::sidecar::init::health(),
-        Command::GitGate => ("git-gate", "issue #5"),
+        Command::GitGate { action, config } => return git_gate(action, &config),
         Command::Supervise => ("supervise", "issue #5"),
         Command::Session {
             action:
@@ -125,6 +159,34 @@ fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> Ex
                 serde_json::json!({ "error": format!("{e:#}") }),
             );
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn git_gate(action: Option<GitGateAction>, config: &std::path::Path) -> ExitCode {
+    use bottle_tui::sidecar::git_gate::{self, hooks};
+    match action {
+        Some(GitGateAction::PreReceive { config }) => hooks::pre_receive(&config),
+        Some(GitGateAction::Access { config, args }) => hooks::access(&config, &args),
+        Some(GitGateAction::Credential { identity, op }) => hooks::credential(&identity, &op),
+        None => {
+            let Some(rt) =
+                bottle_tui::sidecar::runtime("git-gate", bottle_tui::sidecar::Threads::Workers(2))
+            else {
+                return ExitCode::FAILURE;
+            };
+            match rt.block_on(git_gate::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    bottle_tui::sidecar::log::event(
+                        "git-gate",
+                        "error",
+                        "git-gate stopped",
+                        serde_json::json!({ "error": format!("{e:#}") }),
+                    );
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
