@@ -93,17 +93,20 @@ impl Event {
             Op::Push => "push",
             Op::Access => "access",
         };
+        let mut fields = serde_json::json!({
+            "repo": self.repo,
+            "op": self.op,
+            "decision": self.decision,
+            "reason": self.reason,
+        });
+        if let (Some(r), Some(obj)) = (&self.refname, fields.as_object_mut()) {
+            obj.insert("ref".into(), serde_json::json!(r));
+        }
         log::event(
             DAEMON,
             self.level.as_str(),
             &format!("{op} {decision}"),
-            serde_json::json!({
-                "repo": self.repo,
-                "op": self.op,
-                "ref": self.refname,
-                "decision": self.decision,
-                "reason": self.reason,
-            }),
+            fields,
         );
     }
 

@@ -1,0 +1,501 @@
+//! git-gate on the real engine: the agent clones and pushes through `git://git-gate/NAME.git`
+//! with its usual upstream URL (provision's `insteadOf`); the gate's pre-receive hook enforces
+//! the branch policy and forwards accepted pushes to a `file://` upstream on this host; hooks
+//! the agent pushes never run on the gate; the identity file stays in the bundle.
+
+mod common;
+use common::docker::{Bottle, docker, docker_ok, unique_slug};
+use common::{Scratch, stderr, stdout};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Host-side git with no user or system config.
+fn host_git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "host")
+        .env("GIT_AUTHOR_EMAIL", "host@example.com")
+        .env("GIT_COMMITTER_NAME", "host")
+        .env("GIT_COMMITTER_EMAIL", "host@example.com")
+        .output()
+        .expect("git on the host");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// A bare upstream with `main` holding one commit, made by a work tree beside it.
+struct Upstream {
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl Upstream {
+    fn new(scratch: &Scratch) -> Self {
+        let bare = scratch.path().join("up.git");
+        let work = scratch.path().join("host-work");
+        host_git(
+            scratch.path(),
+            &["init", "-q", "--bare", "-b", "main", "up.git"],
+        );
+        host_git(scratch.path(), &["init", "-q", "-b", "main", "host-work"]);
+        std::fs::write(work.join("README"), "hello\n").expect("write README");
+        host_git(&work, &["add", "README"]);
+        host_git(&work, &["commit", "-qm", "first"]);
+        host_git(
+            &work,
+            &["push", "-q", bare.to_str().expect("utf-8"), "main"],
+        );
+        Self { bare, work }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    /// The commit a branch points at upstream, or None.
+    fn branch(&self, name: &str) -> Option<String> {
+        let out = Command::new("git")
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{name}")])
+            .env("GIT_DIR", &self.bare)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("git rev-parse");
+        out.status.success().then(|| stdout(&out).trim().to_owned())
+    }
+
+    /// Commits on the host and pushes `main`'s new commit to `branch` upstream.
+    fn commit_and_push(&self, file: &str, branch: &str) -> String {
+        std::fs::write(self.work.join(file), "from the host\n").expect("write");
+        host_git(&self.work, &["add", file]);
+        host_git(&self.work, &["commit", "-qm", file]);
+        let bare = self.bare.to_str().expect("utf-8");
+        host_git(
+            &self.work,
+            &["push", "-q", bare, &format!("HEAD:refs/heads/{branch}")],
+        );
+        host_git(&self.work, &["rev-parse", "HEAD"])
+    }
+}
+
+/// A scratch config with one git upstream (identity `id_web`, made 0600 with `secret` in it).
+fn gate_scratch(secret: &str) -> (Scratch, Upstream) {
+    let scratch = Scratch::new();
+    let upstream = Upstream::new(&scratch);
+    let id = scratch.path().join("id_web");
+    std::fs::write(&id, format!("{secret}\n")).expect("identity");
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    scratch.write_config(&common::docker::config(&format!(
+        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{}\"\nidentity = \"id_web\"\n\
+         push = [\"bottle/*\"]\nprotect = [\"main\"]\n",
+        upstream.url()
+    )));
+    (scratch, upstream)
+}
+
+/// Runs `script` in the agent (as its user) with a git author set; returns the output.
+fn agent(bottle: &Bottle<'_>, script: &str) -> Output {
+    bottle.sh(&format!(
+        "export GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@example.com \
+         GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@example.com; {script}"
+    ))
+}
+
+fn agent_ok(bottle: &Bottle<'_>, script: &str) -> String {
+    let out = agent(bottle, script);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{script}\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Clones through the gate with the upstream's own URL into /tmp/web.
+fn clone(bottle: &Bottle<'_>, upstream: &Upstream) {
+    agent_ok(
+        bottle,
+        &format!("git clone -q {} /tmp/web 2>&1", upstream.url()),
+    );
+}
+
+/// The bundle's git-gate JSON lines, waiting up to 10 s for one that `want` accepts.
+fn gate_logs_until(
+    bottle: &Bottle<'_>,
+    want: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = docker(&["logs", &bottle.bundle()]);
+        let lines: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| v["daemon"] == "git-gate")
+            .collect();
+        if want(&lines) || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn has_line(lines: &[serde_json::Value], op: &str, r: &str, decision: &str, reason: &str) -> bool {
+    lines.iter().any(|l| {
+        l["repo"] == "web"
+            && l["op"] == op
+            && (r.is_empty() || l["ref"] == r)
+            && l["decision"] == decision
+            && l["reason"].as_str().is_some_and(|s| s.contains(reason))
+    })
+}
+
+#[test]
+fn the_agent_clones_and_pushes_through_the_gate_under_the_branch_policy() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gate"), &[]);
+    let main_before = upstream.branch("main").expect("upstream main");
+
+    // provision's rewrite sends the usual URL to the gate.
+    let url = agent_ok(
+        &bottle,
+        &format!(
+            "git config --global --get url.git://git-gate/web.git.insteadOf; \
+             git ls-remote --get-url {}",
+            upstream.url()
+        ),
+    );
+    assert_eq!(
+        url.lines().collect::<Vec<_>>(),
+        [upstream.url().as_str(), "git://git-gate/web.git"]
+    );
+
+    clone(&bottle, &upstream);
+    let head = agent_ok(
+        &bottle,
+        "cd /tmp/web && git log -1 --format=%H && git remote get-url origin",
+    );
+    assert_eq!(
+        head.lines().next(),
+        Some(main_before.as_str()),
+        "the clone has upstream's main"
+    );
+
+    // An allowed branch reaches the upstream.
+    let pushed = agent_ok(
+        &bottle,
+        "cd /tmp/web && echo agent > agent.txt && git add agent.txt && git commit -qm agent \
+         && git push -q origin HEAD:bottle/x 2>&1 && git rev-parse HEAD",
+    );
+    let pushed = pushed.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(
+        upstream.branch("bottle/x").as_deref(),
+        Some(pushed.as_str())
+    );
+
+    // Each refusal: the push fails and git shows the gate's reason.
+    let refusals = [
+        (
+            "git push origin HEAD:main",
+            "refused refs/heads/main: branch main is protected",
+        ),
+        (
+            "git push origin HEAD:feature/y",
+            "refused refs/heads/feature/y: branch feature/y may not be pushed: allowed branches are bottle/*",
+        ),
+        (
+            "git commit -q --amend -m rewritten && git push --force origin HEAD:bottle/x",
+            "refused refs/heads/bottle/x: force-push to bottle/x is not allowed",
+        ),
+        (
+            "git push origin :bottle/x",
+            "refused refs/heads/bottle/x: deleting refs/heads/bottle/x is not allowed",
+        ),
+        (
+            "git tag v1 && git push origin v1",
+            "refused refs/tags/v1: refs/tags/v1 is not a branch",
+        ),
+    ];
+    for (cmd, reason) in refusals {
+        let out = agent(&bottle, &format!("cd /tmp/web && {cmd} 2>&1"));
+        let text = stdout(&out);
+        assert_ne!(out.status.code(), Some(0), "{cmd} succeeded: {text}");
+        assert!(
+            text.contains(reason),
+            "{cmd}: wanted {reason:?} in:\n{text}"
+        );
+        assert!(text.contains("pre-receive hook declined"), "{text}");
+    }
+    // None of them reached the upstream.
+    assert_eq!(
+        upstream.branch("main").as_deref(),
+        Some(main_before.as_str())
+    );
+    assert_eq!(
+        upstream.branch("bottle/x").as_deref(),
+        Some(pushed.as_str())
+    );
+    assert_eq!(upstream.branch("feature/y"), None);
+
+    // One JSON line per operation, with the decision and the reason.
+    let lines = gate_logs_until(&bottle, |l| {
+        has_line(l, "push", "refs/tags/v1", "deny", "not a branch")
+    });
+    for (r, decision, reason) in [
+        ("refs/heads/bottle/x", "allow", "forwarded to the upstream"),
+        ("refs/heads/main", "deny", "branch main is protected"),
+        ("refs/heads/feature/y", "deny", "may not be pushed"),
+        ("refs/heads/bottle/x", "deny", "force-push"),
+        ("refs/heads/bottle/x", "deny", "deleting"),
+        ("refs/tags/v1", "deny", "not a branch"),
+    ] {
+        assert!(
+            has_line(&lines, "push", r, decision, reason),
+            "no {decision} line for {r} ({reason}) in {lines:#?}"
+        );
+    }
+    assert!(
+        has_line(&lines, "fetch", "", "allow", "mirror refreshed"),
+        "{lines:#?}"
+    );
+
+    // The health check counts git-gate as a running daemon.
+    let mut health = serde_json::Value::Null;
+    for _ in 0..40 {
+        let ls: serde_json::Value =
+            serde_json::from_str(&stdout(&scratch.run(&["ls", "--json"]))).expect("ls json");
+        health = ls
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
+            .map(|b| b["health"].clone())
+            .unwrap_or_default();
+        if health["git-gate"] == "healthy" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(health["git-gate"], "healthy", "{health}");
+}
+
+#[test]
+fn fetches_see_new_upstream_commits_and_upstream_refusals_reach_the_agent() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gatef"), &[]);
+    clone(&bottle, &upstream);
+
+    // A commit made upstream after launch is seen by the next fetch (mirror on fetch).
+    let newer = upstream.commit_and_push("later.txt", "main");
+    let seen = agent_ok(
+        &bottle,
+        "cd /tmp/web && git fetch -q origin 2>&1 && git rev-parse origin/main",
+    );
+    assert_eq!(seen.trim(), newer);
+
+    // The agent pushes bottle/y; then someone else moves it upstream. The agent's next push is a
+    // fast-forward of what the gate knows, but not of the upstream: the upstream refuses, and
+    // the agent sees that refusal and its reason.
+    agent_ok(
+        &bottle,
+        "cd /tmp/web && git checkout -q -b mine origin/main && echo 1 > one && git add one \
+         && git commit -qm one && git push -q origin HEAD:bottle/y 2>&1",
+    );
+    host_git(
+        &upstream.work,
+        &[
+            "fetch",
+            "-q",
+            upstream.bare.to_str().expect("utf-8"),
+            "bottle/y",
+        ],
+    );
+    host_git(&upstream.work, &["checkout", "-q", "FETCH_HEAD"]);
+    let theirs = upstream.commit_and_push("theirs.txt", "bottle/y");
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && echo 2 > two && git add two && git commit -qm two \
+         && git push origin HEAD:bottle/y 2>&1",
+    );
+    let text = stdout(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the upstream refused the push") && text.contains("[rejected]"),
+        "{text}"
+    );
+    assert_eq!(
+        upstream.branch("bottle/y").as_deref(),
+        Some(theirs.as_str())
+    );
+    let lines = gate_logs_until(&bottle, |l| {
+        has_line(l, "push", "refs/heads/bottle/y", "deny", "upstream refused")
+    });
+    assert!(
+        has_line(
+            &lines,
+            "push",
+            "refs/heads/bottle/y",
+            "deny",
+            "the upstream refused"
+        ),
+        "{lines:#?}"
+    );
+
+    // The gate does not serve what it was not configured with.
+    let out = agent(
+        &bottle,
+        "git ls-remote git://git-gate/other.git 2>&1; git ls-remote git://git-gate/../../etc/bottle.git 2>&1",
+    );
+    let text = stdout(&out);
+    assert_eq!(text.matches("fatal: remote error").count(), 2, "{text}");
+}
+
+#[test]
+fn hooks_the_agent_pushes_never_run_on_the_gate() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gateh"), &[]);
+    clone(&bottle, &upstream);
+
+    // Every hook name a server runs, in every place an agent could hope a server looks, plus a
+    // filter in .gitattributes; each would leave a marker. The agent's own clone uses
+    // .githooks (core.hooksPath), so its pre-push fires in the agent: proof the scripts work.
+    let marker = "/tmp/bottle-gate-pwned";
+    let mut script = String::from("cd /tmp/web && mkdir -p hooks .githooks && ");
+    for hook in [
+        "pre-receive",
+        "update",
+        "post-receive",
+        "post-update",
+        "reference-transaction",
+        "push-to-checkout",
+        "pre-push",
+    ] {
+        for dir in ["hooks", ".githooks"] {
+            script.push_str(&format!(
+                "printf '#!/bin/sh\\ntouch {marker}\\n' > {dir}/{hook} && chmod +x {dir}/{hook} && "
+            ));
+        }
+    }
+    script.push_str(&format!(
+        "printf '* filter=pwn\\n' > .gitattributes \
+         && git config filter.pwn.clean 'touch {marker}; cat' \
+         && git config core.hooksPath .githooks \
+         && git add -A && git commit -qm planted \
+         && rm -f {marker} \
+         && git push -q origin HEAD:bottle/planted 2>&1 \
+         && git rev-parse HEAD && test -e {marker} && echo agent-side-hook-ran"
+    ));
+    let out = agent_ok(&bottle, &script);
+    assert!(
+        out.contains("agent-side-hook-ran"),
+        "the planted scripts do not work even in the agent: {out}"
+    );
+    let head = out
+        .lines()
+        .find(|l| l.len() == 40)
+        .unwrap_or_default()
+        .to_owned();
+    // The push went through the gate's hooks to the upstream…
+    assert_eq!(
+        upstream.branch("bottle/planted").as_deref(),
+        Some(head.as_str())
+    );
+    // …and nothing the agent sent ran there.
+    let out = docker(&["exec", &bottle.bundle(), "test", "-e", marker]);
+    assert_eq!(out.status.code(), Some(1), "{marker} exists in the bundle");
+    // The mirror takes hooks only from the read-only folder holding the gate's own hook.
+    let hooks_path = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "git",
+        "--git-dir=/var/lib/bottle/git/web.git",
+        "config",
+        "core.hooksPath",
+    ]);
+    assert_eq!(hooks_path.trim(), "/etc/bottle/git-hooks");
+    let listed = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "ls",
+        "-A",
+        "/etc/bottle/git-hooks",
+    ]);
+    assert_eq!(listed.trim(), "pre-receive");
+    let out = docker(&[
+        "exec",
+        &bottle.bundle(),
+        "touch",
+        "/etc/bottle/git-hooks/post-receive",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "the hooks folder is writable");
+    // Push options are not accepted.
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && git commit -q --allow-empty -m opt && git push -o x origin HEAD:bottle/planted 2>&1",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("does not support push options"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn the_identity_stays_in_the_bundle() {
+    let secret = format!(
+        "IDENTITY-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let (scratch, upstream) = gate_scratch(&secret);
+    let bottle = Bottle::up(&scratch, &unique_slug("gatei"), &[]);
+    clone(&bottle, &upstream);
+
+    // The bundle has it, 0600, where the gate reads it.
+    let in_bundle = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "sh",
+        "-c",
+        "stat -c %a /etc/bottle/identities/web && cat /etc/bottle/identities/web",
+    ]);
+    assert_eq!(
+        in_bundle.lines().collect::<Vec<_>>(),
+        ["600", secret.as_str()]
+    );
+
+    // The agent's inspect output names neither the key nor its file.
+    let inspect = docker_ok(&["inspect", &bottle.agent()]);
+    assert!(
+        !inspect.contains(&secret),
+        "the key is in the agent's inspect"
+    );
+    assert!(
+        !inspect.contains("id_web") && !inspect.contains("/etc/bottle/identities"),
+        "the identity file is in the agent's inspect"
+    );
+    // The agent cannot read it: not at the bundle's path, not anywhere in its files, not
+    // through the gate.
+    let out = agent(&bottle, "cat /etc/bottle/identities/web");
+    assert_ne!(out.status.code(), Some(0));
+    let out = agent(
+        &bottle,
+        &format!(
+            "grep -rlsF '{secret}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; echo grep-done"
+        ),
+    );
+    assert_eq!(stdout(&out).trim(), "grep-done", "{}", stderr(&out));
+    let out = agent(
+        &bottle,
+        "git ls-remote git://git-gate/../etc/bottle/identities/web 2>&1; \
+         git ls-remote git://git-gate/etc/bottle/identities/web 2>&1",
+    );
+    assert!(!stdout(&out).contains(&secret), "{}", stdout(&out));
+}
