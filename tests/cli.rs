@@ -46,14 +46,29 @@ fn unfinished_commands_exit_3_and_say_so() {
 
 #[test]
 fn sidecar_daemons_not_yet_built_exit_3() {
-    for daemon in ["supervise"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
-            .arg(daemon)
-            .output()
-            .expect("run bottle-sidecar");
-        assert_eq!(out.status.code(), Some(3), "{daemon}");
-        assert!(stderr(&out).contains("not implemented yet"));
-    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+        .arg("supervise")
+        .output()
+        .expect("run bottle-sidecar");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("not implemented yet"));
+}
+
+#[test]
+fn git_gate_without_its_config_fails_and_says_which_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+        .args(["git-gate", "--config", "/nonexistent/git-gate.json"])
+        .output()
+        .expect("run bottle-sidecar");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    assert_eq!(line["daemon"], "git-gate");
+    assert!(
+        line["error"].as_str().is_some_and(
+            |e| e.contains("cannot read the git-gate config /nonexistent/git-gate.json")
+        ),
+        "{line}"
+    );
 }
 
 #[test]
