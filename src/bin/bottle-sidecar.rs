@@ -145,22 +145,11 @@ fn main() -> ExitCode {
 }
 
 fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let Some(rt) = bottle_tui::sidecar::runtime("gateway", bottle_tui::sidecar::Threads::PerCore)
-    else {
-        return ExitCode::FAILURE;
-    };
-    match rt.block_on(bottle_tui::sidecar::gateway::run(config, listen)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            bottle_tui::sidecar::log::event(
-                "gateway",
-                "error",
-                "gateway stopped",
-                serde_json::json!({ "error": format!("{e:#}") }),
-            );
-            ExitCode::FAILURE
-        }
-    }
+    daemon(
+        "gateway",
+        bottle_tui::sidecar::Threads::PerCore,
+        bottle_tui::sidecar::gateway::run(config, listen),
+    )
 }
 
 fn git_gate(action: Option<GitGateAction>, config: &std::path::Path) -> ExitCode {
@@ -169,24 +158,33 @@ fn git_gate(action: Option<GitGateAction>, config: &std::path::Path) -> ExitCode
         Some(GitGateAction::PreReceive { config }) => hooks::pre_receive(&config),
         Some(GitGateAction::Access { config, args }) => hooks::access(&config, &args),
         Some(GitGateAction::Credential { identity, op }) => hooks::credential(&identity, &op),
-        None => {
-            let Some(rt) =
-                bottle_tui::sidecar::runtime("git-gate", bottle_tui::sidecar::Threads::Workers(2))
-            else {
-                return ExitCode::FAILURE;
-            };
-            match rt.block_on(git_gate::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    bottle_tui::sidecar::log::event(
-                        "git-gate",
-                        "error",
-                        "git-gate stopped",
-                        serde_json::json!({ "error": format!("{e:#}") }),
-                    );
-                    ExitCode::FAILURE
-                }
-            }
+        None => daemon(
+            "git-gate",
+            bottle_tui::sidecar::Threads::Workers(2),
+            git_gate::run(config),
+        ),
+    }
+}
+
+/// Runs a daemon on its runtime; its fatal error becomes its last JSON line.
+fn daemon(
+    name: &str,
+    threads: bottle_tui::sidecar::Threads,
+    run: impl std::future::Future<Output = color_eyre::eyre::Result<()>>,
+) -> ExitCode {
+    let Some(rt) = bottle_tui::sidecar::runtime(name, threads) else {
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            bottle_tui::sidecar::log::event(
+                name,
+                "error",
+                &format!("{name} stopped"),
+                serde_json::json!({ "error": format!("{e:#}") }),
+            );
+            ExitCode::FAILURE
         }
     }
 }

@@ -7,10 +7,18 @@ use crate::engine::render::git_gate::GitGateRepo;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use nix::fcntl::{Flock, FlockArg};
 use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 /// How long one fetch from the upstream may take before the gate gives up on it.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A local git in the mirror (or nowhere), bounded by a short timeout.
+fn local(layout: &Layout, dir: Option<&Path>, args: &[&str], what: &str) -> Result<Output> {
+    let mut c = layout.git(dir);
+    c.args(args);
+    git::run(c, what, Duration::from_secs(30))
+}
 
 /// Creates `NAME.git` if missing, with the gate's settings in its own config as well (a second
 /// line: the command-line scope set by [`Layout::isolate`] wins anyway).
@@ -37,14 +45,11 @@ pub fn ensure(layout: &Layout, repo: &GitGateRepo) -> Result<()> {
         }
     }
     for (k, v) in layout.gate_config() {
-        let out = git::run(
-            {
-                let mut c = layout.git(Some(&dir));
-                c.args(["config", "--local", "--replace-all", k, &v]);
-                c
-            },
+        let out = local(
+            layout,
+            Some(&dir),
+            &["config", "--local", "--replace-all", k, &v],
             "configure the mirror",
-            Duration::from_secs(30),
         )?;
         if !out.status.success() {
             bail!(
@@ -105,37 +110,33 @@ pub fn refresh(layout: &Layout, repo: &GitGateRepo) -> Result<()> {
 
 /// Whether the mirror has any branch (a failed first fetch leaves none).
 pub fn has_branches(layout: &Layout, dir: &Path) -> bool {
-    git::run(
-        {
-            let mut c = layout.git(Some(dir));
-            c.args([
-                "for-each-ref",
-                "--count=1",
-                "--format=%(refname)",
-                "refs/heads/",
-            ]);
-            c
-        },
+    first_branch(layout, dir).is_some()
+}
+
+fn first_branch(layout: &Layout, dir: &Path) -> Option<String> {
+    let out = local(
+        layout,
+        Some(dir),
+        &[
+            "for-each-ref",
+            "--count=1",
+            "--format=%(refname)",
+            "refs/heads/",
+        ],
         "list the mirror's branches",
-        Duration::from_secs(30),
     )
-    .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+    .ok()?;
+    let first = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !first.is_empty()).then_some(first)
 }
 
 fn resolves(layout: &Layout, dir: &Path, rev: &str) -> bool {
-    git::run(
-        {
-            let mut c = layout.git(Some(dir));
-            c.args([
-                "rev-parse",
-                "--quiet",
-                "--verify",
-                &format!("{rev}^{{commit}}"),
-            ]);
-            c
-        },
+    let rev = format!("{rev}^{{commit}}");
+    local(
+        layout,
+        Some(dir),
+        &["rev-parse", "--quiet", "--verify", &rev],
         "read the mirror's HEAD",
-        Duration::from_secs(30),
     )
     .is_ok_and(|o| o.status.success())
 }
@@ -158,45 +159,19 @@ fn set_head(layout: &Layout, dir: &Path, up: &Upstream) -> Result<()> {
         .success()
         .then(|| default_branch(&text))
         .flatten();
-    let candidates = from_upstream
+    let target = from_upstream
         .into_iter()
-        .chain(["refs/heads/main".to_owned(), "refs/heads/master".to_owned()]);
-    let mut target = None;
-    for c in candidates {
-        if resolves(layout, dir, &c) {
-            target = Some(c);
-            break;
-        }
-    }
-    if target.is_none() {
-        let any = git::run(
-            {
-                let mut c = layout.git(Some(dir));
-                c.args([
-                    "for-each-ref",
-                    "--count=1",
-                    "--format=%(refname)",
-                    "refs/heads/",
-                ]);
-                c
-            },
-            "list the mirror's branches",
-            Duration::from_secs(30),
-        )?;
-        let first = String::from_utf8_lossy(&any.stdout).trim().to_owned();
-        target = (!first.is_empty()).then_some(first);
-    }
+        .chain(["refs/heads/main".to_owned(), "refs/heads/master".to_owned()])
+        .find(|c| resolves(layout, dir, c))
+        .or_else(|| first_branch(layout, dir));
     let Some(target) = target else {
         return Ok(()); // an empty upstream: nothing to point at yet
     };
-    let out = git::run(
-        {
-            let mut c = layout.git(Some(dir));
-            c.args(["symbolic-ref", "HEAD", &target]);
-            c
-        },
+    let out = local(
+        layout,
+        Some(dir),
+        &["symbolic-ref", "HEAD", &target],
         "set the mirror's HEAD",
-        Duration::from_secs(30),
     )?;
     if !out.status.success() {
         bail!("cannot point HEAD at {target}: {}", git::failure(&out));
