@@ -92,8 +92,11 @@ fn gate_scratch(secret: &str) -> (Scratch, Upstream) {
     std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     scratch.write_config(&common::docker::config(&format!(
         "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{}\"\nidentity = \"id_web\"\n\
-         push = [\"bottle/*\"]\nprotect = [\"main\"]\n",
-        upstream.url()
+         push = [\"bottle/*\"]\nprotect = [\"main\"]\n\n\
+         [[bottles.demo.git]]\nname = \"empty\"\nupstream = \"file://{}\"\n",
+        upstream.url(),
+        // A folder that is no repository: an upstream the gate can never fetch.
+        scratch.path().join("upstream").display()
     )));
     (scratch, upstream)
 }
@@ -343,6 +346,41 @@ fn fetches_see_new_upstream_commits_and_upstream_refusals_reach_the_agent() {
             "the upstream refused"
         ),
         "{lines:#?}"
+    );
+
+    // The upstream goes away: fetches are served from the mirror as last fetched, with a
+    // warning in the log.
+    std::fs::rename(
+        upstream.bare.join("objects"),
+        upstream.bare.join("objects.away"),
+    )
+    .expect("hide the upstream's objects");
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && git fetch origin 2>&1 && git rev-parse origin/main",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&newer), "{}", stdout(&out));
+    let lines = gate_logs_until(&bottle, |l| {
+        has_line(l, "fetch", "", "allow", "upstream unreachable")
+    });
+    assert!(
+        lines.iter().any(|l| l["level"] == "warn"
+            && l["reason"].as_str().is_some_and(
+                |r| r.starts_with("upstream unreachable, serving the mirror as last fetched")
+            )),
+        "{lines:#?}"
+    );
+    // An upstream that never answered has no mirror to serve: the clone is refused, saying why.
+    let out = agent(
+        &bottle,
+        "git clone -q git://git-gate/empty.git /tmp/empty 2>&1",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the upstream is unreachable and there is no mirror yet"),
+        "{}",
+        stdout(&out)
     );
 
     // The gate does not serve what it was not configured with.
