@@ -537,3 +537,175 @@ fn the_identity_stays_in_the_bundle() {
     );
     assert!(!stdout(&out).contains(&secret), "{}", stdout(&out));
 }
+
+/// An sshd with git, built from the local base image (apt over the default bridge).
+const SSHD_IMAGE: &str = "bottle-test-sshd:latest";
+const SSHD_DOCKERFILE: &str = "FROM debian:bookworm-slim\n\
+RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server git \\\n \
+&& rm -rf /var/lib/apt/lists/* && mkdir -p /run/sshd && useradd -m -s /bin/sh git && usermod -p '*' git\n\
+CMD [\"/usr/sbin/sshd\", \"-D\", \"-e\"]\n";
+
+/// A container removed when dropped (declare it after the bottle: it must go before the
+/// bottle's networks do).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+fn docker_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker CLI");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to docker");
+    child.wait_with_output().expect("docker")
+}
+
+#[test]
+fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
+    let built = docker_stdin(
+        &["build", "-q", "-t", SSHD_IMAGE, "-"],
+        SSHD_DOCKERFILE.as_bytes(),
+    );
+    assert!(
+        built.status.success(),
+        "building {SSHD_IMAGE}: {}",
+        stderr(&built)
+    );
+
+    let scratch = Scratch::new();
+    let key = scratch.path().join("id_ssh");
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "bottle-gate-test",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pubkey = std::fs::read(key.with_extension("pub")).expect("public key");
+    // The upstream's name on the bottle's egress network, where only the bundle is.
+    let url = "ssh://git@upstream-ssh/srv/git/web.git";
+    scratch.write_config(&common::docker::config(&format!(
+        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{url}\"\nidentity = \"id_ssh\"\n\
+         push = [\"bottle/*\"]\nprotect = [\"main\"]\n"
+    )));
+    let bottle = Bottle::up(&scratch, &unique_slug("gates"), &[]);
+
+    let sshd = Container(format!("{}-test-sshd", bottle.bundle()));
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &sshd.0,
+        "--network",
+        &format!("bottle-{}-ext", bottle.slug),
+        "--network-alias",
+        "upstream-ssh",
+        SSHD_IMAGE,
+    ]);
+    let out = docker_stdin(
+        &[
+            "exec",
+            "-i",
+            &sshd.0,
+            "sh",
+            "-c",
+            "set -e; mkdir -p ~git/.ssh /srv/git; cat > ~git/.ssh/authorized_keys; \
+             export HOME=/tmp GIT_AUTHOR_NAME=up GIT_AUTHOR_EMAIL=up@example.com \
+             GIT_COMMITTER_NAME=up GIT_COMMITTER_EMAIL=up@example.com; \
+             git init -q --bare -b main /srv/git/web.git; git init -q -b main /tmp/w; cd /tmp/w; \
+             echo hi > README; git add README; git commit -qm first; \
+             git push -q /srv/git/web.git main; \
+             chown -R git:git ~git/.ssh /srv/git; chmod 700 ~git/.ssh; chmod 600 ~git/.ssh/authorized_keys",
+        ],
+        &pubkey,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let upstream_branch = |name: &str| {
+        let out = docker(&[
+            "exec",
+            &sshd.0,
+            "git",
+            "--git-dir=/srv/git/web.git",
+            "rev-parse",
+            "--verify",
+            "-q",
+            name,
+        ]);
+        out.status.success().then(|| stdout(&out).trim().to_owned())
+    };
+    let main = upstream_branch("main").expect("upstream main");
+
+    // The agent clones through the gate with its usual URL (sshd may still be starting).
+    let mut cloned = None;
+    for _ in 0..20 {
+        let out = agent(&bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
+        if out.status.success() {
+            cloned = Some(out);
+            break;
+        }
+        cloned = None;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(cloned.is_some(), "the clone through the gate never worked");
+    let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
+    assert_eq!(head.trim(), main);
+
+    let pushed = agent_ok(
+        &bottle,
+        "cd /tmp/web && echo agent > a && git add a && git commit -qm a \
+         && git push -q origin HEAD:bottle/ssh 2>&1 && git rev-parse HEAD",
+    );
+    assert_eq!(
+        upstream_branch("bottle/ssh").as_deref(),
+        pushed.lines().last()
+    );
+    let out = agent(&bottle, "cd /tmp/web && git push origin HEAD:main 2>&1");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("branch main is protected"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(upstream_branch("main").as_deref(), Some(main.as_str()));
+
+    // The gate trusted the upstream's host key on first use, in its own known_hosts.
+    let known = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "cat",
+        "/var/lib/bottle/git-gate/known_hosts",
+    ]);
+    assert!(known.contains("upstream-ssh"), "{known}");
+    // The private key is in the bundle only.
+    let private = std::fs::read_to_string(&key).expect("private key");
+    let secret_line = private.lines().nth(1).expect("key body");
+    assert!(!docker_ok(&["inspect", &bottle.agent()]).contains(secret_line));
+    let out = agent(
+        &bottle,
+        &format!(
+            "grep -rlsF '{secret_line}' / --exclude-dir=proc --exclude-dir=sys; echo grep-done"
+        ),
+    );
+    assert_eq!(stdout(&out).trim(), "grep-done");
+}
