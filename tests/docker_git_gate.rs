@@ -709,3 +709,54 @@ fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
     );
     assert_eq!(stdout(&out).trim(), "grep-done");
 }
+
+#[test]
+fn a_killed_gate_is_restarted_and_serves_again() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gatek"), &[]);
+    clone(&bottle, &upstream);
+    // SIGKILL leaves no chance to stop git daemon, which keeps the port.
+    let kill = "for p in /proc/[0-9]*; do \
+                  if [ \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" = '/usr/local/bin/bottle-sidecar git-gate ' ]; then kill -9 ${p#/proc/}; echo killed; fi; \
+                done";
+    let out = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", kill]);
+    assert_eq!(out.trim(), "killed", "found the git-gate process");
+    let lines = gate_logs_until(&bottle, |l| {
+        l.iter()
+            .any(|v| v["msg"] == "stopped the git daemon a previous run left behind")
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["msg"] == "stopped the git daemon a previous run left behind"),
+        "{lines:#?}"
+    );
+    let newer = upstream.commit_and_push("after-restart.txt", "main");
+    let mut seen = String::new();
+    for _ in 0..20 {
+        let out = agent(
+            &bottle,
+            "cd /tmp/web && git fetch -q origin 2>&1 && git rev-parse origin/main",
+        );
+        seen = stdout(&out);
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(seen.trim(), newer);
+    // One git daemon, and it is the new gate's child (an orphan's parent would be init).
+    let parents = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "sh",
+        "-c",
+        "for d in /proc/[0-9]*; do [ \"$(cat $d/comm 2>/dev/null)\" = git-daemon ] || continue; \
+           pp=$(sed -n 's/^PPid:[[:space:]]*//p' $d/status); tr '\\0' ' ' < /proc/$pp/cmdline; echo; done",
+    ]);
+    assert_eq!(
+        parents.lines().collect::<Vec<_>>(),
+        ["/usr/local/bin/bottle-sidecar git-gate "],
+        "git daemons by parent"
+    );
+}

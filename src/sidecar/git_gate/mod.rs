@@ -21,6 +21,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// The unix datagram socket the hooks send their events to.
 pub const EVENTS_SOCKET: &str = "/run/bottle-git-gate/events.sock";
+/// git daemon's pid, so a restarted gate can stop the daemon a killed one left behind.
+const DAEMON_PID: &str = "/run/bottle-git-gate/git-daemon.pid";
 
 pub async fn run(config_path: &Path) -> Result<()> {
     let config = hooks::load(config_path)?;
@@ -35,7 +37,13 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let socket = bind_events(&socket_path)?;
     tokio::spawn(events::relay(socket));
 
+    let pid_file = PathBuf::from(DAEMON_PID);
+    stop_orphan(&pid_file).await;
     let mut daemon = git_daemon(&layout, config_path, config.port, &socket_path)?;
+    if let Some(pid) = daemon.id() {
+        std::fs::write(&pid_file, pid.to_string())
+            .wrap_err_with(|| format!("cannot write {}", pid_file.display()))?;
+    }
     crate::sidecar::log::event(
         DAEMON,
         "info",
@@ -84,6 +92,39 @@ pub async fn run(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A gate killed outright (SIGKILL, OOM) leaves its git daemon running and holding the port,
+/// so every restart would fail to listen. Stop that orphan first.
+async fn stop_orphan(pid_file: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let is_git_daemon = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "git-daemon")
+    };
+    if !is_git_daemon(pid) {
+        return;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    for _ in 0..100 {
+        if !is_git_daemon(pid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    crate::sidecar::log::event(
+        DAEMON,
+        "warn",
+        "stopped the git daemon a previous run left behind",
+        serde_json::json!({ "pid": pid }),
+    );
+}
+
 fn bind_events(path: &Path) -> Result<tokio::net::UnixDatagram> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -93,6 +134,15 @@ fn bind_events(path: &Path) -> Result<tokio::net::UnixDatagram> {
     let _ = std::fs::remove_file(path);
     tokio::net::UnixDatagram::bind(path)
         .wrap_err_with(|| format!("cannot bind the event socket {}", path.display()))
+}
+
+/// git's folder of helper programs (`git --exec-path`).
+fn exec_path(layout: &Layout) -> Option<PathBuf> {
+    let mut c = layout.git(None);
+    c.arg("--exec-path");
+    let out = git::run(c, "find git's helpers", std::time::Duration::from_secs(10)).ok()?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !dir.is_empty()).then(|| PathBuf::from(dir))
 }
 
 /// Starts `git daemon` with the gate's isolation; its stderr becomes our log lines.
@@ -109,9 +159,20 @@ fn git_daemon(
         git::shell_quote(&exe.display().to_string()),
         git::shell_quote(&config_path.display().to_string())
     );
-    let mut c = layout.git(None);
-    c.arg("daemon")
-        .arg("--reuseaddr")
+    // The daemon itself rather than the `git` wrapper, so the pid we hold is the listener's.
+    let mut c = match exec_path(layout) {
+        Some(dir) if dir.join("git-daemon").exists() => {
+            let mut c = std::process::Command::new(dir.join("git-daemon"));
+            layout.isolate(&mut c);
+            c
+        }
+        _ => {
+            let mut c = layout.git(None);
+            c.arg("daemon");
+            c
+        }
+    };
+    c.arg("--reuseaddr")
         .arg(format!("--base-path={}", layout.root.display()))
         .arg("--export-all")
         .arg("--enable=receive-pack")
