@@ -72,6 +72,43 @@ fn git_gate_without_its_config_fails_and_says_which_file() {
 }
 
 #[test]
+fn the_git_gate_credential_helper_answers_get_from_the_identity_file() {
+    use std::io::Write;
+    let scratch = Scratch::new();
+    let token = scratch.path().join("token");
+    std::fs::write(&token, "ghp_secret123\n").expect("token");
+    let run = |op: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+            .args(["git-gate", "credential", "--identity"])
+            .arg(&token)
+            .arg(op)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run bottle-sidecar");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"protocol=https\nhost=git.example.com\n\n")
+            .expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let out = run("get");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "username=x-access-token\npassword=ghp_secret123\n"
+    );
+    for op in ["store", "erase"] {
+        let out = run(op);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(stdout(&out).is_empty(), "{op} answers nothing");
+    }
+}
+
+#[test]
 fn the_dashboard_without_a_terminal_says_what_to_use_instead() {
     let scratch = Scratch::new();
     scratch.write_config(MINIMAL);

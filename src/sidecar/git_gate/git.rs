@@ -295,6 +295,72 @@ mod tests {
         assert_eq!(shell_quote("a'b"), "'a'\\''b'");
     }
 
+    fn repo(upstream: &str, identity: Option<&str>) -> GitGateRepo {
+        GitGateRepo {
+            name: "web".into(),
+            upstream: upstream.into(),
+            identity: identity.map(PathBuf::from),
+            push: vec![],
+            protect: vec![],
+        }
+    }
+
+    fn rendered(c: &Command) -> (Vec<String>, Vec<(String, String)>) {
+        let args = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let env = c
+            .get_envs()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.to_string_lossy().into_owned(),
+                    v?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        (args, env)
+    }
+
+    #[test]
+    fn identities_reach_git_by_path_only() {
+        let l = Layout::default();
+        let ssh = Upstream::of(&repo(
+            "git@h:me/web.git",
+            Some("/etc/bottle/identities/web"),
+        ));
+        assert_eq!(ssh.kind, UpstreamKind::Ssh);
+        let (_, env) = rendered(&ssh.git(&l, None, &["fetch"]));
+        let cmd = env
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(
+            cmd.contains("-i '/etc/bottle/identities/web'")
+                && cmd.contains("IdentitiesOnly=yes")
+                && cmd.contains("BatchMode=yes")
+                && cmd.contains("-F /dev/null"),
+            "{cmd}"
+        );
+        let https = Upstream::of(&repo(
+            "https://h/me/web.git",
+            Some("/etc/bottle/identities/web"),
+        ));
+        let (args, env) = rendered(&https.git(&l, None, &["fetch"]));
+        assert!(
+            args.iter().any(|a| a.starts_with("credential.helper=!")
+                && a.ends_with("git-gate credential --identity '/etc/bottle/identities/web'")),
+            "{args:?}"
+        );
+        assert!(!env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND"));
+        // Isolation: no system config, the gate's own global file, no prompts.
+        assert!(env.contains(&("GIT_CONFIG_NOSYSTEM".into(), "1".into())));
+        assert!(env.contains(&("GIT_TERMINAL_PROMPT".into(), "0".into())));
+        let file = Upstream::of(&repo("file:///srv/bottle/upstreams/web", None));
+        assert_eq!(file.kind, UpstreamKind::File);
+    }
+
     #[test]
     fn the_gate_config_pins_hooks_to_the_read_only_folder() {
         let l = Layout::default();
