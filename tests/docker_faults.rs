@@ -8,7 +8,7 @@ use common::{stderr, stdout};
 use std::time::{Duration, Instant};
 
 const WITH_EVERYTHING: &str = "\n[[bottles.demo.routes]]\nhost = \"api.example.com\"\ntoken_env = \"EXAMPLE_TOKEN\"\n\
-    [[bottles.demo.git]]\nname = \"web\"\nupstream = \"https://git.example.com/me/web.git\"\n";
+    [[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n";
 
 fn fail_at(step: &str) {
     let scratch = scratch_with(WITH_EVERYTHING);

@@ -122,7 +122,8 @@ fn the_agent_runs_unprivileged_with_limits_labels_and_no_ports() {
 #[test]
 fn provision_installs_prompt_ca_git_mcp_and_env() {
     let scratch = scratch_with(
-        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"https://git.example.com/me/web.git\"\n",
+        // A local upstream: the gate fetches it at start, and tests reach no public address.
+        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n",
     );
     let bottle = Bottle::up(&scratch, &unique_slug("prov"), &[]);
     let out = bottle.sh("cat ~/.bottle/prompt.md; echo; \
@@ -134,10 +135,8 @@ fn provision_installs_prompt_ca_git_mcp_and_env() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("You are a test.\n"), "{text}");
-    assert!(
-        text.contains("https://git.example.com/me/web.git\n"),
-        "{text}"
-    );
+    let upstream = format!("file://{}/upstream\n", scratch.path().display());
+    assert!(text.contains(&upstream), "{text}");
     assert!(text.contains("1777\n"), "{text}");
     assert!(
         text.contains("\"url\": \"http://supervise:8900/mcp\""),

@@ -23,7 +23,7 @@ fn scratch() -> Scratch {
         "[agents.test]\nimage = \"{TEST_AGENT}\"\ncommand = [\"sh\"]\nprompt = \"You are a test.\"\nskills = [\"skills/review\"]\n\n\
          [bottles.demo]\nagent = \"test\"\nbackend = \"smolvm\"\nallow = [\"api.example.com\"]\n\
          [[bottles.demo.routes]]\nhost = \"api.example.com\"\ntoken_env = \"EXAMPLE_TOKEN\"\n\
-         [[bottles.demo.git]]\nname = \"web\"\nupstream = \"https://git.example.com/me/web.git\"\n"
+         [[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n"
     ));
     s
 }

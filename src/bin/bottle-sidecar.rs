@@ -1,6 +1,7 @@
 //! `bottle-sidecar`: the multi-call binary that serves every in-bottle daemon.
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The in-bottle daemons of bottle-tui. Runs inside the bundle and agent containers.
@@ -32,6 +33,31 @@ enum SessionAction {
     },
 }
 
+const GIT_GATE_CONFIG: &str = bottle_tui::engine::prepare::in_bundle::GIT_GATE_CONFIG;
+
+#[derive(Debug, Subcommand)]
+enum GitGateAction {
+    /// The gate's pre-receive hook: the branch policy, then the push forwarded upstream.
+    PreReceive {
+        #[arg(long, default_value = GIT_GATE_CONFIG)]
+        config: PathBuf,
+    },
+    /// git daemon's access hook: SERVICE PATH HOST CANONICAL-HOST IP PORT.
+    Access {
+        #[arg(long, default_value = GIT_GATE_CONFIG)]
+        config: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// git's credential helper for an https upstream: reads the token from IDENTITY.
+    Credential {
+        #[arg(long)]
+        identity: PathBuf,
+        /// get, store or erase (only get answers).
+        op: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the daemons named in BOTTLE_DAEMONS, restart them, forward signals.
@@ -45,13 +71,21 @@ enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Serve git upstreams through a gate that holds the keys.
-    GitGate,
+    /// Serve git upstreams through a gate that holds the keys (the daemon, or one of the
+    /// hooks git runs for it).
+    #[command(args_conflicts_with_subcommands = true)]
+    GitGate {
+        #[command(subcommand)]
+        action: Option<GitGateAction>,
+        /// The rendered git-gate config.
+        #[arg(long, default_value = GIT_GATE_CONFIG)]
+        config: PathBuf,
+    },
     /// The MCP server agents ask humans through (streamable HTTP at /mcp).
     Supervise {
         /// The rendered supervise config.
-        #[arg(long, default_value = "/etc/bottle/supervise.json")]
-        config: std::path::PathBuf,
+        #[arg(long, env = "BOTTLE_SUPERVISE_CONFIG", default_value = "/etc/bottle/supervise.json")]
+        config: PathBuf,
         /// Listen here instead of the config's address.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -72,12 +106,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (name, issue) = match cli.command {
-        Command::Init => return bottle_tui::sidecar::init::run(),
-        Command::Gateway { config, listen } => return gateway(&config, listen),
-        Command::Health => return bottle_tui::sidecar::init::health(),
-        Command::GitGate => ("git-gate", "issue #5"),
-        Command::Supervise { config, listen } => return supervise(&config, listen),
+    match cli.command {
+        Command::Init => bottle_tui::sidecar::init::run(),
+        Command::Gateway { config, listen } => gateway(&config, listen),
+        Command::Health => bottle_tui::sidecar::init::health(),
+        Command::GitGate { action, config } => git_gate(action, &config),
+        Command::Supervise { config, listen } => daemon(
+            "supervise",
+            bottle_tui::sidecar::Threads::Workers(2),
+            bottle_tui::sidecar::supervise::run(&config, listen),
+        ),
         Command::Session {
             action:
                 Some(SessionAction::Attach {
@@ -87,16 +125,14 @@ fn main() -> ExitCode {
                     no_resize,
                 }),
             ..
-        } => {
-            return bottle_tui::sidecar::session::attach::run(
-                &bottle_tui::sidecar::session::attach::Options {
-                    detach_key,
-                    name,
-                    lossless,
-                    resize: !no_resize,
-                },
-            );
-        }
+        } => bottle_tui::sidecar::session::attach::run(
+            &bottle_tui::sidecar::session::attach::Options {
+                detach_key,
+                name,
+                lossless,
+                resize: !no_resize,
+            },
+        ),
         Command::Session {
             action: None,
             command,
@@ -107,48 +143,49 @@ fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            return bottle_tui::sidecar::session::holder::run(command);
-        }
-    };
-    eprintln!(
-        "error: `bottle-sidecar {name}` is not implemented yet in {} (planned in {issue})",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(bottle_tui::sidecar::EXIT_NOT_IMPLEMENTED as u8)
-}
-
-fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let Some(rt) = bottle_tui::sidecar::runtime("gateway", bottle_tui::sidecar::Threads::PerCore)
-    else {
-        return ExitCode::FAILURE;
-    };
-    match rt.block_on(bottle_tui::sidecar::gateway::run(config, listen)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            bottle_tui::sidecar::log::event(
-                "gateway",
-                "error",
-                "gateway stopped",
-                serde_json::json!({ "error": format!("{e:#}") }),
-            );
-            ExitCode::FAILURE
+            bottle_tui::sidecar::session::holder::run(command)
         }
     }
 }
 
-fn supervise(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
-    let Some(rt) =
-        bottle_tui::sidecar::runtime("supervise", bottle_tui::sidecar::Threads::Workers(2))
-    else {
+fn gateway(config: &std::path::Path, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    daemon(
+        "gateway",
+        bottle_tui::sidecar::Threads::PerCore,
+        bottle_tui::sidecar::gateway::run(config, listen),
+    )
+}
+
+fn git_gate(action: Option<GitGateAction>, config: &std::path::Path) -> ExitCode {
+    use bottle_tui::sidecar::git_gate::{self, hooks};
+    match action {
+        Some(GitGateAction::PreReceive { config }) => hooks::pre_receive(&config),
+        Some(GitGateAction::Access { config, args }) => hooks::access(&config, &args),
+        Some(GitGateAction::Credential { identity, op }) => hooks::credential(&identity, &op),
+        None => daemon(
+            "git-gate",
+            bottle_tui::sidecar::Threads::Workers(2),
+            git_gate::run(config),
+        ),
+    }
+}
+
+/// Runs a daemon on its runtime; its fatal error becomes its last JSON line.
+fn daemon(
+    name: &str,
+    threads: bottle_tui::sidecar::Threads,
+    run: impl std::future::Future<Output = color_eyre::eyre::Result<()>>,
+) -> ExitCode {
+    let Some(rt) = bottle_tui::sidecar::runtime(name, threads) else {
         return ExitCode::FAILURE;
     };
-    match rt.block_on(bottle_tui::sidecar::supervise::run(config, listen)) {
+    match rt.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             bottle_tui::sidecar::log::event(
-                "supervise",
+                name,
                 "error",
-                "supervise stopped",
+                &format!("{name} stopped"),
                 serde_json::json!({ "error": format!("{e:#}") }),
             );
             ExitCode::FAILURE

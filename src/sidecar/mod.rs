@@ -2,6 +2,7 @@
 //! depends on the TUI.
 
 pub mod gateway;
+pub mod git_gate;
 pub mod init;
 pub mod log;
 pub mod session;

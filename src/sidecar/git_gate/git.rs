@@ -1,0 +1,372 @@
+//! Every git the gate runs, isolated: no system or user config, the gate's own settings at
+//! command-line scope (which no repository config can override), and the upstream's identity
+//! given through the environment or a credential helper, never through argv or a log.
+
+use crate::engine::render::git_gate::GitGateRepo;
+use color_eyre::eyre::{Result, WrapErr, bail};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the gate keeps its state inside the bundle (container-local: a fresh bundle starts
+/// from a fresh mirror).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The bare mirrors, `NAME.git`; git daemon's base path.
+    pub root: PathBuf,
+    /// Locks, known_hosts and the gate's global git config.
+    pub state: PathBuf,
+    /// The read-only folder holding only the gate's pre-receive hook.
+    pub hooks: PathBuf,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            root: "/var/lib/bottle/git".into(),
+            state: "/var/lib/bottle/git-gate".into(),
+            hooks: crate::engine::prepare::in_bundle::GIT_HOOKS.into(),
+        }
+    }
+}
+
+impl Layout {
+    pub fn repo_dir(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.git"))
+    }
+
+    pub fn lock_file(&self, name: &str) -> PathBuf {
+        self.state.join(format!("{name}.lock"))
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.state.join("known_hosts")
+    }
+
+    /// The gate's "global" config. It holds only `safe.directory`, because a `file://`
+    /// upstream's git runs with the command-line config cleared but this file still read.
+    pub fn global_config(&self) -> PathBuf {
+        self.state.join("gitconfig")
+    }
+
+    /// Settings for every git of the gate and git daemon's children, at command-line scope.
+    pub fn gate_config(&self) -> Vec<(&'static str, String)> {
+        let s = |v: &str| v.to_owned();
+        vec![
+            // The only hooks that ever run on the gate: ours, from a read-only mount.
+            ("core.hooksPath", self.hooks.display().to_string()),
+            ("core.fsmonitor", s("false")),
+            ("safe.directory", s("*")),
+            ("receive.fsckObjects", s("true")),
+            // Second line behind the pre-receive hook.
+            ("receive.denyDeletes", s("true")),
+            ("receive.denyNonFastForwards", s("true")),
+            ("receive.advertisePushOptions", s("false")),
+            ("fetch.recurseSubmodules", s("false")),
+            ("submodule.recurse", s("false")),
+            ("protocol.allow", s("never")),
+            ("protocol.file.allow", s("always")),
+            ("protocol.https.allow", s("always")),
+            ("protocol.ssh.allow", s("always")),
+            ("credential.helper", s("")),
+        ]
+    }
+
+    /// A `git` with the gate's isolation, run in `dir` (a bare mirror) if given.
+    pub fn git(&self, dir: Option<&Path>) -> Command {
+        let mut c = Command::new("git");
+        self.isolate(&mut c);
+        if let Some(d) = dir {
+            c.current_dir(d).env("GIT_DIR", d);
+        }
+        c
+    }
+
+    /// The gate's environment, applied to `c` (also to git daemon, whose children inherit it).
+    pub fn isolate(&self, c: &mut Command) {
+        for var in [
+            "GIT_CONFIG_PARAMETERS",
+            "GIT_SSH",
+            "GIT_ASKPASS",
+            "SSH_ASKPASS",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.global_config())
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("HOME", &self.state);
+        let config = self.gate_config();
+        c.env("GIT_CONFIG_COUNT", config.len().to_string());
+        for (i, (k, v)) in config.iter().enumerate() {
+            c.env(format!("GIT_CONFIG_KEY_{i}"), k)
+                .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+        }
+    }
+
+    /// Creates the state folder and the gate's global config.
+    pub fn prepare(&self) -> Result<()> {
+        for d in [&self.root, &self.state] {
+            std::fs::create_dir_all(d)
+                .wrap_err_with(|| format!("cannot create {}", d.display()))?;
+        }
+        std::fs::write(self.global_config(), "[safe]\n\tdirectory = *\n")
+            .wrap_err_with(|| format!("cannot write {}", self.global_config().display()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    File,
+    Https,
+    Ssh,
+}
+
+/// Where a mirror comes from and how the gate authenticates to it.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub url: String,
+    pub kind: UpstreamKind,
+    pub identity: Option<PathBuf>,
+}
+
+impl Upstream {
+    pub fn of(repo: &GitGateRepo) -> Self {
+        let kind = if repo.upstream.starts_with("file://") {
+            UpstreamKind::File
+        } else if repo.upstream.starts_with("https://") {
+            UpstreamKind::Https
+        } else {
+            UpstreamKind::Ssh
+        };
+        Self {
+            url: repo.upstream.clone(),
+            kind,
+            identity: repo.identity.clone(),
+        }
+    }
+
+    /// A git of the gate that talks to this upstream: `args` go after the identity's options.
+    pub fn git(&self, layout: &Layout, dir: Option<&Path>, args: &[&str]) -> Command {
+        let mut c = layout.git(dir);
+        match (self.kind, &self.identity) {
+            (UpstreamKind::Ssh, identity) => {
+                // -F /dev/null: no ssh config but ours. The key path is not a secret; the key is.
+                let mut ssh = format!(
+                    "ssh -F /dev/null -o BatchMode=yes -o ConnectTimeout=15 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+                    shell_quote(&layout.known_hosts().display().to_string())
+                );
+                if let Some(key) = identity {
+                    ssh.push_str(&format!(
+                        " -o IdentitiesOnly=yes -i {}",
+                        shell_quote(&key.display().to_string())
+                    ));
+                }
+                c.env("GIT_SSH_COMMAND", ssh);
+            }
+            (UpstreamKind::Https, Some(token)) => {
+                // The helper reads the token file itself: the token is on no argv.
+                let exe = std::env::current_exe()
+                    .unwrap_or_else(|_| "/usr/local/bin/bottle-sidecar".into());
+                c.arg("-c").arg(format!(
+                    "credential.helper=!{} git-gate credential --identity {}",
+                    shell_quote(&exe.display().to_string()),
+                    shell_quote(&token.display().to_string())
+                ));
+            }
+            (UpstreamKind::Https | UpstreamKind::File, _) => {}
+        }
+        // A stalled https upstream gives up instead of holding a clone forever.
+        c.args([
+            "-c",
+            "http.lowSpeedLimit=1000",
+            "-c",
+            "http.lowSpeedTime=30",
+        ]);
+        c.args(args);
+        c
+    }
+}
+
+/// `'…'` quoting for sh.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs `c` to completion with piped output, killing it after `timeout`.
+pub fn run(mut c: Command, what: &str, timeout: Duration) -> Result<Output> {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .wrap_err_with(|| format!("cannot start git to {what} (is git installed?)"))?;
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = pipe(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = pipe(child.stderr.take().map(|s| Box::new(s) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .wrap_err_with(|| format!("waiting for git to {what}"))?
+        {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "git took longer than {}s to {what}; stopped it",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// git's message from a failed run: its stderr, trimmed, with any `user:password@` in a URL
+/// blanked, since an operator may have written a token into an https upstream.
+pub fn failure(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    let text = text.trim();
+    let text = if text.is_empty() {
+        format!("git exited with {}", out.status)
+    } else {
+        text.to_owned()
+    };
+    redact_userinfo(&text)
+}
+
+pub fn redact_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_blanked() {
+        assert_eq!(
+            redact_userinfo("fatal: unable to access 'https://me:tok3n@host/x.git/': 403"),
+            "fatal: unable to access 'https://***@host/x.git/': 403"
+        );
+        assert_eq!(
+            redact_userinfo("https://host/x and ssh://git@h:22/y"),
+            "https://host/x and ssh://***@h:22/y"
+        );
+        assert_eq!(redact_userinfo("no url here"), "no url here");
+    }
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+    }
+
+    fn repo(upstream: &str, identity: Option<&str>) -> GitGateRepo {
+        GitGateRepo {
+            name: "web".into(),
+            upstream: upstream.into(),
+            identity: identity.map(PathBuf::from),
+            push: vec![],
+            protect: vec![],
+        }
+    }
+
+    fn rendered(c: &Command) -> (Vec<String>, Vec<(String, String)>) {
+        let args = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let env = c
+            .get_envs()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.to_string_lossy().into_owned(),
+                    v?.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        (args, env)
+    }
+
+    #[test]
+    fn identities_reach_git_by_path_only() {
+        let l = Layout::default();
+        let ssh = Upstream::of(&repo(
+            "git@h:me/web.git",
+            Some("/etc/bottle/identities/web"),
+        ));
+        assert_eq!(ssh.kind, UpstreamKind::Ssh);
+        let (_, env) = rendered(&ssh.git(&l, None, &["fetch"]));
+        let cmd = env
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(
+            cmd.contains("-i '/etc/bottle/identities/web'")
+                && cmd.contains("IdentitiesOnly=yes")
+                && cmd.contains("BatchMode=yes")
+                && cmd.contains("-F /dev/null"),
+            "{cmd}"
+        );
+        let https = Upstream::of(&repo(
+            "https://h/me/web.git",
+            Some("/etc/bottle/identities/web"),
+        ));
+        let (args, env) = rendered(&https.git(&l, None, &["fetch"]));
+        assert!(
+            args.iter().any(|a| a.starts_with("credential.helper=!")
+                && a.ends_with("git-gate credential --identity '/etc/bottle/identities/web'")),
+            "{args:?}"
+        );
+        assert!(!env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND"));
+        // Isolation: no system config, the gate's own global file, no prompts.
+        assert!(env.contains(&("GIT_CONFIG_NOSYSTEM".into(), "1".into())));
+        assert!(env.contains(&("GIT_TERMINAL_PROMPT".into(), "0".into())));
+        let file = Upstream::of(&repo("file:///srv/bottle/upstreams/web", None));
+        assert_eq!(file.kind, UpstreamKind::File);
+    }
+
+    #[test]
+    fn the_gate_config_pins_hooks_to_the_read_only_folder() {
+        let l = Layout::default();
+        let c = l.gate_config();
+        assert!(c.contains(&("core.hooksPath", "/etc/bottle/git-hooks".to_owned())));
+        assert!(c.contains(&("receive.fsckObjects", "true".to_owned())));
+        assert!(c.contains(&("protocol.allow", "never".to_owned())));
+    }
+}

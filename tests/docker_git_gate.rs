@@ -1,0 +1,762 @@
+//! git-gate on the real engine: the agent clones and pushes through `git://git-gate/NAME.git`
+//! with its usual upstream URL (provision's `insteadOf`); the gate's pre-receive hook enforces
+//! the branch policy and forwards accepted pushes to a `file://` upstream on this host; hooks
+//! the agent pushes never run on the gate; the identity file stays in the bundle.
+
+mod common;
+use common::docker::{Bottle, docker, docker_ok, unique_slug};
+use common::{Scratch, stderr, stdout};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Host-side git with no user or system config.
+fn host_git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "host")
+        .env("GIT_AUTHOR_EMAIL", "host@example.com")
+        .env("GIT_COMMITTER_NAME", "host")
+        .env("GIT_COMMITTER_EMAIL", "host@example.com")
+        .output()
+        .expect("git on the host");
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+/// A bare upstream with `main` holding one commit, made by a work tree beside it.
+struct Upstream {
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl Upstream {
+    fn new(scratch: &Scratch) -> Self {
+        let bare = scratch.path().join("up.git");
+        let work = scratch.path().join("host-work");
+        host_git(
+            scratch.path(),
+            &["init", "-q", "--bare", "-b", "main", "up.git"],
+        );
+        host_git(scratch.path(), &["init", "-q", "-b", "main", "host-work"]);
+        std::fs::write(work.join("README"), "hello\n").expect("write README");
+        host_git(&work, &["add", "README"]);
+        host_git(&work, &["commit", "-qm", "first"]);
+        host_git(
+            &work,
+            &["push", "-q", bare.to_str().expect("utf-8"), "main"],
+        );
+        Self { bare, work }
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    /// The commit a branch points at upstream, or None.
+    fn branch(&self, name: &str) -> Option<String> {
+        let out = Command::new("git")
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{name}")])
+            .env("GIT_DIR", &self.bare)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("git rev-parse");
+        out.status.success().then(|| stdout(&out).trim().to_owned())
+    }
+
+    /// Commits on the host and pushes `main`'s new commit to `branch` upstream.
+    fn commit_and_push(&self, file: &str, branch: &str) -> String {
+        std::fs::write(self.work.join(file), "from the host\n").expect("write");
+        host_git(&self.work, &["add", file]);
+        host_git(&self.work, &["commit", "-qm", file]);
+        let bare = self.bare.to_str().expect("utf-8");
+        host_git(
+            &self.work,
+            &["push", "-q", bare, &format!("HEAD:refs/heads/{branch}")],
+        );
+        host_git(&self.work, &["rev-parse", "HEAD"])
+    }
+}
+
+/// A scratch config with one git upstream (identity `id_web`, made 0600 with `secret` in it).
+fn gate_scratch(secret: &str) -> (Scratch, Upstream) {
+    let scratch = Scratch::new();
+    let upstream = Upstream::new(&scratch);
+    let id = scratch.path().join("id_web");
+    std::fs::write(&id, format!("{secret}\n")).expect("identity");
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    scratch.write_config(&common::docker::config(&format!(
+        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{}\"\nidentity = \"id_web\"\n\
+         push = [\"bottle/*\"]\nprotect = [\"main\"]\n\n\
+         [[bottles.demo.git]]\nname = \"empty\"\nupstream = \"file://{}\"\n",
+        upstream.url(),
+        // A folder that is no repository: an upstream the gate can never fetch.
+        scratch.path().join("upstream").display()
+    )));
+    (scratch, upstream)
+}
+
+/// Runs `script` in the agent (as its user) with a git author set; returns the output.
+fn agent(bottle: &Bottle<'_>, script: &str) -> Output {
+    bottle.sh(&format!(
+        "export GIT_AUTHOR_NAME=agent GIT_AUTHOR_EMAIL=agent@example.com \
+         GIT_COMMITTER_NAME=agent GIT_COMMITTER_EMAIL=agent@example.com; {script}"
+    ))
+}
+
+fn agent_ok(bottle: &Bottle<'_>, script: &str) -> String {
+    let out = agent(bottle, script);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{script}\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Clones through the gate with the upstream's own URL into /tmp/web.
+fn clone(bottle: &Bottle<'_>, upstream: &Upstream) {
+    agent_ok(
+        bottle,
+        &format!("git clone -q {} /tmp/web 2>&1", upstream.url()),
+    );
+}
+
+/// The bundle's git-gate JSON lines, waiting up to 10 s for one that `want` accepts.
+fn gate_logs_until(
+    bottle: &Bottle<'_>,
+    want: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = docker(&["logs", &bottle.bundle()]);
+        let lines: Vec<serde_json::Value> = stdout(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| v["daemon"] == "git-gate")
+            .collect();
+        if want(&lines) || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn has_line(lines: &[serde_json::Value], op: &str, r: &str, decision: &str, reason: &str) -> bool {
+    lines.iter().any(|l| {
+        l["repo"] == "web"
+            && l["op"] == op
+            && (r.is_empty() || l["ref"] == r)
+            && l["decision"] == decision
+            && l["reason"].as_str().is_some_and(|s| s.contains(reason))
+    })
+}
+
+#[test]
+fn the_agent_clones_and_pushes_through_the_gate_under_the_branch_policy() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gate"), &[]);
+    let main_before = upstream.branch("main").expect("upstream main");
+
+    // provision's rewrite sends the usual URL to the gate.
+    let url = agent_ok(
+        &bottle,
+        &format!(
+            "git config --global --get url.git://git-gate/web.git.insteadOf; \
+             git ls-remote --get-url {}",
+            upstream.url()
+        ),
+    );
+    assert_eq!(
+        url.lines().collect::<Vec<_>>(),
+        [upstream.url().as_str(), "git://git-gate/web.git"]
+    );
+
+    clone(&bottle, &upstream);
+    let head = agent_ok(
+        &bottle,
+        "cd /tmp/web && git log -1 --format=%H && git remote get-url origin",
+    );
+    assert_eq!(
+        head.lines().next(),
+        Some(main_before.as_str()),
+        "the clone has upstream's main"
+    );
+
+    // An allowed branch reaches the upstream.
+    let pushed = agent_ok(
+        &bottle,
+        "cd /tmp/web && echo agent > agent.txt && git add agent.txt && git commit -qm agent \
+         && git push -q origin HEAD:bottle/x 2>&1 && git rev-parse HEAD",
+    );
+    let pushed = pushed.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(
+        upstream.branch("bottle/x").as_deref(),
+        Some(pushed.as_str())
+    );
+
+    // Each refusal: the push fails and git shows the gate's reason.
+    let refusals = [
+        (
+            "git push origin HEAD:main",
+            "refused refs/heads/main: branch main is protected",
+        ),
+        (
+            "git push origin HEAD:feature/y",
+            "refused refs/heads/feature/y: branch feature/y may not be pushed: allowed branches are bottle/*",
+        ),
+        (
+            "git commit -q --amend -m rewritten && git push --force origin HEAD:bottle/x",
+            "refused refs/heads/bottle/x: force-push to bottle/x is not allowed",
+        ),
+        (
+            "git push origin :bottle/x",
+            "refused refs/heads/bottle/x: deleting refs/heads/bottle/x is not allowed",
+        ),
+        (
+            "git tag v1 && git push origin v1",
+            "refused refs/tags/v1: refs/tags/v1 is not a branch",
+        ),
+    ];
+    for (cmd, reason) in refusals {
+        let out = agent(&bottle, &format!("cd /tmp/web && {cmd} 2>&1"));
+        let text = stdout(&out);
+        assert_ne!(out.status.code(), Some(0), "{cmd} succeeded: {text}");
+        assert!(
+            text.contains(reason),
+            "{cmd}: wanted {reason:?} in:\n{text}"
+        );
+        assert!(text.contains("pre-receive hook declined"), "{text}");
+    }
+    // None of them reached the upstream.
+    assert_eq!(
+        upstream.branch("main").as_deref(),
+        Some(main_before.as_str())
+    );
+    assert_eq!(
+        upstream.branch("bottle/x").as_deref(),
+        Some(pushed.as_str())
+    );
+    assert_eq!(upstream.branch("feature/y"), None);
+
+    // One JSON line per operation, with the decision and the reason.
+    let lines = gate_logs_until(&bottle, |l| {
+        has_line(l, "push", "refs/tags/v1", "deny", "not a branch")
+    });
+    for (r, decision, reason) in [
+        ("refs/heads/bottle/x", "allow", "forwarded to the upstream"),
+        ("refs/heads/main", "deny", "branch main is protected"),
+        ("refs/heads/feature/y", "deny", "may not be pushed"),
+        ("refs/heads/bottle/x", "deny", "force-push"),
+        ("refs/heads/bottle/x", "deny", "deleting"),
+        ("refs/tags/v1", "deny", "not a branch"),
+    ] {
+        assert!(
+            has_line(&lines, "push", r, decision, reason),
+            "no {decision} line for {r} ({reason}) in {lines:#?}"
+        );
+    }
+    assert!(
+        has_line(&lines, "fetch", "", "allow", "mirror refreshed"),
+        "{lines:#?}"
+    );
+
+    // The health check counts git-gate as a running daemon.
+    let mut health = serde_json::Value::Null;
+    for _ in 0..40 {
+        let ls: serde_json::Value =
+            serde_json::from_str(&stdout(&scratch.run(&["ls", "--json"]))).expect("ls json");
+        health = ls
+            .as_array()
+            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
+            .map(|b| b["health"].clone())
+            .unwrap_or_default();
+        if health["git-gate"] == "healthy" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(health["git-gate"], "healthy", "{health}");
+}
+
+#[test]
+fn fetches_see_new_upstream_commits_and_upstream_refusals_reach_the_agent() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gatef"), &[]);
+    clone(&bottle, &upstream);
+
+    // A commit made upstream after launch is seen by the next fetch (mirror on fetch).
+    let newer = upstream.commit_and_push("later.txt", "main");
+    let seen = agent_ok(
+        &bottle,
+        "cd /tmp/web && git fetch -q origin 2>&1 && git rev-parse origin/main",
+    );
+    assert_eq!(seen.trim(), newer);
+
+    // The agent pushes bottle/y; then someone else moves it upstream. The agent's next push is a
+    // fast-forward of what the gate knows, but not of the upstream: the upstream refuses, and
+    // the agent sees that refusal and its reason.
+    agent_ok(
+        &bottle,
+        "cd /tmp/web && git checkout -q -b mine origin/main && echo 1 > one && git add one \
+         && git commit -qm one && git push -q origin HEAD:bottle/y 2>&1",
+    );
+    host_git(
+        &upstream.work,
+        &[
+            "fetch",
+            "-q",
+            upstream.bare.to_str().expect("utf-8"),
+            "bottle/y",
+        ],
+    );
+    host_git(&upstream.work, &["checkout", "-q", "FETCH_HEAD"]);
+    let theirs = upstream.commit_and_push("theirs.txt", "bottle/y");
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && echo 2 > two && git add two && git commit -qm two \
+         && git push origin HEAD:bottle/y 2>&1",
+    );
+    let text = stdout(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("the upstream refused the push") && text.contains("[rejected]"),
+        "{text}"
+    );
+    assert_eq!(
+        upstream.branch("bottle/y").as_deref(),
+        Some(theirs.as_str())
+    );
+    let lines = gate_logs_until(&bottle, |l| {
+        has_line(l, "push", "refs/heads/bottle/y", "deny", "upstream refused")
+    });
+    assert!(
+        has_line(
+            &lines,
+            "push",
+            "refs/heads/bottle/y",
+            "deny",
+            "the upstream refused"
+        ),
+        "{lines:#?}"
+    );
+
+    // The upstream goes away: fetches are served from the mirror as last fetched, with a
+    // warning in the log.
+    std::fs::rename(
+        upstream.bare.join("objects"),
+        upstream.bare.join("objects.away"),
+    )
+    .expect("hide the upstream's objects");
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && git fetch origin 2>&1 && git rev-parse origin/main",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&newer), "{}", stdout(&out));
+    let lines = gate_logs_until(&bottle, |l| {
+        has_line(l, "fetch", "", "allow", "upstream unreachable")
+    });
+    assert!(
+        lines.iter().any(|l| l["level"] == "warn"
+            && l["reason"].as_str().is_some_and(
+                |r| r.starts_with("upstream unreachable, serving the mirror as last fetched")
+            )),
+        "{lines:#?}"
+    );
+    // An upstream that never answered has no mirror to serve: the clone is refused, saying why.
+    let out = agent(
+        &bottle,
+        "git clone -q git://git-gate/empty.git /tmp/empty 2>&1",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("the upstream is unreachable and there is no mirror yet"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The gate does not serve what it was not configured with.
+    let out = agent(
+        &bottle,
+        "git ls-remote git://git-gate/other.git 2>&1; git ls-remote git://git-gate/../../etc/bottle.git 2>&1",
+    );
+    let text = stdout(&out);
+    assert_eq!(text.matches("fatal: remote error").count(), 2, "{text}");
+}
+
+#[test]
+fn hooks_the_agent_pushes_never_run_on_the_gate() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gateh"), &[]);
+    clone(&bottle, &upstream);
+
+    // Every hook name a server runs, in every place an agent could hope a server looks, plus a
+    // filter in .gitattributes; each would leave a marker. The agent's own clone uses
+    // .githooks (core.hooksPath), so its pre-push fires in the agent: proof the scripts work.
+    let marker = "/tmp/bottle-gate-pwned";
+    let mut script = String::from("cd /tmp/web && mkdir -p hooks .githooks && ");
+    for hook in [
+        "pre-receive",
+        "update",
+        "post-receive",
+        "post-update",
+        "reference-transaction",
+        "push-to-checkout",
+        "pre-push",
+    ] {
+        for dir in ["hooks", ".githooks"] {
+            script.push_str(&format!(
+                "printf '#!/bin/sh\\ntouch {marker}\\n' > {dir}/{hook} && chmod +x {dir}/{hook} && "
+            ));
+        }
+    }
+    script.push_str(&format!(
+        "printf '* filter=pwn\\n' > .gitattributes \
+         && git config filter.pwn.clean 'touch {marker}; cat' \
+         && git config core.hooksPath .githooks \
+         && git add -A && git commit -qm planted \
+         && rm -f {marker} \
+         && git push -q origin HEAD:bottle/planted 2>&1 \
+         && git rev-parse HEAD && test -e {marker} && echo agent-side-hook-ran"
+    ));
+    let out = agent_ok(&bottle, &script);
+    assert!(
+        out.contains("agent-side-hook-ran"),
+        "the planted scripts do not work even in the agent: {out}"
+    );
+    let head = out
+        .lines()
+        .find(|l| l.len() == 40)
+        .unwrap_or_default()
+        .to_owned();
+    // The push went through the gate's hooks to the upstream…
+    assert_eq!(
+        upstream.branch("bottle/planted").as_deref(),
+        Some(head.as_str())
+    );
+    // …and nothing the agent sent ran there.
+    let out = docker(&["exec", &bottle.bundle(), "test", "-e", marker]);
+    assert_eq!(out.status.code(), Some(1), "{marker} exists in the bundle");
+    // The mirror takes hooks only from the read-only folder holding the gate's own hook.
+    let hooks_path = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "git",
+        "--git-dir=/var/lib/bottle/git/web.git",
+        "config",
+        "core.hooksPath",
+    ]);
+    assert_eq!(hooks_path.trim(), "/etc/bottle/git-hooks");
+    let listed = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "ls",
+        "-A",
+        "/etc/bottle/git-hooks",
+    ]);
+    assert_eq!(listed.trim(), "pre-receive");
+    let out = docker(&[
+        "exec",
+        &bottle.bundle(),
+        "touch",
+        "/etc/bottle/git-hooks/post-receive",
+    ]);
+    assert_ne!(out.status.code(), Some(0), "the hooks folder is writable");
+    // Push options are not accepted.
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && git commit -q --allow-empty -m opt && git push -o x origin HEAD:bottle/planted 2>&1",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("does not support push options"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn the_identity_stays_in_the_bundle() {
+    let secret = format!(
+        "IDENTITY-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let (scratch, upstream) = gate_scratch(&secret);
+    let bottle = Bottle::up(&scratch, &unique_slug("gatei"), &[]);
+    clone(&bottle, &upstream);
+
+    // The bundle has it, 0600, where the gate reads it.
+    let in_bundle = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "sh",
+        "-c",
+        "stat -c %a /etc/bottle/identities/web && cat /etc/bottle/identities/web",
+    ]);
+    assert_eq!(
+        in_bundle.lines().collect::<Vec<_>>(),
+        ["600", secret.as_str()]
+    );
+
+    // The agent's inspect output names neither the key nor its file.
+    let inspect = docker_ok(&["inspect", &bottle.agent()]);
+    assert!(
+        !inspect.contains(&secret),
+        "the key is in the agent's inspect"
+    );
+    assert!(
+        !inspect.contains("id_web") && !inspect.contains("/etc/bottle/identities"),
+        "the identity file is in the agent's inspect"
+    );
+    // The agent cannot read it: not at the bundle's path, not anywhere in its files, not
+    // through the gate.
+    let out = agent(&bottle, "cat /etc/bottle/identities/web");
+    assert_ne!(out.status.code(), Some(0));
+    let out = agent(
+        &bottle,
+        &format!(
+            "grep -rlsF '{secret}' / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev; echo grep-done"
+        ),
+    );
+    assert_eq!(stdout(&out).trim(), "grep-done", "{}", stderr(&out));
+    let out = agent(
+        &bottle,
+        "git ls-remote git://git-gate/../etc/bottle/identities/web 2>&1; \
+         git ls-remote git://git-gate/etc/bottle/identities/web 2>&1",
+    );
+    assert!(!stdout(&out).contains(&secret), "{}", stdout(&out));
+}
+
+/// An sshd with git, built from the local base image (apt over the default bridge).
+const SSHD_IMAGE: &str = "bottle-test-sshd:latest";
+const SSHD_DOCKERFILE: &str = "FROM debian:bookworm-slim\n\
+RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server git \\\n \
+&& rm -rf /var/lib/apt/lists/* && mkdir -p /run/sshd && useradd -m -s /bin/sh git && usermod -p '*' git\n\
+CMD [\"/usr/sbin/sshd\", \"-D\", \"-e\"]\n";
+
+/// A container removed when dropped (declare it after the bottle: it must go before the
+/// bottle's networks do).
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+fn docker_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker CLI");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to docker");
+    child.wait_with_output().expect("docker")
+}
+
+#[test]
+fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
+    let built = docker_stdin(
+        &["build", "-q", "-t", SSHD_IMAGE, "-"],
+        SSHD_DOCKERFILE.as_bytes(),
+    );
+    assert!(
+        built.status.success(),
+        "building {SSHD_IMAGE}: {}",
+        stderr(&built)
+    );
+
+    let scratch = Scratch::new();
+    let key = scratch.path().join("id_ssh");
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "bottle-gate-test",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pubkey = std::fs::read(key.with_extension("pub")).expect("public key");
+    // The upstream's name on the bottle's egress network, where only the bundle is.
+    let url = "ssh://git@upstream-ssh/srv/git/web.git";
+    scratch.write_config(&common::docker::config(&format!(
+        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{url}\"\nidentity = \"id_ssh\"\n\
+         push = [\"bottle/*\"]\nprotect = [\"main\"]\n"
+    )));
+    let bottle = Bottle::up(&scratch, &unique_slug("gates"), &[]);
+
+    let sshd = Container(format!("{}-test-sshd", bottle.bundle()));
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &sshd.0,
+        "--network",
+        &format!("bottle-{}-ext", bottle.slug),
+        "--network-alias",
+        "upstream-ssh",
+        SSHD_IMAGE,
+    ]);
+    let out = docker_stdin(
+        &[
+            "exec",
+            "-i",
+            &sshd.0,
+            "sh",
+            "-c",
+            "set -e; mkdir -p ~git/.ssh /srv/git; cat > ~git/.ssh/authorized_keys; \
+             export HOME=/tmp GIT_AUTHOR_NAME=up GIT_AUTHOR_EMAIL=up@example.com \
+             GIT_COMMITTER_NAME=up GIT_COMMITTER_EMAIL=up@example.com; \
+             git init -q --bare -b main /srv/git/web.git; git init -q -b main /tmp/w; cd /tmp/w; \
+             echo hi > README; git add README; git commit -qm first; \
+             git push -q /srv/git/web.git main; \
+             chown -R git:git ~git/.ssh /srv/git; chmod 700 ~git/.ssh; chmod 600 ~git/.ssh/authorized_keys",
+        ],
+        &pubkey,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let upstream_branch = |name: &str| {
+        let out = docker(&[
+            "exec",
+            &sshd.0,
+            "git",
+            "--git-dir=/srv/git/web.git",
+            "rev-parse",
+            "--verify",
+            "-q",
+            name,
+        ]);
+        out.status.success().then(|| stdout(&out).trim().to_owned())
+    };
+    let main = upstream_branch("main").expect("upstream main");
+
+    // The agent clones through the gate with its usual URL (sshd may still be starting).
+    let mut cloned = None;
+    for _ in 0..20 {
+        let out = agent(&bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
+        if out.status.success() {
+            cloned = Some(out);
+            break;
+        }
+        cloned = None;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(cloned.is_some(), "the clone through the gate never worked");
+    let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
+    assert_eq!(head.trim(), main);
+
+    let pushed = agent_ok(
+        &bottle,
+        "cd /tmp/web && echo agent > a && git add a && git commit -qm a \
+         && git push -q origin HEAD:bottle/ssh 2>&1 && git rev-parse HEAD",
+    );
+    assert_eq!(
+        upstream_branch("bottle/ssh").as_deref(),
+        pushed.lines().last()
+    );
+    let out = agent(&bottle, "cd /tmp/web && git push origin HEAD:main 2>&1");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("branch main is protected"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(upstream_branch("main").as_deref(), Some(main.as_str()));
+
+    // The gate trusted the upstream's host key on first use, in its own known_hosts.
+    let known = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "cat",
+        "/var/lib/bottle/git-gate/known_hosts",
+    ]);
+    assert!(known.contains("upstream-ssh"), "{known}");
+    // The private key is in the bundle only.
+    let private = std::fs::read_to_string(&key).expect("private key");
+    let secret_line = private.lines().nth(1).expect("key body");
+    assert!(!docker_ok(&["inspect", &bottle.agent()]).contains(secret_line));
+    let out = agent(
+        &bottle,
+        &format!(
+            "grep -rlsF '{secret_line}' / --exclude-dir=proc --exclude-dir=sys; echo grep-done"
+        ),
+    );
+    assert_eq!(stdout(&out).trim(), "grep-done");
+}
+
+#[test]
+fn a_killed_gate_is_restarted_and_serves_again() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gatek"), &[]);
+    clone(&bottle, &upstream);
+    // SIGKILL leaves no chance to stop git daemon, which keeps the port.
+    let kill = "for p in /proc/[0-9]*; do \
+                  if [ \"$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)\" = '/usr/local/bin/bottle-sidecar git-gate ' ]; then kill -9 ${p#/proc/}; echo killed; fi; \
+                done";
+    let out = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", kill]);
+    assert_eq!(out.trim(), "killed", "found the git-gate process");
+    let lines = gate_logs_until(&bottle, |l| {
+        l.iter()
+            .any(|v| v["msg"] == "stopped the git daemon a previous run left behind")
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["msg"] == "stopped the git daemon a previous run left behind"),
+        "{lines:#?}"
+    );
+    let newer = upstream.commit_and_push("after-restart.txt", "main");
+    let mut seen = String::new();
+    for _ in 0..20 {
+        let out = agent(
+            &bottle,
+            "cd /tmp/web && git fetch -q origin 2>&1 && git rev-parse origin/main",
+        );
+        seen = stdout(&out);
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(seen.trim(), newer);
+    // One git daemon, and it is the new gate's child (an orphan's parent would be init).
+    let parents = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "sh",
+        "-c",
+        "for d in /proc/[0-9]*; do [ \"$(cat $d/comm 2>/dev/null)\" = git-daemon ] || continue; \
+           pp=$(sed -n 's/^PPid:[[:space:]]*//p' $d/status); tr '\\0' ' ' < /proc/$pp/cmdline; echo; done",
+    ]);
+    assert_eq!(
+        parents.lines().collect::<Vec<_>>(),
+        ["/usr/local/bin/bottle-sidecar git-gate "],
+        "git daemons by parent"
+    );
+}
