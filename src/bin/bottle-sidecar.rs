@@ -84,7 +84,11 @@ enum Command {
     /// The MCP server agents ask humans through (streamable HTTP at /mcp).
     Supervise {
         /// The rendered supervise config.
-        #[arg(long, env = "BOTTLE_SUPERVISE_CONFIG", default_value = "/etc/bottle/supervise.json")]
+        #[arg(
+            long,
+            env = "BOTTLE_SUPERVISE_CONFIG",
+            default_value = "/etc/bottle/supervise.json"
+        )]
         config: PathBuf,
         /// Listen here instead of the config's address.
         #[arg(long)]
