@@ -2,14 +2,18 @@
 //! bottles in different states, pinned by insta snapshots. Views are pure functions of `App`.
 
 use bottle_tui::backend::ContainerInfo;
+use bottle_tui::engine::approvals::Pending;
 use bottle_tui::engine::attach::AttachCommand;
 use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
-use bottle_tui::tui::app::{App, Engine, LaunchForm, LogsView, Mode, PaneSlot};
+use bottle_tui::sidecar::supervise::queue::{Decision, Request};
+use bottle_tui::tui::app::{App, ApprovalsView, Engine, LaunchForm, LogsView, Mode, PaneSlot};
 use bottle_tui::tui::keymap::Keymap;
+use bottle_tui::tui::msg::Command;
 use bottle_tui::tui::msg::Msg;
 use bottle_tui::tui::pane::{Pane, PaneEvent, PaneSize};
 use bottle_tui::tui::theme::Theme;
 use bottle_tui::tui::views;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::collections::BTreeMap;
@@ -152,7 +156,42 @@ fn app() -> App {
         slug: "alpha".into(),
         line: long,
     });
+    let _ = app.on_msg(Msg::Approvals(vec![
+        pending(
+            "alpha",
+            "0a1b2c3d",
+            "push branch bottle/fix-login to origin",
+            "One commit: fixes the login redirect loop; tests pass.\nNothing else changes.",
+            180,
+        ),
+        pending("alpha", "4e5f6a7b", "run the database migration", "", 60),
+        pending(
+            "gamma",
+            "8c9d0e1f",
+            "delete \u{1b}[2J/workspace/tmp",
+            "",
+            20,
+        ),
+    ]));
     app
+}
+
+/// A request made `ago` seconds before NOW that expires 10 minutes after it was made.
+fn pending(slug: &str, id: &str, action: &str, details: &str, ago: i64) -> Pending {
+    let created = time::OffsetDateTime::from_unix_timestamp(NOW - ago)
+        .expect("time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    Pending {
+        slug: slug.parse().expect("slug"),
+        request: Request {
+            id: id.parse().expect("id"),
+            action: action.into(),
+            details: details.into(),
+            created,
+            expires_ms: u64::try_from(NOW - ago + 600).expect("positive") * 1000,
+        },
+    }
 }
 
 fn snap(name: &str, app: &App) {
@@ -211,6 +250,72 @@ fn help_overlay() {
     let mut a = app();
     a.mode = Mode::Help;
     snap("help", &a);
+}
+
+#[test]
+fn approvals_dialog_and_a_denial_being_typed() {
+    let mut a = app();
+    a.mode = Mode::Approvals(ApprovalsView::default());
+    snap("approvals", &a);
+    a.mode = Mode::Approvals(ApprovalsView {
+        selected: 1,
+        reason: Some("not on a Friday".into()),
+        decision: Some(Decision::Denied),
+    });
+    snap("approvals_deny_reason", &a);
+    a.approvals.clear();
+    a.mode = Mode::Approvals(ApprovalsView::default());
+    snap("approvals_empty", &a);
+}
+
+fn press(a: &mut App, code: KeyCode) -> Vec<Command> {
+    a.on_key(&KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+#[test]
+fn approvals_keys_answer_the_selected_request() {
+    let mut a = app();
+    assert!(press(&mut a, KeyCode::Char('a')).is_empty());
+    assert!(matches!(a.mode, Mode::Approvals(_)));
+    // move to the second, deny it with a reason
+    press(&mut a, KeyCode::Char('j'));
+    press(&mut a, KeyCode::Char('n'));
+    for c in "later".chars() {
+        press(&mut a, KeyCode::Char(c));
+    }
+    let cmds = press(&mut a, KeyCode::Enter);
+    assert_eq!(
+        cmds,
+        vec![Command::Answer {
+            slug: "alpha".into(),
+            id: "4e5f6a7b".into(),
+            decision: Decision::Denied,
+            reason: Some("later".into()),
+        }]
+    );
+    assert_eq!(a.pending_approvals(), 2, "answered requests leave the list");
+    // `y` approves the selected one at once, without a reason
+    press(&mut a, KeyCode::Up);
+    let cmds = press(&mut a, KeyCode::Char('y'));
+    assert_eq!(
+        cmds,
+        vec![Command::Answer {
+            slug: "alpha".into(),
+            id: "0a1b2c3d".into(),
+            decision: Decision::Approved,
+            reason: None,
+        }]
+    );
+    // esc while typing cancels the reason, not the dialog; esc again closes
+    press(&mut a, KeyCode::Char('n'));
+    press(&mut a, KeyCode::Esc);
+    assert!(matches!(
+        a.mode,
+        Mode::Approvals(ApprovalsView { reason: None, .. })
+    ));
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.mode, Mode::Table);
+    assert_eq!(a.pending_of("gamma"), 1);
 }
 
 #[test]
@@ -330,6 +435,11 @@ fn every_view_draws_in_a_tiny_terminal_without_panicking() {
         }),
         Mode::Logs(logs(None)),
         Mode::Aliases,
+        Mode::Approvals(ApprovalsView {
+            selected: 2,
+            reason: Some("x".repeat(300)),
+            decision: Some(Decision::Denied),
+        }),
     ];
     for mode in modes {
         let mut a = app();

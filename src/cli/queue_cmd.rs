@@ -116,20 +116,8 @@ pub fn audit_cmd(root: &StateRoot, slug: Option<&Slug>, limit: usize, json: bool
     Ok(())
 }
 
-/// One line of at most [`SHOWN`] characters: control characters (an agent wrote them) are
-/// replaced, so a request cannot repaint the operator's terminal.
 fn shorten(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let clean = clean.trim();
-    if clean.chars().count() > SHOWN {
-        let cut: String = clean.chars().take(SHOWN - 1).collect();
-        format!("{cut}…")
-    } else {
-        clean.to_owned()
-    }
+    approvals::one_line(text, SHOWN)
 }
 
 /// "9m48s", "1h02m", "45s".
@@ -138,16 +126,5 @@ fn secs(s: u64) -> String {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn agent_text_cannot_repaint_the_terminal() {
-        assert_eq!(shorten("rm\x1b[2J -rf\n/"), "rm [2J -rf /");
-        assert_eq!(shorten(&"x".repeat(300)).chars().count(), SHOWN);
     }
 }

@@ -84,6 +84,22 @@ pub fn pending_counts(root: &StateRoot) -> Vec<(Slug, usize)> {
         .collect()
 }
 
+/// Agent-written text as one line of at most `max` characters: control characters become
+/// spaces, so a request cannot move the cursor or repaint the operator's terminal.
+pub fn one_line(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim();
+    if clean.chars().count() > max {
+        let cut: String = clean.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        clean.to_owned()
+    }
+}
+
 /// `user@host`, for the audit trail.
 pub fn operator() -> String {
     let user = std::env::var("USER")
@@ -214,6 +230,12 @@ mod tests {
         let slug: Slug = "demo".parse().map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
         queue_of(&root, &slug).ensure()?;
         Ok((dir, root, store, slug))
+    }
+
+    #[test]
+    fn agent_text_cannot_repaint_the_terminal() {
+        assert_eq!(one_line("rm\x1b[2J -rf\n/", 100), "rm [2J -rf /");
+        assert_eq!(one_line(&"x".repeat(300), 100).chars().count(), 100);
     }
 
     #[test]

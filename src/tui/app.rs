@@ -6,7 +6,9 @@ use super::logs::LogBook;
 use super::msg::{Command, Msg};
 use super::pane::{Pane, PaneEvent};
 use super::theme::Theme;
+use crate::engine::approvals::Pending;
 use crate::engine::reconcile::BottleStatus;
+use crate::sidecar::supervise::queue::Decision;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,8 +88,19 @@ pub enum Mode {
     Launch(LaunchForm),
     Logs(LogsView),
     Aliases,
+    Approvals(ApprovalsView),
     /// Keys go to the agent in the pane.
     Pane,
+}
+
+/// The approvals dialog: a cursor over the pending requests, and the reason being typed for
+/// a denial (or an approval with a note).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApprovalsView {
+    pub selected: usize,
+    /// Some while typing the reason that goes with `decision`.
+    pub reason: Option<String>,
+    pub decision: Option<Decision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +144,8 @@ pub struct App {
     pub now: i64,
     /// Where `s` in the logs view saves.
     pub save_dir: std::path::PathBuf,
+    /// Requests agents wait on, oldest first.
+    pub approvals: Vec<Pending>,
     pub quit: bool,
 }
 
@@ -156,6 +171,7 @@ impl App {
             theme,
             now: 0,
             save_dir: std::env::temp_dir(),
+            approvals: Vec::new(),
             quit: false,
         }
     }
@@ -246,9 +262,17 @@ impl App {
         self.select_index(i)
     }
 
-    /// Pending approvals across bottles (supervise is not built yet: always 0).
+    /// Pending approvals across bottles.
     pub fn pending_approvals(&self) -> usize {
-        0
+        self.approvals.len()
+    }
+
+    /// Pending approvals of one bottle.
+    pub fn pending_of(&self, slug: &str) -> usize {
+        self.approvals
+            .iter()
+            .filter(|p| p.slug.as_str() == slug)
+            .count()
     }
 
     pub fn on_msg(&mut self, msg: Msg) -> Vec<Command> {
@@ -334,6 +358,20 @@ impl App {
             }
             Msg::Plan { slug, lines } => {
                 self.plans.insert(slug, lines);
+                Vec::new()
+            }
+            Msg::Approvals(list) => {
+                self.approvals = list;
+                if let Mode::Approvals(v) = &mut self.mode {
+                    v.selected = v.selected.min(self.approvals.len().saturating_sub(1));
+                }
+                Vec::new()
+            }
+            Msg::Answered { slug, id, result } => {
+                self.status = Some(match result {
+                    Ok(summary) => format!("{slug} {id}: {summary}"),
+                    Err(e) => format!("{slug} {id}: {e}"),
+                });
                 Vec::new()
             }
             Msg::Attach { .. } | Msg::Pane(_) => Vec::new(),
@@ -437,6 +475,7 @@ impl App {
                 }
             },
             Mode::Launch(form) => self.on_launch_key(form, key),
+            Mode::Approvals(view) => self.on_approvals_key(view, key, action),
             Mode::Logs(view) => self.on_logs_key(view, key, action),
             Mode::Table => self.on_table_key(key, action),
         }
@@ -500,7 +539,8 @@ impl App {
                 self.status = Some("inspect: the detail panel shows the selection".into());
             }
             Some("approvals") => {
-                self.status = Some("approvals: supervise is not built yet (issue #5)".into());
+                self.status = None;
+                self.mode = Mode::Approvals(ApprovalsView::default());
             }
             _ => {}
         }
@@ -642,6 +682,83 @@ impl App {
         }
         self.mode = Mode::Logs(view);
         Vec::new()
+    }
+
+    fn on_approvals_key(
+        &mut self,
+        mut view: ApprovalsView,
+        key: &KeyEvent,
+        action: Option<&'static str>,
+    ) -> Vec<Command> {
+        if let (Some(reason), Some(decision)) = (&mut view.reason, view.decision) {
+            match key.code {
+                KeyCode::Esc => {
+                    view.reason = None;
+                    view.decision = None;
+                }
+                KeyCode::Enter => {
+                    let reason = Some(reason.trim().to_owned()).filter(|r| !r.is_empty());
+                    view.reason = None;
+                    view.decision = None;
+                    let cmd = self.answer(view.selected, decision, reason);
+                    self.mode = Mode::Approvals(view);
+                    return cmd;
+                }
+                KeyCode::Backspace => {
+                    reason.pop();
+                }
+                KeyCode::Char(c) => reason.push(c),
+                _ => {}
+            }
+            self.mode = Mode::Approvals(view);
+            return Vec::new();
+        }
+        let n = self.approvals.len();
+        match (key.code, action) {
+            (KeyCode::Esc, _) | (_, Some("approvals" | "quit")) => {
+                self.mode = Mode::Table;
+                return Vec::new();
+            }
+            (KeyCode::Down | KeyCode::Char('j'), _) => {
+                view.selected = (view.selected + 1).min(n.saturating_sub(1));
+            }
+            (KeyCode::Up | KeyCode::Char('k'), _) => {
+                view.selected = view.selected.saturating_sub(1);
+            }
+            (KeyCode::Char('y'), _) if n > 0 => {
+                let cmd = self.answer(view.selected, Decision::Approved, None);
+                self.mode = Mode::Approvals(view);
+                return cmd;
+            }
+            // With a note: the agent reads it with the answer.
+            (KeyCode::Char('Y'), _) if n > 0 => {
+                view.reason = Some(String::new());
+                view.decision = Some(Decision::Approved);
+            }
+            (KeyCode::Char('n' | 'd'), _) if n > 0 => {
+                view.reason = Some(String::new());
+                view.decision = Some(Decision::Denied);
+            }
+            _ => {}
+        }
+        self.mode = Mode::Approvals(view);
+        Vec::new()
+    }
+
+    fn answer(&mut self, index: usize, decision: Decision, reason: Option<String>) -> Vec<Command> {
+        let Some(p) = self.approvals.get(index) else {
+            return Vec::new();
+        };
+        let (slug, id) = (p.slug.to_string(), p.request.id.to_string());
+        self.status = Some(format!("{slug} {id}: sending {}…", decision.as_str()));
+        // Gone from the list at once; the next queue read confirms it.
+        self.approvals.remove(index);
+        vec![Command::Answer {
+            slug,
+            id,
+            decision,
+            reason,
+        }]
     }
 
     /// Blocked requests seen in a bottle's gateway log.

@@ -1,7 +1,9 @@
 //! Typed messages into the UI loop, and the commands the loop hands to the engine worker.
 
+use crate::engine::approvals::Pending;
 use crate::engine::attach::AttachCommand;
 use crate::engine::reconcile::BottleStatus;
+use crate::sidecar::supervise::queue::Decision;
 use crate::tui::pane::PaneEvent;
 
 /// Everything that can change what the dashboard shows.
@@ -40,6 +42,14 @@ pub enum Msg {
         slug: String,
         lines: Vec<(String, String)>,
     },
+    /// The requests agents wait on, oldest first (sent when the queue folders change).
+    Approvals(Vec<Pending>),
+    /// How answering a request went: the answer's summary, or why it failed.
+    Answered {
+        slug: String,
+        id: String,
+        result: Result<String, String>,
+    },
 }
 
 /// Work for the engine worker; each runs in a task and answers with `Msg`s.
@@ -56,5 +66,12 @@ pub enum Command {
     Attach {
         slug: String,
         preview: bool,
+    },
+    /// Approve or deny an agent's request.
+    Answer {
+        slug: String,
+        id: String,
+        decision: Decision,
+        reason: Option<String>,
     },
 }

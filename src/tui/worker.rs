@@ -8,9 +8,11 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::{label, role};
 use crate::config::Config;
 use crate::engine::attach::{self, Target};
-use crate::engine::{kill, reconcile, sidecar_bin, up};
+use crate::engine::{approvals, kill, reconcile, sidecar_bin, up};
 use crate::sidecar::session::DetachKey;
+use crate::sidecar::supervise::queue::RequestId;
 use crate::state::StateRoot;
+use crate::store::Store;
 use crate::types::Slug;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -61,6 +63,8 @@ struct Shared {
     ctx: Context,
     backend: RwLock<Option<Arc<DockerBackend>>>,
     refresh: Notify,
+    /// Read the approvals queues now (an answer was just given).
+    requeue: Notify,
     out: mpsc::UnboundedSender<Msg>,
 }
 
@@ -70,10 +74,12 @@ pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSe
         ctx,
         backend: RwLock::new(None),
         refresh: Notify::new(),
+        requeue: Notify::new(),
         out,
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(watch(Arc::clone(&shared)));
+    tokio::spawn(watch_approvals(Arc::clone(&shared)));
     tokio::spawn(async move {
         while let Some(cmd) = rx.recv().await {
             let s = Arc::clone(&shared);
@@ -135,6 +141,28 @@ async fn run(s: Arc<Shared>, cmd: Command) {
             });
             futures_util::future::join_all(kills).await;
             s.refresh.notify_one();
+        }
+        Command::Answer {
+            slug,
+            id,
+            decision,
+            reason,
+        } => {
+            let root = s.ctx.root.clone();
+            let (slug2, id2) = (slug.clone(), id.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                let slug = Slug::parse(&slug2).map_err(|e| e.to_string())?;
+                let id: RequestId = id2.parse()?;
+                let store = Store::open(&root.db_path()).map_err(|e| format!("{e:#}"))?;
+                let by = approvals::operator();
+                approvals::answer(&root, &store, &slug, &id, decision, reason, &by)
+                    .map(|a| format!("{} (by {by})", a.summary()))
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let _ = s.out.send(Msg::Answered { slug, id, result });
+            s.requeue.notify_one();
         }
         Command::Attach { slug, preview } => {
             if preview {
@@ -201,6 +229,34 @@ async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Res
 }
 
 /// Connects (and reconnects), refreshes on engine events, follows bundle logs.
+/// How often the approvals queues are read (directory listings: cheap).
+const QUEUE_POLL: Duration = Duration::from_secs(1);
+
+/// Sends the pending approvals whenever they change; answers supervise gave itself
+/// (timeouts) go to the audit trail then.
+async fn watch_approvals(s: Arc<Shared>) {
+    let mut last: Option<Vec<approvals::Pending>> = None;
+    loop {
+        let root = s.ctx.root.clone();
+        let read = tokio::task::spawn_blocking(move || approvals::pending(&root)).await;
+        if let Ok(Ok(listing)) = read {
+            if last.as_ref() != Some(&listing.pending) {
+                let root = s.ctx.root.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    Store::open(&root.db_path()).and_then(|st| approvals::sync(&root, &st))
+                })
+                .await;
+                let _ = s.out.send(Msg::Approvals(listing.pending.clone()));
+                last = Some(listing.pending);
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(QUEUE_POLL) => {}
+            () = s.requeue.notified() => {}
+        }
+    }
+}
+
 async fn watch(s: Arc<Shared>) {
     let mut followers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     loop {

@@ -154,6 +154,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         Mode::Help => overlays::help(f, app),
         Mode::ConfirmKill(slugs) => overlays::confirm_kill(f, app, slugs),
         Mode::Launch(form) => overlays::launch(f, app, form),
+        Mode::Approvals(view) => overlays::approvals(f, app, view),
         _ => {}
     }
 }
@@ -177,7 +178,10 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
     let pending = app.pending_approvals();
     if pending > 0 {
         spans.push(Span::styled(
-            format!("   {pending} approvals pending"),
+            format!(
+                "   ⚑ {pending} pending — {} answers",
+                app.keymap.key_of("approvals")
+            ),
             t.warn(),
         ));
     }
@@ -223,7 +227,15 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
             None => hints(
                 app,
                 &[
-                    "attach", "zoom", "launch", "kill", "logs", "filter", "help", "quit",
+                    "attach",
+                    "zoom",
+                    "launch",
+                    "kill",
+                    "logs",
+                    "approvals",
+                    "filter",
+                    "help",
+                    "quit",
                 ],
                 &[("space", "mark"), ("s", "sort")],
             ),

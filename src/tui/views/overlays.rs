@@ -1,7 +1,7 @@
-//! Full-screen views (logs, aliases) and dialogs (help, confirm kill, launch).
+//! Full-screen views (logs, aliases) and dialogs (help, confirm kill, launch, approvals).
 
 use crate::backend::smolvm::alias;
-use crate::tui::app::{App, LaunchForm, LogsView};
+use crate::tui::app::{App, ApprovalsView, LaunchForm, LogsView};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -289,4 +289,76 @@ pub fn aliases(f: &mut Frame<'_>, app: &App, area: Rect) {
         ),
         area,
     );
+}
+
+/// The approvals dialog: what each agent waits on, oldest first; answer the selected one.
+pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
+    use crate::engine::approvals::one_line;
+    let t = app.theme;
+    let width = f.area().width.min(100);
+    let text_w = usize::from(width.saturating_sub(4));
+    let mut lines: Vec<Line> = Vec::new();
+    if app.approvals.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "nothing pending: agents ask through supervise's request_approval",
+            t.dim(),
+        )));
+    }
+    let now_ms = u64::try_from(app.now).unwrap_or_default() * 1000;
+    for (i, p) in app.approvals.iter().enumerate() {
+        let r = &p.request;
+        let age = super::epoch(&r.created)
+            .map(|c| super::age(app.now - c))
+            .unwrap_or_else(|| "?".into());
+        let left = super::age((r.expires_ms.saturating_sub(now_ms) / 1000) as i64);
+        let head = format!("{} {}  {age} ago, expires in {left}  ", p.slug, r.id);
+        let action = one_line(&r.action, text_w.saturating_sub(head.chars().count() + 2));
+        let style = if i == view.selected {
+            t.selected()
+        } else {
+            ratatui::style::Style::default()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(if i == view.selected { "▸ " } else { "  " }, style),
+            Span::styled(head, t.dim()),
+            Span::styled(action, style),
+        ]));
+        if i == view.selected && !r.details.trim().is_empty() {
+            lines.push(Line::from(Span::raw(format!(
+                "    {}",
+                one_line(&r.details, text_w.saturating_sub(4) * 3)
+            ))));
+        }
+    }
+    lines.push(Line::from(""));
+    if let (Some(reason), Some(decision)) = (&view.reason, view.decision) {
+        let what = match decision {
+            crate::sidecar::supervise::queue::Decision::Approved => "approve with note",
+            crate::sidecar::supervise::queue::Decision::Denied => "deny, reason",
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{what}: "), t.key()),
+            Span::raw(reason.clone()),
+            Span::styled("▏ enter sends, esc cancels", t.dim()),
+        ]));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled(" y ", t.key()),
+            Span::raw("approve "),
+            Span::styled(" Y ", t.key()),
+            Span::raw("approve with note "),
+            Span::styled(" n ", t.key()),
+            Span::raw("deny with reason "),
+            Span::styled(" ↑↓ ", t.key()),
+            Span::raw("move "),
+            Span::styled(" esc ", t.key()),
+            Span::raw("close"),
+        ]));
+    }
+    let h = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
+    let title = format!(" approvals · {} pending ", app.approvals.len());
+    let inner = dialog(f, width, h, title);
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

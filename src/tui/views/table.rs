@@ -124,8 +124,10 @@ impl Col {
                     if n > 0 { t.warn() } else { t.dim() },
                 ))
             }
-            // supervise is not built yet: nothing can be pending.
-            Self::Pending => Cell::from(Span::styled("–", t.dim())),
+            Self::Pending => match app.pending_of(&b.slug) {
+                0 => Cell::from(Span::styled("–", t.dim())),
+                n => Cell::from(Span::styled(n.to_string(), t.warn())),
+            },
         }
     }
 }
