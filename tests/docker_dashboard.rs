@@ -223,3 +223,60 @@ fn the_engine_going_away_is_shown_in_place_and_the_dashboard_reconnects() {
     tmux.keys(&["q"]);
     tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
 }
+
+/// An agent asks through supervise; the dashboard shows the pending badge and count, and
+/// answering in its approvals dialog returns the agent's call — approve, then deny with a
+/// reason typed in place.
+#[test]
+fn approvals_answered_from_the_dashboard() {
+    use common::mcp::{approval, mcp, result_text};
+    let scratch = scratch_with("[bottles.demo.supervise]\nenabled = true\ntimeout = \"2m\"\n");
+    let slug = unique_slug("dash-ap");
+    let _bottle = Bottle::up(&scratch, &slug, &[]);
+    let tmux = Tmux::for_scratch(&scratch, &slug, &[]);
+    tmux.line(BIN);
+    // The slug is long, so narrower columns (backend) give way: find the row by slug alone.
+    // Its last table cell is PENDING.
+    let pending_cell = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("│  ") && l.contains(slug.as_str()))
+            .and_then(|l| l.split("││").next())
+            .and_then(|t| t.split_whitespace().last())
+            .map(str::to_owned)
+    };
+    wait_until(&tmux, "the bottle", WAIT, |s| {
+        pending_cell(s).as_deref() == Some("–")
+    });
+
+    std::thread::scope(|scope| {
+        let call = scope.spawn(|| mcp(&scratch, &slug, &approval("push bottle/e2e", "one commit")));
+        let took = wait_until(&tmux, "the pending badge", WAIT, |s| {
+            s.contains("⚑ 1 pending") && pending_cell(s).as_deref() == Some("1")
+        });
+        eprintln!("pending badge on screen {took:?} after the call started");
+        tmux.keys(&["a"]);
+        tmux.wait_for("push bottle/e2e", WAIT);
+        tmux.keys(&["y"]);
+        let body = call.join().expect("call thread");
+        assert_eq!(result_text(&body), "approved");
+        wait_until(&tmux, "the badge gone", WAIT, |s| !s.contains("pending —"));
+
+        let call = scope.spawn(|| mcp(&scratch, &slug, &approval("force-push main", "")));
+        tmux.wait_for("force-push main", WAIT);
+        tmux.keys(&["n"]);
+        tmux.type_text("never on main");
+        tmux.keys(&["Enter"]);
+        assert_eq!(
+            result_text(&call.join().expect("call thread")),
+            "denied: never on main"
+        );
+    });
+    tmux.keys(&["Escape"]);
+    let out = scratch.run(&["audit", &slug, "--json"]);
+    let trail: Vec<serde_json::Value> =
+        serde_json::from_str(&common::stdout(&out)).expect("audit json");
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(trail[0]["reason"], "never on main");
+    assert_eq!(trail[1]["decision"], "approved");
+    tmux.keys(&["q"]);
+}

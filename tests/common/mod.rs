@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod mcp;
 pub mod session;
 pub mod tmux;
 
