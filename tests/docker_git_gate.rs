@@ -760,3 +760,57 @@ fn a_killed_gate_is_restarted_and_serves_again() {
         "git daemons by parent"
     );
 }
+
+/// A ref name git itself would refuse, sent with the raw push protocol (the git client will
+/// not send it): `refs/heads/bottle/x:refs/heads/main` matches `bottle/*`, and forwarded as a
+/// refspec it would read as "the gitlink at path refs/heads/bottle/x in commit C → main". The
+/// commit carries exactly that gitlink, pointing at a commit that rewrites main's README, so a
+/// gate that let the name through would move the protected `main` upstream.
+#[test]
+fn a_ref_name_with_a_colon_cannot_reach_a_protected_branch() {
+    let (scratch, upstream) = gate_scratch("not-a-real-key");
+    let bottle = Bottle::up(&scratch, &unique_slug("gatecolon"), &[]);
+    let main_before = upstream.branch("main").expect("upstream main");
+    clone(&bottle, &upstream);
+    // bash for /dev/tcp; the update is built by hand as pkt-lines.
+    let out = agent(
+        &bottle,
+        r#"bash -s <<'SCRIPT'
+set -e
+cd /tmp/web
+echo evil > README && git commit -qam evil
+M=$(git rev-parse HEAD)
+git reset -q --hard HEAD~1
+git update-index --add --cacheinfo 160000,$M,refs/heads/bottle/x
+git commit -qm carrier
+C=$(git rev-parse HEAD)
+Z=0000000000000000000000000000000000000000
+exec 3<>/dev/tcp/git-gate/9418
+# 4 + len("git-receive-pack /web.git\0host=git-gate\0") = 44
+printf '002cgit-receive-pack /web.git\0host=git-gate\0' >&3
+# the update line: OLD NEW NAME\0capabilities
+line=$(printf '%s %s %s' $Z $C 'refs/heads/bottle/x:refs/heads/main')
+printf '%04x%s\0report-status\n' $((${#line} + 5 + 14)) "$line" >&3
+printf '0000' >&3
+printf '%s\n%s\n' $C $M | git pack-objects --revs --stdout -q >&3
+timeout 20 cat <&3 | tr -d '\0' | tr -c '[:print:]\n' '.' || true
+SCRIPT
+"#,
+    );
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "the raw push could not be sent: {said}"
+    );
+    assert_eq!(
+        upstream.branch("main").as_deref(),
+        Some(main_before.as_str()),
+        "main moved upstream: {said}"
+    );
+    assert!(
+        said.contains("declined") || said.contains("refused") || said.contains("ng "),
+        "the push was not refused: {said}"
+    );
+    // Nothing new under bottle/ either.
+    assert_eq!(upstream.branch("bottle/x"), None, "{said}");
+}

@@ -134,8 +134,9 @@ fn pre_receive_inner(config: &Path) -> Result<ExitCode> {
     let mut updates = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let line = line.wrap_err("cannot read the pushed refs")?;
-        let update = RefUpdate::parse(&line)
-            .ok_or_else(|| eyre!("git gave the hook a line it cannot read: {line:?}"))?;
+        let update = RefUpdate::parse(&line).ok_or_else(|| {
+            eyre!("refused: {line:?} is not `OLD NEW REF` with a ref name git accepts")
+        })?;
         updates.push(update);
     }
     let decisions = decide_all(&layout, &cwd, repo, &updates);

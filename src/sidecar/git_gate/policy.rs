@@ -96,6 +96,25 @@ impl fmt::Display for Oid {
     }
 }
 
+/// git's own ref-name rules (`git check-ref-format`). receive-pack hands pre-receive the
+/// names a client sent *before* it checks them, and `git push` reads `a:b` in a refspec as
+/// two refs: a name like `refs/heads/bottle/x:refs/heads/main` would pass the branch policy as
+/// `bottle/...` and then be forwarded to `main`. Anything git would not accept is refused here.
+pub fn valid_ref_name(name: &str) -> bool {
+    name.starts_with("refs/")
+        && !name.ends_with('/')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !name.contains("@{")
+        && name != "@"
+        && name
+            .bytes()
+            .all(|b| b > 0x20 && b != 0x7f && !b":~^?*[\\".contains(&b))
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && !c.starts_with('.') && !c.ends_with(".lock"))
+}
+
 /// One `old new ref` line of pre-receive's input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefUpdate {
@@ -108,7 +127,7 @@ impl RefUpdate {
     pub fn parse(line: &str) -> Option<Self> {
         let mut parts = line.split(' ');
         let (old, new, name) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || name.is_empty() {
+        if parts.next().is_some() || !valid_ref_name(name) {
             return None;
         }
         Some(Self {
@@ -290,6 +309,30 @@ mod tests {
         ] {
             assert_eq!(RefUpdate::parse(bad), None, "{bad:?}");
         }
+        for bad_name in [
+            "refs/heads/bottle/x:refs/heads/main",
+            "refs/heads/bottle/x main",
+            "refs/heads/bottle/../main",
+            "refs/heads/bottle/x.lock",
+            "refs/heads/bottle//x",
+            "refs/heads/bottle/.x",
+            "refs/heads/bottle/x\u{7f}",
+            "refs/heads/bottle/x\\y",
+            "refs/heads/bottle/x@{1}",
+            "refs/heads/bottle/x~1",
+            "refs/heads/bottle/",
+            "heads/bottle/x",
+            "refs/heads/",
+            "HEAD",
+        ] {
+            assert!(!valid_ref_name(bad_name), "{bad_name:?} must be refused");
+            assert_eq!(
+                RefUpdate::parse(&format!("{A} {B} {bad_name}")),
+                None,
+                "{bad_name:?}"
+            );
+        }
+        assert!(valid_ref_name("refs/heads/bottle/fix-1.2_x"));
         let sha256 = "a".repeat(64);
         assert!(RefUpdate::parse(&format!("{sha256} {sha256} refs/heads/x")).is_some());
     }
@@ -382,13 +425,7 @@ mod tests {
 
     #[test]
     fn tags_and_other_refs_are_not_branches() {
-        for name in [
-            "refs/tags/v1",
-            "refs/notes/commits",
-            "refs/heads/",
-            "HEAD",
-            "refs/for/main",
-        ] {
+        for name in ["refs/tags/v1", "refs/notes/commits", "refs/for/main"] {
             let r = decide(&policy(), &upd(Z, B, name), None);
             assert_eq!(r, Err(Refusal::NotABranch { name: name.into() }), "{name}");
         }
