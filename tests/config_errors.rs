@@ -122,6 +122,9 @@ bad_config! {
     plain_http_upstream_refused:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"http://example.com/me/web.git\"\n"
         => "4:12", "bottles.demo.git[0].upstream", "unencrypted";
+    password_in_upstream_url_refused:
+        "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"https://me:ghp_s3cret@github.com/me/web.git\"\n"
+        => "4:12", "bottles.demo.git[0].upstream", "has a password in the URL";
     branch_pattern_invalid:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\npush = [\"bottle/*\", \"a..b\"]\n"
         => "5:21", "bottles.demo.git[0].push[1]", "is not a branch pattern";

@@ -766,6 +766,18 @@ fn git_url(dir: &Path, s: &str) -> Result<(String, UrlKind), String> {
             "`{s}` is unencrypted; use an https:// or ssh upstream"
         ));
     }
+    if let Some((scheme, rest)) = s.split_once("://") {
+        // A password in the URL would reach the agent (its insteadOf rewrite names the URL)
+        // and git's argv; the token belongs in an identity file.
+        let authority = rest.split('/').next().unwrap_or_default();
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            if userinfo.contains(':') {
+                return Err(format!(
+                    "`{scheme}://***@{host}/...` has a password in the URL; put the token in a file and set `identity` to it (the URL is shown to the agent)"
+                ));
+            }
+        }
+    }
     if let Some(rest) = s.strip_prefix("https://") {
         return if rest.contains('/') && !rest.starts_with('/') {
             Ok((s.to_owned(), UrlKind::Https))

@@ -87,8 +87,10 @@ pub fn pending_counts(root: &StateRoot) -> Vec<(Slug, usize)> {
 /// Agent-written text as one line of at most `max` characters: control characters become
 /// spaces, so a request cannot move the cursor or repaint the operator's terminal.
 pub fn one_line(text: &str, max: usize) -> String {
+    // Format characters (bidi overrides, zero-width) could make the text read differently.
     let clean: String = text
         .chars()
+        .filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let clean = clean.trim();
@@ -192,13 +194,7 @@ pub fn close_all(root: &StateRoot, slug: &Slug, reason: &str) -> Result<usize> {
     }
     let mut closed = 0;
     for r in q.pending()?.0 {
-        let a = Answer::new(
-            r.id.clone(),
-            Decision::Denied,
-            Some(reason.to_owned()),
-            "bottle-tui kill",
-        );
-        if let Answered::Recorded(_) = q.answer_with(a)? {
+        if let Answered::Recorded(_) = q.close(&r.id, reason, "bottle-tui kill")? {
             closed += 1;
         }
     }
@@ -235,6 +231,10 @@ mod tests {
     #[test]
     fn agent_text_cannot_repaint_the_terminal() {
         assert_eq!(one_line("rm\x1b[2J -rf\n/", 100), "rm [2J -rf /");
+        assert_eq!(
+            one_line("push \u{202E}niam\u{202C} ok", 100),
+            "push niam ok"
+        );
         assert_eq!(one_line(&"x".repeat(300), 100).chars().count(), 100);
     }
 
@@ -276,7 +276,10 @@ mod tests {
     fn supervise_answers_reach_the_trail_on_sync_and_kill_closes_the_rest() -> Result<()> {
         let (_d, root, store, slug) = setup()?;
         let q = queue_of(&root, &slug);
-        let a = q.submit("a", "", 0)?;
+        let mut a = q.submit("a", "", 0)?;
+        // Long expired (the sweep leaves a grace period to the waiting call).
+        a.expires_ms = 1;
+        std::fs::write(q.request_file(&a.id), serde_json::to_vec(&a)?)?;
         let _b = q.submit("b", "", 60_000)?;
         crate::sidecar::supervise::close_expired(&q)?;
         assert_eq!(sync(&root, &store)?, 1);

@@ -432,7 +432,7 @@ fn write_state(plan: &Plan, agent: &Agent, placeholders: &BTreeMap<String, Strin
             json(&cfg)?.as_bytes(),
             fsutil::PUBLIC,
         )?;
-        for sub in ["", "requests", "answers"] {
+        for sub in ["", "requests", "answers", "notices"] {
             fsutil::private_dir(&s.queue_dir.join(sub))?;
         }
     }

@@ -194,15 +194,25 @@ fn git_daemon(
         .spawn()
         .wrap_err("cannot start git daemon (is git installed in the bundle?)")?;
     if let Some(stderr) = child.stderr.take() {
+        // git daemon echoes client-sent paths into its errors: read bytes, not UTF-8 lines,
+        // and never stop draining (a closed pipe would SIGPIPE the daemon's children).
         tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                crate::sidecar::log::event(
-                    DAEMON,
-                    "info",
-                    &line,
-                    serde_json::json!({ "stream": "git-daemon" }),
-                );
+            let mut reader = tokio::io::BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf);
+                        crate::sidecar::log::event(
+                            DAEMON,
+                            "info",
+                            line.trim_end(),
+                            serde_json::json!({ "stream": "git-daemon" }),
+                        );
+                    }
+                }
             }
         });
     }

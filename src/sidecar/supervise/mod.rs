@@ -9,7 +9,7 @@ pub mod tools;
 use crate::engine::render::supervise::SuperviseConfig;
 use crate::sidecar::log;
 use color_eyre::eyre::{Result, WrapErr};
-use queue::{Answer, Answered, Decision, Queue};
+use queue::{Answered, Queue};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -28,6 +28,9 @@ pub const ALLOWED_HOSTS: &[&str] = &[
 /// How often expired requests are closed (covers requests whose caller is gone, e.g. after a
 /// restart of supervise).
 const SWEEP: Duration = Duration::from_secs(1);
+/// The sweep leaves a request this long past its expiry to the call waiting on it, which
+/// closes it itself (one answer, one log line).
+const GRACE_MS: u64 = 3000;
 
 pub fn load(path: &Path) -> Result<SuperviseConfig> {
     let text = std::fs::read_to_string(path)
@@ -72,7 +75,14 @@ pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Re
     let service = StreamableHttpService::new(
         {
             let queue = queue.clone();
-            move || Ok(tools::Supervise::new(queue.clone(), timeout))
+            let waiting = tools::Waiting::default();
+            move || {
+                Ok(tools::Supervise::new(
+                    queue.clone(),
+                    timeout,
+                    Arc::clone(&waiting),
+                ))
+            }
         },
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default()
@@ -129,6 +139,7 @@ async fn sweep(queue: Queue) {
     }
 }
 
+/// Closes requests more than [`GRACE_MS`] past their expiry: "denied: timed out".
 pub fn close_expired(queue: &Queue) -> Result<usize> {
     let now = queue::now_ms();
     let mut n = 0;
@@ -136,22 +147,11 @@ pub fn close_expired(queue: &Queue) -> Result<usize> {
         .pending()?
         .0
         .into_iter()
-        .filter(|r| r.expires_ms <= now)
+        .filter(|r| r.expires_ms.saturating_add(GRACE_MS) <= now)
     {
-        let ours = Answer::new(
-            r.id.clone(),
-            Decision::Denied,
-            Some("timed out".into()),
-            "supervise",
-        );
-        if let Answered::Recorded(a) = queue.answer_with(ours)? {
+        if let Answered::Recorded(a) = queue.close(&r.id, "timed out", "supervise")? {
             n += 1;
-            log::event(
-                "supervise",
-                "info",
-                "approval answered",
-                json!({ "id": a.id, "decision": "denied", "reason": a.reason, "by": a.by }),
-            );
+            tools::log_answer("approval answered", &a);
         }
     }
     Ok(n)

@@ -27,6 +27,10 @@ pub const NOTICES: &str = "notices";
 
 /// Longest `action`/`details`/`message` an agent may send (bytes); longer text is refused.
 pub const MAX_TEXT: usize = 16 * 1024;
+/// Requests one bottle may have waiting at once, and notices it may leave: the queue lives
+/// in the host's state dir, so an agent must not be able to fill the host's disk.
+pub const MAX_PENDING: usize = 64;
+pub const MAX_NOTICES: usize = 1000;
 
 /// A request id: 8 lowercase hex digits, random. Short enough to type in `approve SLUG ID`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -218,19 +222,29 @@ impl Queue {
         if action.trim().is_empty() {
             bail!("`action` is empty: say what you want to do");
         }
+        if self.pending_count() >= MAX_PENDING {
+            bail!("{MAX_PENDING} requests are already waiting for an answer; wait for them first");
+        }
+        self.create_new(REQUESTS, |id| Request {
+            id,
+            action: action.to_owned(),
+            details: details.to_owned(),
+            created: now_rfc3339(),
+            expires_ms: now_ms().saturating_add(timeout_ms),
+        })
+    }
+
+    /// Files `make(id)` under a fresh id in `sub`.
+    fn create_new<T: Serialize>(&self, sub: &str, make: impl Fn(RequestId) -> T) -> Result<T> {
         for _ in 0..16 {
-            let req = Request {
-                id: RequestId::random(),
-                action: action.to_owned(),
-                details: details.to_owned(),
-                created: now_rfc3339(),
-                expires_ms: now_ms().saturating_add(timeout_ms),
-            };
-            if create_exclusive(&self.request_file(&req.id), &to_json(&req)?)? {
-                return Ok(req);
+            let id = RequestId::random();
+            let path = self.file(sub, &id);
+            let value = make(id);
+            if create_exclusive(&path, &to_json(&value)?)? {
+                return Ok(value);
             }
         }
-        bail!("cannot find a free request id in {}", self.dir.display())
+        bail!("cannot find a free id in {}", self.dir.join(sub).display())
     }
 
     /// Joins an identical pending request (same action and details, not expired) or files a
@@ -261,17 +275,14 @@ impl Queue {
         if message.trim().is_empty() {
             bail!("`message` is empty");
         }
-        for _ in 0..16 {
-            let n = Notice {
-                id: RequestId::random(),
-                message: message.to_owned(),
-                created: now_rfc3339(),
-            };
-            if create_exclusive(&self.file(NOTICES, &n.id), &to_json(&n)?)? {
-                return Ok(n);
-            }
+        if json_files(&self.dir.join(NOTICES))?.len() >= MAX_NOTICES {
+            bail!("this bottle has sent {MAX_NOTICES} notices; no more are kept");
         }
-        bail!("cannot find a free notice id in {}", self.dir.display())
+        self.create_new(NOTICES, |id| Notice {
+            id,
+            message: message.to_owned(),
+            created: now_rfc3339(),
+        })
     }
 
     pub fn request(&self, id: &RequestId) -> Result<Option<Request>> {
@@ -314,25 +325,30 @@ impl Queue {
                 self.dir.display()
             );
         }
-        loop {
+        let mut last_error = None;
+        for _ in 0..3 {
             if create_exclusive(&self.answer_file(&answer.id), &to_json(&answer)?)? {
                 return Ok(Answered::Recorded(answer));
             }
             // Taken: read the winner. A corrupt winner is set aside and we try again.
             match self.answer(&answer.id) {
                 Ok(Some(theirs)) => return Ok(Answered::Already(theirs)),
-                Ok(None) => continue,
-                Err(e) => {
-                    crate::sidecar::log::event(
-                        "supervise",
-                        "warn",
-                        "corrupt answer set aside",
-                        serde_json::json!({ "error": format!("{e:#}") }),
-                    );
-                    continue;
-                }
+                Ok(None) => {}
+                Err(e) => last_error = Some(e),
             }
         }
+        Err(last_error.unwrap_or_else(|| eyre!("the answer to {} keeps changing", answer.id)))
+    }
+
+    /// Answers "denied: REASON" on `by`'s behalf (timeouts, withdrawals, kills) unless an
+    /// answer stands already; returns the one that stands.
+    pub fn close(&self, id: &RequestId, reason: &str, by: &str) -> Result<Answered> {
+        self.answer_with(Answer::new(
+            id.clone(),
+            Decision::Denied,
+            Some(reason.to_owned()),
+            by,
+        ))
     }
 
     /// Every request file, oldest first, with the unreadable ones listed apart.
@@ -466,15 +482,45 @@ fn create_exclusive(path: &Path, bytes: &[u8]) -> Result<bool> {
     let linked = match std::fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        // Some shared-folder filesystems (Docker Desktop) refuse hard links: fall back to a
-        // checked rename, which is atomic for readers but lets a racing writer win silently.
-        Err(_) if !path.exists() => std::fs::rename(&tmp, path)
-            .map(|()| true)
-            .wrap_err_with(|| format!("cannot move {} into place", path.display())),
-        Err(_) => Ok(false),
+        // Some shared-folder filesystems (Docker Desktop) refuse hard links: rename without
+        // replacing instead, still exclusive.
+        Err(e)
+            if e.raw_os_error().is_some_and(|n| {
+                n == nix::errno::Errno::EPERM as i32 || n == nix::errno::Errno::EOPNOTSUPP as i32
+            }) =>
+        {
+            rename_noreplace(&tmp, path)
+        }
+        Err(e) => Err(e).wrap_err_with(|| format!("cannot link {} into place", path.display())),
     };
     let _ = std::fs::remove_file(&tmp);
     linked
+}
+
+/// Renames unless `to` exists; false when it does.
+fn rename_noreplace(from: &Path, to: &Path) -> Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::EEXIST) => Ok(false),
+            Err(e) => Err(e).wrap_err_with(|| format!("cannot move {} into place", to.display())),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No exclusive rename here: check, rename, and read back (a racing writer that
+        // renamed in between is seen and wins).
+        if to.exists() {
+            return Ok(false);
+        }
+        let ours =
+            std::fs::read(from).wrap_err_with(|| format!("cannot read {}", from.display()))?;
+        std::fs::rename(from, to)
+            .wrap_err_with(|| format!("cannot move {} into place", to.display()))?;
+        Ok(std::fs::read(to).is_ok_and(|now| now == ours))
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -612,6 +658,17 @@ mod tests {
         q.answer_with(Answer::new(a.id.clone(), Decision::Denied, None, "me"))?;
         let (d, joined) = q.submit_or_join("deploy", "v2", 60_000)?;
         assert!(!joined && d.id != a.id, "an answered request is not joined");
+        Ok(())
+    }
+
+    #[test]
+    fn an_agent_cannot_fill_the_host_disk() -> Result<()> {
+        let (_d, q) = queue();
+        for i in 0..MAX_PENDING {
+            q.submit(&format!("a{i}"), "", 60_000)?;
+        }
+        let err = q.submit("one more", "", 60_000).expect_err("capped");
+        assert!(format!("{err}").contains("already waiting"), "{err}");
         Ok(())
     }
 

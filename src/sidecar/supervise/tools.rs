@@ -1,12 +1,14 @@
 //! The MCP tools an agent calls to ask a human: `request_approval` and `notify`.
 
-use super::queue::{Answer, Decision, Queue, RequestId};
+use super::queue::{Answer, Answered, Decision, Queue, RequestId};
 use crate::sidecar::log;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a waiting call looks for its answer file (a stat; cheap).
@@ -27,19 +29,25 @@ pub struct NotifyParams {
     pub message: String,
 }
 
+/// How many calls wait on each request (a retried call joins the one pending): a request is
+/// withdrawn only when the last of them hangs up. Shared by every MCP session.
+pub type Waiting = Arc<Mutex<HashMap<RequestId, usize>>>;
+
 #[derive(Clone)]
 pub struct Supervise {
     queue: Queue,
     timeout: Duration,
+    waiting: Waiting,
     #[expect(dead_code, reason = "read by the tool_handler macro")]
     tool_router: ToolRouter<Self>,
 }
 
 impl Supervise {
-    pub fn new(queue: Queue, timeout: Duration) -> Self {
+    pub fn new(queue: Queue, timeout: Duration, waiting: Waiting) -> Self {
         Self {
             queue,
             timeout,
+            waiting,
             tool_router: Self::tool_router(),
         }
     }
@@ -75,25 +83,11 @@ impl Supervise {
             },
             json!({ "id": request.id, "action": request.action }),
         );
-        let mut waiter = Waiter {
-            queue: self.queue.clone(),
-            id: request.id.clone(),
-            done: false,
-        };
+        let mut waiter = Waiter::new(self.queue.clone(), request.id.clone(), &self.waiting);
         let left = request.expires_ms.saturating_sub(super::queue::now_ms());
         let answer = waiter.wait(Duration::from_millis(left)).await;
         waiter.done = true;
-        log::event(
-            "supervise",
-            "info",
-            "approval answered",
-            json!({
-                "id": answer.id,
-                "decision": answer.decision.as_str(),
-                "reason": answer.reason,
-                "by": answer.by,
-            }),
-        );
+        log_answer("approval answered", &answer);
         let mut result = CallToolResult::success(vec![ContentBlock::text(answer.summary())]);
         result.structured_content = Some(json!({
             "id": answer.id,
@@ -149,15 +143,43 @@ fn refused(why: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!("refused: {why}"))])
 }
 
-/// Waits for the answer to one request. Dropped early (the agent hung up), it withdraws the
-/// request so no human approves what nobody waits for.
+/// One JSON line per answer the agent receives (or that closes a request).
+pub fn log_answer(msg: &str, a: &Answer) {
+    log::event(
+        "supervise",
+        "info",
+        msg,
+        json!({
+            "id": a.id,
+            "decision": a.decision.as_str(),
+            "reason": a.reason,
+            "by": a.by,
+        }),
+    );
+}
+
+/// Waits for the answer to one request. Dropped early (the agent hung up) by the last call
+/// waiting on it, it withdraws the request so no human approves what nobody waits for.
 struct Waiter {
     queue: Queue,
     id: RequestId,
+    waiting: Waiting,
     done: bool,
 }
 
 impl Waiter {
+    fn new(queue: Queue, id: RequestId, waiting: &Waiting) -> Self {
+        if let Ok(mut w) = waiting.lock() {
+            *w.entry(id.clone()).or_default() += 1;
+        }
+        Self {
+            queue,
+            id,
+            waiting: Arc::clone(waiting),
+            done: false,
+        }
+    }
+
     async fn wait(&self, timeout: Duration) -> Answer {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -180,45 +202,70 @@ impl Waiter {
                 ),
             }
             if tokio::time::Instant::now() >= deadline {
-                return self.close("timed out");
+                let (queue, id) = (self.queue.clone(), self.id.clone());
+                return tokio::task::spawn_blocking(move || close(&queue, &id, "timed out"))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Answer::new(
+                            self.id.clone(),
+                            Decision::Denied,
+                            Some("timed out".into()),
+                            "supervise",
+                        )
+                    });
             }
             tokio::time::sleep(POLL).await;
         }
     }
+}
 
-    /// Answers denied on supervise's behalf unless a human got there first.
-    fn close(&self, reason: &str) -> Answer {
-        let ours = Answer::new(
-            self.id.clone(),
-            Decision::Denied,
-            Some(reason.into()),
-            "supervise",
-        );
-        match self.queue.answer_with(ours.clone()) {
-            Ok(super::queue::Answered::Recorded(a) | super::queue::Answered::Already(a)) => a,
-            Err(e) => {
-                log::event(
-                    "supervise",
-                    "error",
-                    "cannot record an answer",
-                    json!({ "id": self.id, "error": format!("{e:#}") }),
-                );
-                ours
-            }
+/// Closes `id` as supervise ("denied: REASON") unless an answer stands; returns the one that
+/// stands.
+fn close(queue: &Queue, id: &RequestId, reason: &str) -> Answer {
+    match queue.close(id, reason, "supervise") {
+        Ok(Answered::Recorded(a) | Answered::Already(a)) => a,
+        Err(e) => {
+            log::event(
+                "supervise",
+                "error",
+                "cannot record an answer",
+                json!({ "id": id, "error": format!("{e:#}") }),
+            );
+            Answer::new(
+                id.clone(),
+                Decision::Denied,
+                Some(reason.into()),
+                "supervise",
+            )
         }
     }
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        if !self.done {
-            let a = self.close("withdrawn: the agent stopped waiting");
-            log::event(
-                "supervise",
-                "info",
-                "approval withdrawn",
-                json!({ "id": a.id, "decision": a.decision.as_str(), "reason": a.reason }),
-            );
+        let last = self.waiting.lock().is_ok_and(|mut w| {
+            let n = w.entry(self.id.clone()).or_default();
+            *n = n.saturating_sub(1);
+            let last = *n == 0;
+            if last {
+                w.remove(&self.id);
+            }
+            last
+        });
+        if self.done || !last {
+            return;
+        }
+        let (queue, id) = (self.queue.clone(), self.id.clone());
+        // File work off the runtime's threads.
+        let work = move || {
+            let a = close(&queue, &id, "withdrawn: the agent stopped waiting");
+            log_answer("approval withdrawn", &a);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(work);
+            }
+            Err(_) => work(),
         }
     }
 }
