@@ -470,6 +470,29 @@ fn hooks_the_agent_pushes_never_run_on_the_gate() {
         "/etc/bottle/git-hooks/post-receive",
     ]);
     assert_ne!(out.status.code(), Some(0), "the hooks folder is writable");
+    // A hook in the mirror's own hooks/ folder — where git looks by default, and where one
+    // would run — does not run either: only the read-only folder counts.
+    docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "sh",
+        "-c",
+        &format!(
+            "mkdir -p /var/lib/bottle/git/web.git/hooks; for h in pre-receive update post-receive post-update reference-transaction; do \
+             printf '#!/bin/sh\\ntouch {marker}\\n' > /var/lib/bottle/git/web.git/hooks/$h; \
+             chmod +x /var/lib/bottle/git/web.git/hooks/$h; done"
+        ),
+    ]);
+    agent_ok(
+        &bottle,
+        "cd /tmp/web && git commit -q --allow-empty -m again && git push -q origin HEAD:bottle/planted 2>&1",
+    );
+    let out = docker(&["exec", &bottle.bundle(), "test", "-e", marker]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a hook in the mirror's hooks/ folder ran"
+    );
     // Push options are not accepted.
     let out = agent(
         &bottle,
