@@ -199,6 +199,9 @@ pub fn run(mut c: Command, what: &str, timeout: Duration) -> Result<Output> {
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Its own process group, so a timeout stops git's ssh / remote helpers too (they could
+    // otherwise finish a push after we reported it refused).
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = c
         .spawn()
         .wrap_err_with(|| format!("cannot start git to {what} (is git installed?)"))?;
@@ -222,6 +225,12 @@ pub fn run(mut c: Command, what: &str, timeout: Duration) -> Result<Output> {
             break status;
         }
         if Instant::now() >= deadline {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.kill();
             let _ = child.wait();
             bail!(
@@ -275,6 +284,30 @@ pub fn redact_userinfo(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_timeout_stops_the_whole_process_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("child.pid");
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("sleep 30 & echo $! > {}; wait", pid_file.display()));
+        let err = run(c, "test", Duration::from_millis(300)).expect_err("timed out");
+        assert!(format!("{err}").contains("longer than"), "{err}");
+        let pid = std::fs::read_to_string(&pid_file).expect("pid");
+        let proc_dir = format!("/proc/{}", pid.trim());
+        let start = Instant::now();
+        // Killed, then reaped by init (or left a zombie briefly): not running `sleep` any more.
+        while std::fs::read_to_string(format!("{proc_dir}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the grandchild survived the timeout"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     use super::*;
 
     #[test]
