@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// With no command, opens the dashboard. Every command reads the same config: --config, else
 /// $BOTTLE_TUI_CONFIG, else ./bottle.toml, else $XDG_CONFIG_HOME/bottle-tui/config.toml.
 ///
-/// Exit codes: 0 success, 1 failure, 2 bad config or usage, 3 not implemented yet.
+/// Exit codes: 0 success, 1 failure, 2 bad config or usage.
 #[derive(Debug, Parser)]
 #[command(name = "bottle-tui", version, max_term_width = 100)]
 pub struct Cli {

@@ -21,7 +21,6 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILURE: u8 = 1;
     pub const BAD_CONFIG: u8 = 2;
-    pub const NOT_IMPLEMENTED: u8 = 3;
 }
 
 /// A command's outcome when it does not simply succeed.
@@ -31,10 +30,6 @@ pub enum Failure {
     Config(ConfigErrors),
     /// A usage problem worth exit code 2 (no config found, unknown bottle, ...).
     Usage(String),
-    NotImplemented {
-        command: &'static str,
-        issue: &'static str,
-    },
     /// Already reported on stdout/stderr; just exit with this code.
     Silent(u8),
     Other(color_eyre::Report),
@@ -61,13 +56,6 @@ pub fn main(cli: Cli) -> ExitCode {
         Err(Failure::Usage(msg)) => {
             eprintln!("error: {msg}");
             ExitCode::from(exit::BAD_CONFIG)
-        }
-        Err(Failure::NotImplemented { command, issue }) => {
-            eprintln!(
-                "error: `bottle-tui {command}` is not implemented yet in bottle-tui {} (planned in {issue}); nothing was done",
-                crate::VERSION
-            );
-            ExitCode::from(exit::NOT_IMPLEMENTED)
         }
         Err(Failure::Silent(code)) => ExitCode::from(code),
         Err(Failure::Other(report)) => {
