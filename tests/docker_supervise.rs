@@ -5,7 +5,7 @@
 
 mod common;
 use common::docker::{Bottle, docker_ok, scratch_with, unique_slug};
-use common::mcp::{MCP, approval, mcp, result_text};
+use common::mcp::{approval, mcp, mcp_output, result_text};
 use common::{Scratch, stderr, stdout};
 use std::time::{Duration, Instant};
 
@@ -220,18 +220,7 @@ fn bad_input_is_refused_and_nothing_is_lost() {
     // supervise restarted while a request waits: the request survives, the agent's retry
     // joins it, and the human's answer reaches the retry.
     std::thread::scope(|scope| {
-        let first = scope.spawn(|| {
-            s.run(&[
-                "exec",
-                &slug,
-                "--",
-                "sh",
-                "-c",
-                MCP,
-                "sh",
-                &approval("restart me", ""),
-            ])
-        });
+        let first = scope.spawn(|| mcp_output(&s, &slug, &approval("restart me", "")));
         let id = wait_pending(&s, &slug, "restart me");
         // The bundle has no pkill; `[s]` keeps this shell from matching itself.
         docker_ok(&[
@@ -251,16 +240,7 @@ fn bad_input_is_refused_and_nothing_is_lost() {
             // init restarts supervise after a backoff; retry until it listens again.
             let start = Instant::now();
             loop {
-                let out = s.run(&[
-                    "exec",
-                    &slug,
-                    "--",
-                    "sh",
-                    "-c",
-                    MCP,
-                    "sh",
-                    &approval("restart me", ""),
-                ]);
+                let out = mcp_output(&s, &slug, &approval("restart me", ""));
                 if out.status.success() && stdout(&out).contains("\"result\"") {
                     return stdout(&out);
                 }
@@ -294,18 +274,7 @@ fn bad_input_is_refused_and_nothing_is_lost() {
 
     // kill closes what is still pending and records it.
     std::thread::scope(|scope| {
-        let _waiting = scope.spawn(|| {
-            s.run(&[
-                "exec",
-                &slug,
-                "--",
-                "sh",
-                "-c",
-                MCP,
-                "sh",
-                &approval("orphan", ""),
-            ])
-        });
+        let _waiting = scope.spawn(|| mcp_output(&s, &slug, &approval("orphan", "")));
         let id = wait_pending(&s, &slug, "orphan");
         drop(b);
         assert!(queue(&s).iter().all(|r| r["id"] != id.as_str()));

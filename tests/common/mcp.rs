@@ -21,8 +21,13 @@ curl -sS -H "$CT" -H "$AC" -H "mcp-session-id: $S" -H "$V" "$U" \
 curl -sS -w '\nHTTP %{http_code}\n' -H "$CT" -H "$AC" -H "mcp-session-id: $S" -H "$V" "$U" -d "$1"
 "#;
 
+/// The MCP exchange's raw output (for calls that may fail, e.g. across a restart).
+pub fn mcp_output(s: &Scratch, slug: &str, body: &str) -> std::process::Output {
+    s.run(&["exec", slug, "--", "sh", "-c", MCP, "sh", body])
+}
+
 pub fn mcp(s: &Scratch, slug: &str, body: &str) -> String {
-    let out = s.run(&["exec", slug, "--", "sh", "-c", MCP, "sh", body]);
+    let out = mcp_output(s, slug, body);
     assert!(out.status.success(), "mcp exec failed: {}", stderr(&out));
     stdout(&out)
 }
