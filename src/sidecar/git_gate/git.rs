@@ -166,11 +166,18 @@ impl Upstream {
                 c.env("GIT_SSH_COMMAND", ssh);
             }
             (UpstreamKind::Https, Some(token)) => {
-                // The helper reads the token file itself: the token is on no argv.
+                // The helper reads the token file itself: the token is on no argv. It is
+                // scoped to the upstream's host, so a redirect elsewhere never gets the token.
                 let exe = std::env::current_exe()
                     .unwrap_or_else(|_| "/usr/local/bin/bottle-sidecar".into());
+                let authority = self
+                    .url
+                    .strip_prefix("https://")
+                    .and_then(|rest| rest.split('/').next())
+                    .map(|a| a.rsplit_once('@').map_or(a, |(_, host)| host))
+                    .unwrap_or_default();
                 c.arg("-c").arg(format!(
-                    "credential.helper=!{} git-gate credential --identity {}",
+                    "credential.https://{authority}.helper=!{} git-gate credential --identity {}",
                     shell_quote(&exe.display().to_string()),
                     shell_quote(&token.display().to_string())
                 ));
@@ -382,8 +389,9 @@ mod tests {
         ));
         let (args, env) = rendered(&https.git(&l, None, &["fetch"]));
         assert!(
-            args.iter().any(|a| a.starts_with("credential.helper=!")
-                && a.ends_with("git-gate credential --identity '/etc/bottle/identities/web'")),
+            args.iter()
+                .any(|a| a.starts_with("credential.https://h.helper=!")
+                    && a.ends_with("git-gate credential --identity '/etc/bottle/identities/web'")),
             "{args:?}"
         );
         assert!(!env.iter().any(|(k, _)| k == "GIT_SSH_COMMAND"));
@@ -401,5 +409,55 @@ mod tests {
         assert!(c.contains(&("core.hooksPath", "/etc/bottle/git-hooks".to_owned())));
         assert!(c.contains(&("receive.fsckObjects", "true".to_owned())));
         assert!(c.contains(&("protocol.allow", "never".to_owned())));
+    }
+
+    /// Through real git, with the gate's isolation: the token helper answers for the
+    /// upstream's host and for no other (a redirect elsewhere gets nothing). The helper
+    /// program is swapped for one that reads the file the same way (the sidecar binary itself
+    /// is tested in tests/cli.rs); the scoping and config order are what is under test.
+    #[test]
+    fn the_token_helper_answers_only_for_the_upstreams_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "TOKEN-123\n").expect("token");
+        let l = Layout {
+            state: dir.path().to_owned(),
+            ..Layout::default()
+        };
+        std::fs::write(l.global_config(), "").expect("global config");
+        let https = Upstream::of(&repo(
+            "https://me@git.example.com/me/web.git",
+            token.to_str(),
+        ));
+        let fill = |host: &str| {
+            let (args, env) = rendered(&https.git(&l, None, &["credential", "fill"]));
+            let mut c = Command::new("git");
+            for a in args {
+                c.arg(match a.split_once(".helper=!") {
+                    Some((key, _)) => format!(
+                        "{key}.helper=!f() {{ echo username=x-access-token; echo password=$(head -n1 {}); }}; f",
+                        token.display()
+                    ),
+                    None => a,
+                });
+            }
+            c.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .envs(env)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().expect("git");
+            if let Some(mut i) = child.stdin.take() {
+                let _ = std::io::Write::write_all(
+                    &mut i,
+                    format!("protocol=https\nhost={host}\npath=me/web.git\n\n").as_bytes(),
+                );
+            }
+            let out = child.wait_with_output().expect("wait");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(fill("git.example.com").contains("password=TOKEN-123"));
+        assert!(!fill("evil.example").contains("TOKEN-123"));
     }
 }
