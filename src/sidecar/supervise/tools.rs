@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a waiting call looks for its answer file (a stat; cheap).
-pub const POLL: Duration = Duration::from_millis(200);
+pub const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ApprovalParams {
