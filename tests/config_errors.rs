@@ -125,6 +125,9 @@ bad_config! {
     password_in_upstream_url_refused:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"https://me:ghp_s3cret@github.com/me/web.git\"\n"
         => "4:12", "bottles.demo.git[0].upstream", "has a password in the URL";
+    known_hosts_on_an_https_upstream_refused:
+        "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"https://github.com/me/web.git\"\nknown_hosts = \"prompt.md\"\n"
+        => "5:15", "bottles.demo.git[0].known_hosts", "is not an ssh upstream";
     branch_pattern_invalid:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\npush = [\"bottle/*\", \"a..b\"]\n"
         => "5:21", "bottles.demo.git[0].push[1]", "is not a branch pattern";

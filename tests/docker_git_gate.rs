@@ -731,6 +731,65 @@ fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
         ),
     );
     assert_eq!(stdout(&out).trim(), "grep-done");
+
+    // Pinned host keys (`known_hosts`): a wrong pin refuses the upstream, the right one works.
+    let host_key = docker_ok(&["exec", &sshd.0, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]);
+    let host_key = host_key
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(scratch.path().join("impostor"))
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let impostor = std::fs::read_to_string(scratch.path().join("impostor.pub")).expect("pub");
+    let impostor = impostor
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (pin, works) in [(impostor, false), (host_key, true)] {
+        std::fs::write(
+            scratch.path().join("known_hosts"),
+            format!("upstream-ssh {pin}\n"),
+        )
+        .expect("known_hosts");
+        scratch.write_config(&common::docker::config(&format!(
+            "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{url}\"\nidentity = \"id_ssh\"\n\
+             known_hosts = \"known_hosts\"\npush = [\"bottle/*\"]\nprotect = [\"main\"]\n"
+        )));
+        let pinned = Bottle::up(&scratch, &unique_slug("gatepin"), &[]);
+        docker_ok(&[
+            "network",
+            "connect",
+            "--alias",
+            "upstream-ssh",
+            &format!("bottle-{}-ext", pinned.slug),
+            &sshd.0,
+        ]);
+        let out = agent(&pinned, &format!("git clone -q {url} /tmp/web 2>&1"));
+        let said = stdout(&out);
+        if works {
+            assert!(out.status.success(), "the right pin was refused: {said}");
+        } else {
+            assert!(!out.status.success(), "a wrong pin was accepted: {said}");
+            let logs = docker_ok(&["logs", &pinned.bundle()]);
+            assert!(
+                logs.contains("Host key verification failed")
+                    || said.contains("Host key verification failed"),
+                "{said}\n{logs}"
+            );
+        }
+        docker(&[
+            "network",
+            "disconnect",
+            &format!("bottle-{}-ext", pinned.slug),
+            &sshd.0,
+        ]);
+    }
 }
 
 #[test]

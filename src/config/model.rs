@@ -85,6 +85,9 @@ pub struct GitUpstream {
     pub name: Slug,
     pub upstream: String,
     pub identity: Option<PathBuf>,
+    /// The upstream's pinned ssh host keys (known_hosts format); without it the gate trusts
+    /// the key it sees first.
+    pub known_hosts: Option<PathBuf>,
     pub push: Vec<String>,
     pub protect: Vec<String>,
 }

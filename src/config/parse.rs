@@ -58,7 +58,14 @@ const ROUTE_KEYS: &[&str] = &[
     "token_env",
     "token_file",
 ];
-const GIT_KEYS: &[&str] = &["name", "upstream", "identity", "push", "protect"];
+const GIT_KEYS: &[&str] = &[
+    "name",
+    "upstream",
+    "identity",
+    "known_hosts",
+    "push",
+    "protect",
+];
 const SUPERVISE_KEYS: &[&str] = &["enabled", "timeout"];
 const PIPELOCK_KEYS: &[&str] = &["enabled", "image", "mode"];
 
@@ -535,7 +542,18 @@ impl Parser<'_> {
             let p = resolve(self.dir, s);
             check_readable_file(&p).map(|()| p)
         });
+        let known_hosts = t.parsed(d, "known_hosts", |s| {
+            let p = resolve(self.dir, s);
+            check_readable_file(&p).map(|()| p)
+        });
         if let Some((url, kind)) = &upstream {
+            if *kind != UrlKind::Ssh && t.has("known_hosts") {
+                t.invalid(
+                    d,
+                    "known_hosts",
+                    &format!("pins ssh host keys, but `{url}` is not an ssh upstream"),
+                );
+            }
             if *kind == UrlKind::Ssh && !t.has("identity") {
                 t.missing(d, "identity", &format!("an identity file: `{url}` is an ssh upstream and the gate needs a key for it"));
             }
@@ -550,6 +568,7 @@ impl Parser<'_> {
             name: name?,
             upstream: upstream?.0,
             identity,
+            known_hosts,
             push,
             protect,
         })

@@ -131,6 +131,11 @@ impl<'a, 'i> Table<'a, 'i> {
         );
     }
 
+    /// A key that is present but does not fit the rest of its table.
+    pub fn invalid(&self, d: &mut Diags<'_>, key: &str, why: &str) {
+        d.error(&self.span_of(key), &self.key_path(key), why.to_owned());
+    }
+
     pub fn str(&self, d: &mut Diags<'_>, key: &str) -> Option<(&'a str, Range<usize>)> {
         let v = self.get(key)?;
         match v.get_ref() {

@@ -127,6 +127,10 @@ pub struct GitRepoPlan {
     pub gate_url: String,
     pub identity: Option<PathBuf>,
     pub identity_in_bundle: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts_in_bundle: Option<PathBuf>,
     pub push: Vec<String>,
     pub protect: Vec<String>,
 }

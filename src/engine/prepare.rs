@@ -20,6 +20,7 @@ pub mod in_bundle {
     pub const GIT_GATE_CONFIG: &str = "/etc/bottle/git-gate.json";
     pub const GIT_HOOKS: &str = "/etc/bottle/git-hooks";
     pub const IDENTITIES: &str = "/etc/bottle/identities";
+    pub const KNOWN_HOSTS: &str = "/etc/bottle/known_hosts";
     pub const LOCAL_UPSTREAMS: &str = "/srv/bottle/upstreams";
     pub const SUPERVISE_CONFIG: &str = "/etc/bottle/supervise.json";
     pub const SECRETS: &str = "/run/bottle/secrets";
@@ -170,6 +171,11 @@ pub fn build(
                 },
                 gate_url: format!("git://{GIT_GATE_HOST}/{}.git", g.name),
                 identity: g.identity.clone(),
+                known_hosts: g.known_hosts.clone(),
+                known_hosts_in_bundle: g
+                    .known_hosts
+                    .as_ref()
+                    .map(|_| PathBuf::from(format!("{}/{}", in_bundle::KNOWN_HOSTS, g.name))),
                 identity_in_bundle: g
                     .identity
                     .as_ref()
@@ -233,6 +239,13 @@ pub fn build(
                     host: PathBuf::from(local),
                     container: PathBuf::from(format!("{}/{}", in_bundle::LOCAL_UPSTREAMS, r.name)),
                     read_only: false,
+                });
+            }
+            if let (Some(host), Some(container)) = (&r.known_hosts, &r.known_hosts_in_bundle) {
+                mounts.push(Mount {
+                    host: host.clone(),
+                    container: container.clone(),
+                    read_only: true,
                 });
             }
             if let (Some(host), Some(container)) = (&r.identity, &r.identity_in_bundle) {

@@ -14,6 +14,9 @@ pub struct GitGateRepo {
     pub name: String,
     pub upstream: String,
     pub identity: Option<PathBuf>,
+    /// Pinned ssh host keys: with them the gate checks strictly instead of trusting on first use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
     pub push: Vec<String>,
     pub protect: Vec<String>,
 }
@@ -28,6 +31,7 @@ pub fn render(plan: &GitGatePlan) -> GitGateConfig {
                 name: r.name.to_string(),
                 upstream: r.upstream_in_bundle.clone(),
                 identity: r.identity_in_bundle.clone(),
+                known_hosts: r.known_hosts_in_bundle.clone(),
                 push: r.push.clone(),
                 protect: r.protect.clone(),
             })

@@ -129,6 +129,8 @@ pub struct Upstream {
     pub url: String,
     pub kind: UpstreamKind,
     pub identity: Option<PathBuf>,
+    /// Pinned host keys; None trusts the first key seen (kept in the bundle's known_hosts).
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl Upstream {
@@ -144,6 +146,7 @@ impl Upstream {
             url: repo.upstream.clone(),
             kind,
             identity: repo.identity.clone(),
+            known_hosts: repo.known_hosts.clone(),
         }
     }
 
@@ -153,9 +156,13 @@ impl Upstream {
         match (self.kind, &self.identity) {
             (UpstreamKind::Ssh, identity) => {
                 // -F /dev/null: no ssh config but ours. The key path is not a secret; the key is.
+                let (checking, known) = match &self.known_hosts {
+                    Some(pinned) => ("yes", pinned.clone()),
+                    None => ("accept-new", layout.known_hosts()),
+                };
                 let mut ssh = format!(
-                    "ssh -F /dev/null -o BatchMode=yes -o ConnectTimeout=15 -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
-                    shell_quote(&layout.known_hosts().display().to_string())
+                    "ssh -F /dev/null -o BatchMode=yes -o ConnectTimeout=15 -o StrictHostKeyChecking={checking} -o UserKnownHostsFile={}",
+                    shell_quote(&known.display().to_string())
                 );
                 if let Some(key) = identity {
                     ssh.push_str(&format!(
@@ -340,6 +347,7 @@ mod tests {
             name: "web".into(),
             upstream: upstream.into(),
             identity: identity.map(PathBuf::from),
+            known_hosts: None,
             push: vec![],
             protect: vec![],
         }
@@ -459,5 +467,23 @@ mod tests {
         };
         assert!(fill("git.example.com").contains("password=TOKEN-123"));
         assert!(!fill("evil.example").contains("TOKEN-123"));
+    }
+
+    #[test]
+    fn pinned_host_keys_are_checked_strictly() {
+        let l = Layout::default();
+        let mut r = repo("ssh://git@h/me/web.git", Some("/etc/bottle/identities/web"));
+        r.known_hosts = Some("/etc/bottle/known_hosts/web".into());
+        let (_, env) = rendered(&Upstream::of(&r).git(&l, None, &["fetch"]));
+        let cmd = env
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(
+            cmd.contains("StrictHostKeyChecking=yes")
+                && cmd.contains("UserKnownHostsFile='/etc/bottle/known_hosts/web'"),
+            "{cmd}"
+        );
     }
 }

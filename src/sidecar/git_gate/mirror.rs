@@ -241,6 +241,7 @@ mod tests {
             name: "web".into(),
             upstream: format!("file://{}", t.join("up.git").display()),
             identity: None,
+            known_hosts: None,
             push: vec![],
             protect: vec![],
         };
