@@ -353,6 +353,15 @@ mod tests {
         }
     }
 
+    /// The `GIT_SSH_COMMAND` a fetch from `up` gets.
+    fn ssh_command(up: &Upstream, l: &Layout) -> String {
+        let (_, env) = rendered(&up.git(l, None, &["fetch"]));
+        env.into_iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    }
+
     fn rendered(c: &Command) -> (Vec<String>, Vec<(String, String)>) {
         let args = c
             .get_args()
@@ -378,12 +387,7 @@ mod tests {
             Some("/etc/bottle/identities/web"),
         ));
         assert_eq!(ssh.kind, UpstreamKind::Ssh);
-        let (_, env) = rendered(&ssh.git(&l, None, &["fetch"]));
-        let cmd = env
-            .iter()
-            .find(|(k, _)| k == "GIT_SSH_COMMAND")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let cmd = ssh_command(&ssh, &l);
         assert!(
             cmd.contains("-i '/etc/bottle/identities/web'")
                 && cmd.contains("IdentitiesOnly=yes")
@@ -474,12 +478,7 @@ mod tests {
         let l = Layout::default();
         let mut r = repo("ssh://git@h/me/web.git", Some("/etc/bottle/identities/web"));
         r.known_hosts = Some("/etc/bottle/known_hosts/web".into());
-        let (_, env) = rendered(&Upstream::of(&r).git(&l, None, &["fetch"]));
-        let cmd = env
-            .iter()
-            .find(|(k, _)| k == "GIT_SSH_COMMAND")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let cmd = ssh_command(&Upstream::of(&r), &l);
         assert!(
             cmd.contains("StrictHostKeyChecking=yes")
                 && cmd.contains("UserKnownHostsFile='/etc/bottle/known_hosts/web'"),
