@@ -264,6 +264,9 @@ fn approvals_dialog_and_a_denial_being_typed() {
     });
     snap("approvals_deny_reason", &a);
     a.approvals.clear();
+    let _ = a.on_msg(Msg::UnreadableRequests(vec![
+        "/state/bottles/alpha/queue/requests/deadbeef.json".into(),
+    ]));
     a.mode = Mode::Approvals(ApprovalsView::default());
     snap("approvals_empty", &a);
 }

@@ -146,6 +146,8 @@ pub struct App {
     pub save_dir: std::path::PathBuf,
     /// Requests agents wait on, oldest first.
     pub approvals: Vec<Pending>,
+    /// Request files that cannot be read: shown in the header, named by `bottle-tui queue`.
+    pub unreadable_requests: Vec<String>,
     pub quit: bool,
 }
 
@@ -172,6 +174,7 @@ impl App {
             now: 0,
             save_dir: std::env::temp_dir(),
             approvals: Vec::new(),
+            unreadable_requests: Vec::new(),
             quit: false,
         }
     }
@@ -365,6 +368,10 @@ impl App {
                 if let Mode::Approvals(v) = &mut self.mode {
                     v.selected = v.selected.min(self.approvals.len().saturating_sub(1));
                 }
+                Vec::new()
+            }
+            Msg::UnreadableRequests(files) => {
+                self.unreadable_requests = files;
                 Vec::new()
             }
             Msg::Answered { slug, id, result } => {

@@ -44,6 +44,8 @@ pub enum Msg {
     },
     /// The requests agents wait on, oldest first (sent when the queue folders change).
     Approvals(Vec<Pending>),
+    /// Request files in the queues that cannot be read (corrupt, or from a newer version).
+    UnreadableRequests(Vec<String>),
     /// How answering a request went: the answer's summary, or why it failed.
     Answered {
         slug: String,

@@ -236,6 +236,7 @@ const QUEUE_POLL: Duration = Duration::from_secs(1);
 /// (timeouts) go to the audit trail then.
 async fn watch_approvals(s: Arc<Shared>) {
     let mut last: Option<Vec<approvals::Pending>> = None;
+    let mut last_unreadable: Vec<String> = Vec::new();
     loop {
         let root = s.ctx.root.clone();
         let read = tokio::task::spawn_blocking(move || approvals::pending(&root)).await;
@@ -248,6 +249,15 @@ async fn watch_approvals(s: Arc<Shared>) {
                 .await;
                 let _ = s.out.send(Msg::Approvals(listing.pending.clone()));
                 last = Some(listing.pending);
+            }
+            let unreadable: Vec<String> = listing
+                .unreadable
+                .iter()
+                .map(|u| u.file.display().to_string())
+                .collect();
+            if unreadable != last_unreadable {
+                let _ = s.out.send(Msg::UnreadableRequests(unreadable.clone()));
+                last_unreadable = unreadable;
             }
         }
         tokio::select! {

@@ -185,6 +185,15 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
             t.warn(),
         ));
     }
+    if !app.unreadable_requests.is_empty() {
+        spans.push(Span::styled(
+            match app.unreadable_requests.len() {
+                1 => "   ⚠ 1 unreadable request file (`bottle-tui queue` names it)".to_owned(),
+                n => format!("   ⚠ {n} unreadable request files (`bottle-tui queue` names them)"),
+            },
+            t.bad(),
+        ));
+    }
     if !app.marked.is_empty() {
         spans.push(Span::raw(format!("   {} marked", app.marked.len())));
     }
