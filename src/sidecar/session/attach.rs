@@ -137,8 +137,13 @@ impl Hint {
     }
 }
 
-/// How long the detach hint stays on the bottom line.
+/// How long the detach hint stays on the bottom line once drawn.
 const HINT_FOR: std::time::Duration = std::time::Duration::from_millis(2500);
+/// How long the hint waits for the terminal's size (docker exec sets it after start, slowly on
+/// a busy engine) before it is given up.
+const HINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a hint still waiting for a size is looked at.
+const HINT_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What the output thread last wrote, read by the probe under the same stdout lock so its
 /// query never lands inside the agent's own escape sequence or character.
@@ -148,6 +153,8 @@ struct Written {
     /// The detach hint, until it is drawn: after the first screen, or once the terminal has a
     /// size (docker exec sizes it a moment after start).
     hint: Option<Hint>,
+    /// When the hint was drawn: it stays [`HINT_FOR`] from then.
+    hint_drawn: Option<Instant>,
 }
 
 impl Written {
@@ -160,6 +167,7 @@ impl Written {
         if let Some(bytes) = self.hint.as_ref().and_then(Hint::render) {
             let _ = out.write_all(&bytes).and_then(|()| out.flush());
             self.hint = None;
+            self.hint_drawn = Some(Instant::now());
         }
     }
 }
@@ -232,11 +240,13 @@ async fn session(stream: UnixStream, opts: &Options) -> End {
             opts.name, opts.detach_key
         ),
     });
-    let mut hint_until = interactive.then(|| tokio::time::Instant::now() + HINT_FOR);
+    let attached = Instant::now();
+    let mut hint_until = interactive.then(|| tokio::time::Instant::now() + HINT_POLL);
     let written = Arc::new(Mutex::new(Written {
         at: Instant::now(),
         mid_sequence: false,
         hint,
+        hint_drawn: None,
     }));
     let (end_tx, mut ended) = oneshot::channel();
     {
@@ -302,14 +312,29 @@ async fn session(stream: UnixStream, opts: &Options) -> End {
                     None => std::future::pending().await,
                 }
             } => {
-                hint_until = None;
-                // Too late for a hint that never found a size: drop it.
-                written
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .hint = None;
-                if let Err(e) = send(&ClientFrame::Refresh) {
-                    return End::Lost(e.to_string());
+                let drawn = {
+                    let mut w = written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if w.hint_drawn.is_none() && attached.elapsed() >= HINT_WAIT {
+                        // Too late for a hint that never found a size: drop it.
+                        w.hint = None;
+                    }
+                    (w.hint_drawn, w.hint.is_some())
+                };
+                let now = tokio::time::Instant::now();
+                match drawn {
+                    // Shown: it stays its full time, then the agent's screen is restored.
+                    (Some(at), _) if at.elapsed() < HINT_FOR => {
+                        hint_until = Some(now + (HINT_FOR - at.elapsed()));
+                    }
+                    // Still waiting for a size.
+                    (None, true) => hint_until = Some(now + HINT_POLL),
+                    // Done (shown its time, or given up): a fresh screen from the holder.
+                    _ => {
+                        hint_until = None;
+                        if let Err(e) = send(&ClientFrame::Refresh) {
+                            return End::Lost(e.to_string());
+                        }
+                    }
                 }
             }
             Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => None } } => {
