@@ -216,3 +216,49 @@ fn attach_without_a_terminal_or_to_a_missing_bottle_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+/// docker exec sets its TTY's size only after start, with a few quick retries a busy engine can
+/// exhaust; then the exec's terminal stays 0×0. The attach client falls back to the viewer's
+/// size that `bottle-tui attach` passes (`BOTTLE_ATTACH_SIZE`): the agent gets that size, and the
+/// detach hint is drawn on that bottom line. Here `script` with a piped stdin makes a terminal
+/// docker never sizes.
+#[test]
+fn a_terminal_docker_never_sizes_gets_the_viewers_size() {
+    use std::io::Write;
+    let scratch = scratch_with("");
+    let slug = unique_slug("size");
+    let bottle = Bottle::up(&scratch, &slug, &[]);
+    let run = |env: &str| {
+        let mut child = std::process::Command::new("script")
+            .args(["-qfec"])
+            .arg(format!(
+                "docker exec -it {env} {} /.bottle/bottle-sidecar session attach --name {slug}",
+                bottle.agent()
+            ))
+            .arg("/dev/null")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("script");
+        let mut input = child.stdin.take().expect("stdin");
+        std::thread::sleep(Duration::from_millis(1500));
+        input.write_all(b"stty size\n").expect("type");
+        std::thread::sleep(Duration::from_millis(1500));
+        input.write_all(&[0x11]).expect("ctrl-q");
+        let out = child.wait_with_output().expect("script output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Control: without the fallback the agent keeps the holder's default size and no hint is drawn.
+    let bare = run("");
+    assert!(bare.contains("24 80"), "{bare}");
+    assert!(!bare.contains("\x1b[7m bottle"), "{bare}");
+    let sized = run("-e BOTTLE_ATTACH_SIZE=100x30");
+    assert!(
+        sized.contains("30 100"),
+        "the agent did not get the viewer's size: {sized}"
+    );
+    assert!(
+        sized.contains(&format!("\x1b[30;1H\x1b[7m bottle {slug}")),
+        "the detach hint is not on the viewer's bottom line: {sized:?}"
+    );
+}

@@ -28,6 +28,10 @@ pub fn run(slug: &Slug, detach_key: Option<DetachKey>, config: Option<PathBuf>) 
                     "attach needs a terminal on stdin and stdout; for scripts use `bottle-tui exec {slug} …`"
                 )));
             }
+            let cmd = match crossterm::terminal::size() {
+                Ok((cols, rows)) if cols > 0 && rows > 0 => cmd.with_size(cols, rows),
+                _ => cmd,
+            };
             eprintln!("attaching to {slug} — {key} detaches, the agent keeps running");
             let status = std::process::Command::new(&cmd.program)
                 .args(&cmd.args)

@@ -21,6 +21,25 @@ pub struct AttachCommand {
     pub args: Vec<String>,
 }
 
+impl AttachCommand {
+    /// Tells the client the viewer's size, for when docker exec never sizes its TTY.
+    pub fn with_size(mut self, cols: u16, rows: u16) -> Self {
+        if self.args.first().map(String::as_str) == Some("exec") {
+            self.args.splice(
+                1..1,
+                [
+                    "-e".to_owned(),
+                    format!(
+                        "{}={cols}x{rows}",
+                        crate::sidecar::session::attach::SIZE_ENV
+                    ),
+                ],
+            );
+        }
+        self
+    }
+}
+
 #[derive(Debug)]
 pub enum Target {
     /// The agent runs: the command that attaches to it, and its container.
@@ -121,6 +140,17 @@ mod tests {
         assert_eq!(
             cmd.args.join(" "),
             "exec -it --detach-keys ctrl-@,ctrl-@ bottle-demo-agent /.bottle/bottle-sidecar session attach --name demo --detach-key ctrl-q"
+        );
+    }
+
+    #[test]
+    fn the_viewers_size_goes_to_the_client_as_an_exec_env() {
+        let slug: Slug = "demo".parse().unwrap();
+        let cmd =
+            docker_attach("bottle-demo-agent", &slug, "ctrl-q".parse().unwrap()).with_size(160, 48);
+        assert_eq!(
+            &cmd.args[..4],
+            ["exec", "-e", "BOTTLE_ATTACH_SIZE=160x48", "-it"]
         );
     }
 }

@@ -191,6 +191,8 @@ async fn event_loop(
                                         let r = views::pane_area(area, app, zoomed);
                                         PaneSize { rows: r.height, cols: r.width }
                                     };
+                                    // In case docker exec never sizes its terminal.
+                                    let cmd = cmd.with_size(pane_size.cols, pane_size.rows);
                                     match Pane::spawn(next_pane, &cmd, pane_size, pane_tx.clone()) {
                                         Ok(pane) => {
                                             let pane = pane.with_farewell(vec![detach_key.byte()]);

@@ -44,11 +44,25 @@ impl Drop for RawMode {
 
 /// `docker exec -it` starts the TTY at 0×0 and sizes it a moment later (a SIGWINCH); until
 /// then the size is unknown, which the holder reads as "keep the agent's size".
+/// `COLSxROWS` of the viewer's terminal, as the host side saw it when it started the attach.
+/// docker exec sets the exec's TTY size only after start, with a few quick retries that a busy
+/// engine can exhaust, leaving it 0×0: this is the size to use until a real one arrives.
+pub const SIZE_ENV: &str = "BOTTLE_ATTACH_SIZE";
+
 fn terminal_size() -> Size {
     match crossterm::terminal::size() {
         Ok((cols, rows)) if cols > 0 && rows > 0 => Size { rows, cols },
-        _ => Size::UNKNOWN,
+        _ => std::env::var(SIZE_ENV)
+            .ok()
+            .and_then(|v| parse_size(&v))
+            .unwrap_or(Size::UNKNOWN),
     }
+}
+
+fn parse_size(v: &str) -> Option<Size> {
+    let (cols, rows) = v.split_once('x')?;
+    let (cols, rows) = (cols.parse().ok()?, rows.parse().ok()?);
+    (cols > 0 && rows > 0).then_some(Size { rows, cols })
 }
 
 enum End {
@@ -189,6 +203,9 @@ fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sende
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 w.at = Instant::now();
                 w.mid_sequence = probe::ends_mid_sequence(&bytes);
+                // With a size known (docker's, or the viewer's passed in), the hint goes
+                // on the bottom line right after the screen; else it waits for SIGWINCH.
+                w.draw_hint(&mut out);
             }
             Ok(Some(ServerFrame::Exit(code))) => break End::Exited(code),
             Ok(Some(ServerFrame::Error(why))) => break End::Refused(why),
@@ -359,6 +376,25 @@ async fn session(stream: UnixStream, opts: &Options) -> End {
                     return End::Lost(e.to_string());
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_size_parses_cols_x_rows() {
+        assert_eq!(
+            parse_size("160x48"),
+            Some(Size {
+                rows: 48,
+                cols: 160
+            })
+        );
+        for bad in ["", "160", "0x48", "160x0", "x", "axb", "160x48x1"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }
 }
