@@ -370,14 +370,32 @@ impl Queue {
     }
 
     /// Requests without an answer, oldest first.
+    ///
+    /// Answered requests are never opened: the dashboard and the sweep call this every second,
+    /// and a long-lived bottle keeps every request it ever made.
     pub fn pending(&self) -> Result<(Vec<Request>, Vec<Unreadable>)> {
-        let (all, bad) = self.requests()?;
-        Ok((
-            all.into_iter()
-                .filter(|r| !self.answer_file(&r.id).exists())
-                .collect(),
-            bad,
-        ))
+        let answered: std::collections::HashSet<std::ffi::OsString> =
+            json_files(&self.dir.join(ANSWERS))?
+                .into_iter()
+                .filter_map(|p| p.file_name().map(ToOwned::to_owned))
+                .collect();
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for path in json_files(&self.dir.join(REQUESTS))? {
+            if path.file_name().is_some_and(|n| answered.contains(n)) {
+                continue;
+            }
+            match read_json::<Request>(&path) {
+                Ok(Some(r)) => ok.push(r),
+                Ok(None) => {}
+                Err(e) => bad.push(Unreadable {
+                    file: path,
+                    error: format!("{e:#}"),
+                }),
+            }
+        }
+        ok.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok((ok, bad))
     }
 
     /// How many requests wait for an answer — a cheap count for the dashboard.
@@ -630,6 +648,18 @@ mod tests {
         assert_eq!(aside.len(), 1, "the corrupt file is kept");
         let again = q.answer_with(Answer::new(r.id.clone(), Decision::Approved, None, "me"))?;
         assert!(matches!(again, Answered::Recorded(_)));
+        Ok(())
+    }
+
+    #[test]
+    fn answered_requests_are_not_opened_when_listing_pending() -> Result<()> {
+        let (_d, q) = queue();
+        let r = q.submit("done", "", 60_000)?;
+        q.answer_with(Answer::new(r.id.clone(), Decision::Approved, None, "me"))?;
+        // Were it opened, this garbage would be listed as unreadable.
+        std::fs::write(q.request_file(&r.id), b"garbage")?;
+        let (ok, bad) = q.pending()?;
+        assert!(ok.is_empty() && bad.is_empty(), "{ok:?} {bad:?}");
         Ok(())
     }
 
