@@ -169,13 +169,16 @@ struct Written {
     hint: Option<Hint>,
     /// When the hint was drawn: it stays [`HINT_FOR`] from then.
     hint_drawn: Option<Instant>,
+    /// The first screen has been written. A hint drawn before it would be wiped by its
+    /// clear-screen (a SIGWINCH can come before the holder's repaint).
+    screen_seen: bool,
 }
 
 impl Written {
     /// Draws the pending hint if the terminal has a size and the agent's output is between
     /// sequences. The caller holds the stdout lock.
     fn draw_hint(&mut self, out: &mut impl Write) {
-        if self.mid_sequence {
+        if self.mid_sequence || !self.screen_seen {
             return;
         }
         if let Some(bytes) = self.hint.as_ref().and_then(Hint::render) {
@@ -203,6 +206,7 @@ fn pump_output(stream: UnixStream, written: &Mutex<Written>, end: oneshot::Sende
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 w.at = Instant::now();
                 w.mid_sequence = probe::ends_mid_sequence(&bytes);
+                w.screen_seen = true;
                 // With a size known (docker's, or the viewer's passed in), the hint goes
                 // on the bottom line right after the screen; else it waits for SIGWINCH.
                 w.draw_hint(&mut out);
@@ -264,6 +268,7 @@ async fn session(stream: UnixStream, opts: &Options) -> End {
         mid_sequence: false,
         hint,
         hint_drawn: None,
+        screen_seen: false,
     }));
     let (end_tx, mut ended) = oneshot::channel();
     {
