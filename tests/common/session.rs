@@ -138,6 +138,24 @@ impl Client {
             .expect("read frame")
     }
 
+    /// Reads until the holder closes the connection; output still in flight (a shell's prompt
+    /// arriving after the line the test waited for) is read past. Anything else is returned as
+    /// the reason the connection did not simply close.
+    pub async fn until_closed(&mut self, within: Duration) -> Result<(), String> {
+        let fut = async {
+            loop {
+                match self.frame().await {
+                    None => return Ok(()),
+                    Some(ServerFrame::Output(b)) => self.screen.process(&b),
+                    Some(other) => return Err(format!("got {other:?} instead of the close")),
+                }
+            }
+        };
+        tokio::time::timeout(within, fut)
+            .await
+            .unwrap_or_else(|_| Err(format!("still open after {within:?}")))
+    }
+
     /// Reads output until `needle` is in the recent stream or the agent exits; panics after
     /// `within` (a hang, not a performance limit).
     pub async fn until(&mut self, needle: &str, within: Duration) -> Seen {
