@@ -201,6 +201,20 @@ fn the_agent_clones_and_pushes_through_the_gate_under_the_branch_policy() {
         upstream.branch("bottle/x").as_deref(),
         Some(pushed.as_str())
     );
+    // The push left a marker naming its receive-pack, which refreshes wait for; that process
+    // is gone once the push returned, so the next fetch clears the marker and is not held.
+    let in_flight = "cd /var/lib/bottle/git-gate && for m in web.push.*; do \
+                       [ -e \"$m\" ] || continue; \
+                       if [ -d /proc/${m#web.push.} ]; then echo \"$m alive\"; else echo \"$m gone\"; fi; \
+                     done";
+    let markers = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", in_flight]);
+    assert!(
+        markers.lines().count() == 1 && markers.trim_end().ends_with(" gone"),
+        "one marker, its receive-pack finished: {markers:?}"
+    );
+    agent_ok(&bottle, "cd /tmp/web && git fetch -q origin 2>&1");
+    let markers = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", in_flight]);
+    assert_eq!(markers, "", "the fetch cleared the finished push's marker");
 
     // Each refusal: the push fails and git shows the gate's reason.
     let refusals = [

@@ -40,6 +40,12 @@ impl Layout {
         self.state.join(format!("{name}.lock"))
     }
 
+    /// Marks a push forwarded upstream that receive-pack has not yet recorded in the mirror,
+    /// named by receive-pack's pid (see [`super::mirror::mark_push`]).
+    pub fn push_marker(&self, name: &str, pid: u32) -> PathBuf {
+        self.state.join(format!("{name}.push.{pid}"))
+    }
+
     pub fn known_hosts(&self) -> PathBuf {
         self.state.join("known_hosts")
     }
@@ -63,6 +69,9 @@ impl Layout {
             ("receive.denyDeletes", s("true")),
             ("receive.denyNonFastForwards", s("true")),
             ("receive.advertisePushOptions", s("false")),
+            // receive-pack exits right after recording a push, so refreshes waiting for it
+            // (`mirror::mark_push`) are not held back by a gc.
+            ("receive.autogc", s("false")),
             ("fetch.recurseSubmodules", s("false")),
             ("submodule.recurse", s("false")),
             ("protocol.allow", s("never")),

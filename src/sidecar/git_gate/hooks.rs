@@ -257,6 +257,8 @@ fn forward(layout: &Layout, dir: &Path, repo: &GitGateRepo, updates: &[RefUpdate
         out = attempt(false)?;
     }
     if out.status.success() {
+        // The hook runs as receive-pack's child (the hook script execs us).
+        mirror::mark_push(layout, &repo.name, std::os::unix::process::parent_id())?;
         return Ok(());
     }
     // --porcelain puts the per-ref verdicts on stdout; the reasons are on both.

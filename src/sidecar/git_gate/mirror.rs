@@ -8,7 +8,7 @@ use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use nix::fcntl::{Flock, FlockArg};
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one fetch from the upstream may take before the gate gives up on it.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -75,10 +75,61 @@ pub fn lock(layout: &Layout, name: &str) -> Result<Flock<std::fs::File>> {
         .map_err(|(_, e)| eyre!("cannot lock {}: {e}", path.display()))
 }
 
+/// How long a refresh waits for pushes in flight before fetching anyway (a push whose
+/// receive-pack hangs must not stop every clone).
+const PUSH_WAIT: Duration = Duration::from_secs(30);
+
+/// Records, while the caller holds the repository's lock, that a push was forwarded upstream
+/// and that `receive_pack` (its pid) has yet to move the mirror's refs. receive-pack updates
+/// them only after the pre-receive hook returns and checks each ref's old value; a refresh
+/// fetching the upstream's new value in between would fail the agent's push although the
+/// upstream took it. The marker is done when that process is gone.
+pub fn mark_push(layout: &Layout, name: &str, receive_pack: u32) -> Result<()> {
+    let path = layout.push_marker(name, receive_pack);
+    std::fs::write(&path, b"").wrap_err_with(|| format!("cannot write {}", path.display()))
+}
+
+/// Pushes of `name` still in flight; markers whose receive-pack is gone are removed.
+fn pushes_in_flight(layout: &Layout, name: &str) -> usize {
+    let prefix = format!("{name}.push.");
+    let Ok(entries) = std::fs::read_dir(&layout.state) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name();
+            let pid = file.to_str()?.strip_prefix(&prefix)?.parse::<i32>().ok()?;
+            Some((e.path(), pid))
+        })
+        .filter(|(path, pid)| {
+            // Signal 0 only asks whether the process exists.
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok();
+            if !alive {
+                let _ = std::fs::remove_file(path);
+            }
+            alive
+        })
+        .count()
+}
+
+/// The repository's lock, taken once no forwarded push is waiting for receive-pack.
+fn lock_between_pushes(layout: &Layout, name: &str) -> Result<Flock<std::fs::File>> {
+    let deadline = Instant::now() + PUSH_WAIT;
+    loop {
+        let held = lock(layout, name)?;
+        if pushes_in_flight(layout, name) == 0 || Instant::now() >= deadline {
+            return Ok(held);
+        }
+        drop(held);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Fetches every branch and tag of the upstream into the mirror (pruning what the upstream
 /// deleted) and points the mirror's HEAD at the upstream's default branch.
 pub fn refresh(layout: &Layout, repo: &GitGateRepo) -> Result<()> {
-    let _lock = lock(layout, &repo.name)?;
+    let _lock = lock_between_pushes(layout, &repo.name)?;
     let dir = layout.repo_dir(&repo.name);
     let up = Upstream::of(repo);
     let out = git::run(
@@ -267,5 +318,72 @@ mod tests {
             ..repo
         };
         assert!(refresh(&layout, &gone).is_err());
+    }
+
+    /// A push forwarded upstream but not yet recorded by receive-pack holds refreshes back:
+    /// the mirror's ref stays where receive-pack expects it until that process is gone.
+    #[test]
+    fn a_refresh_waits_for_a_forwarded_push_to_be_recorded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        sh(
+            t,
+            "git init -q --bare -b trunk up.git && git init -q -b trunk w && cd w \
+             && echo a > a && git add a && git commit -qm a && git push -q ../up.git trunk",
+        );
+        let layout = Layout {
+            root: t.join("git"),
+            state: t.join("state"),
+            hooks: t.join("hooks"),
+        };
+        layout.prepare().expect("prepare");
+        let repo = GitGateRepo {
+            name: "web".into(),
+            upstream: format!("file://{}", t.join("up.git").display()),
+            identity: None,
+            known_hosts: None,
+            push: vec![],
+            protect: vec![],
+        };
+        ensure(&layout, &repo).expect("ensure");
+        refresh(&layout, &repo).expect("refresh");
+        let dir = layout.repo_dir("web");
+        let at = |rev: &str| {
+            let out = local(&layout, Some(&dir), &["rev-parse", rev], "rev-parse").expect("git");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let before = at("refs/heads/trunk");
+
+        // The upstream moves (the forwarded push) while "receive-pack" (a sleeping child)
+        // has yet to record it.
+        sh(
+            t,
+            "cd w && echo b > b && git add b && git commit -qm b && git push -q ../up.git trunk",
+        );
+        let mut receive_pack = Command::new("sleep").arg("30").spawn().expect("sleep");
+        mark_push(&layout, "web", receive_pack.id()).expect("mark");
+        let refresher = {
+            let (layout, repo) = (layout.clone(), repo.clone());
+            std::thread::spawn(move || refresh(&layout, &repo))
+        };
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(!refresher.is_finished(), "the refresh waits for the push");
+        assert_eq!(
+            at("refs/heads/trunk"),
+            before,
+            "the mirror's ref is untouched"
+        );
+
+        receive_pack.kill().expect("kill");
+        receive_pack.wait().expect("reap");
+        refresher.join().expect("thread").expect("refresh");
+        assert_ne!(at("refs/heads/trunk"), before, "then the refresh fetches");
+        assert_eq!(pushes_in_flight(&layout, "web"), 0);
+        let markers = std::fs::read_dir(&layout.state)
+            .expect("state")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".push."))
+            .count();
+        assert_eq!(markers, 0, "the done marker is removed");
     }
 }
