@@ -12,7 +12,7 @@ fn help_lists_every_command_of_the_contract() {
     let help = stdout(&out);
     for cmd in [
         "config", "plan", "up", "ls", "inspect", "logs", "exec", "attach", "kill", "queue",
-        "approve", "deny", "audit", "image", "doctor",
+        "approve", "deny", "audit", "notices", "image", "doctor",
     ] {
         assert!(
             help.lines()
@@ -50,6 +50,60 @@ fn approvals_commands_explain_bad_input() {
     let out = scratch.run(&["audit"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "no answered requests yet");
+}
+
+/// Notices filed in a bottle's queue folder (as supervise files them) are listed newest first,
+/// one line each, and `--mark-read` files exactly the ones shown as read.
+#[test]
+fn notices_are_listed_newest_first_and_marked_read() {
+    use bottle_tui::sidecar::supervise::queue::Queue;
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let out = scratch.run(&["notices"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "no unread notices");
+
+    let queue =
+        |slug: &str| Queue::new(scratch.state_dir().join("bottles").join(slug).join("queue"));
+    let (a, b) = (queue("alpha"), queue("beta"));
+    a.ensure().expect("queue");
+    b.ensure().expect("queue");
+    let first = a.notice("tests are green").expect("notice");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = b
+        .notice("pushed bottle/x\n\x1b[2Jcleared?")
+        .expect("notice");
+
+    let out = scratch.run(&["notices"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!("beta {}", second.id)),
+        "{text}"
+    );
+    assert!(
+        lines[0].ends_with("pushed bottle/x  [2Jcleared?"),
+        "one line, no escape: {text}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("alpha {}", first.id)),
+        "{text}"
+    );
+
+    let out = scratch.run(&["notices", "alpha", "--json", "--mark-read"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown[0]["slug"], "alpha");
+    assert_eq!(shown[0]["message"], "tests are green");
+    assert_eq!(shown.as_array().map(Vec::len), Some(1));
+    assert_eq!(stderr(&out).trim(), "marked 1 read");
+
+    let out = scratch.run(&["notices", "--json"]);
+    let left: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(left.as_array().map(Vec::len), Some(1));
+    assert_eq!(left[0]["id"], second.id.as_str());
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! bottles in different states, pinned by insta snapshots. Views are pure functions of `App`.
 
 use bottle_tui::backend::ContainerInfo;
-use bottle_tui::engine::approvals::Pending;
+use bottle_tui::engine::approvals::{Pending, Unread};
 use bottle_tui::engine::attach::AttachCommand;
 use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
-use bottle_tui::sidecar::supervise::queue::{Decision, Request};
+use bottle_tui::sidecar::supervise::queue::{Decision, Notice, Request};
 use bottle_tui::tui::app::{App, ApprovalsView, Engine, LaunchForm, LogsView, Mode, PaneSlot};
 use bottle_tui::tui::keymap::Keymap;
 use bottle_tui::tui::msg::Command;
@@ -269,6 +269,77 @@ fn approvals_dialog_and_a_denial_being_typed() {
     ]));
     a.mode = Mode::Approvals(ApprovalsView::default());
     snap("approvals_empty", &a);
+}
+
+/// A notice filed `ago` seconds before NOW.
+fn notice(slug: &str, id: &str, message: &str, ago: i64) -> Unread {
+    Unread {
+        slug: slug.parse().expect("slug"),
+        notice: Notice {
+            id: id.parse().expect("id"),
+            message: message.into(),
+            created: time::OffsetDateTime::from_unix_timestamp(NOW - ago)
+                .expect("time")
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("format"),
+        },
+    }
+}
+
+/// Ten notices, newest first: the header counts them, the dialog shows eight and says how
+/// many more; an escape sequence in one stays text on one line.
+fn with_notices(mut a: App) -> App {
+    let mut unread = vec![
+        notice("alpha", "00000001", "tests are green on bottle/x", 30),
+        notice(
+            "gamma",
+            "00000002",
+            "need a token for\n\u{1b}[2Jstaging",
+            200,
+        ),
+    ];
+    for i in 3..=10 {
+        unread.push(notice(
+            "alpha",
+            &format!("0000000{}", i % 10),
+            &format!("step {i} done"),
+            300 * i,
+        ));
+    }
+    let _ = a.on_msg(Msg::Notices(unread));
+    a
+}
+
+#[test]
+fn notices_in_the_header_and_the_approvals_dialog() {
+    let mut a = with_notices(app());
+    snap("notices_table", &a);
+    a.mode = Mode::Approvals(ApprovalsView::default());
+    snap("approvals_with_notices", &a);
+}
+
+#[test]
+fn r_in_the_approvals_dialog_marks_every_notice_read() {
+    let mut a = with_notices(app());
+    press(&mut a, KeyCode::Char('a'));
+    let cmds = press(&mut a, KeyCode::Char('r'));
+    let [Command::MarkRead(read)] = cmds.as_slice() else {
+        panic!("expected one MarkRead, got {cmds:?}");
+    };
+    assert_eq!(read.len(), 10);
+    assert_eq!(
+        (read[0].0.as_str(), read[0].1.as_str()),
+        ("alpha", "00000001")
+    );
+    assert!(a.notices.is_empty(), "gone from the dialog at once");
+    assert!(
+        matches!(a.mode, Mode::Approvals(_)),
+        "the dialog stays open"
+    );
+    // Nothing left to mark: `r` does nothing.
+    assert!(press(&mut a, KeyCode::Char('r')).is_empty());
+    let _ = a.on_msg(Msg::MarkedRead(Ok(10)));
+    assert_eq!(a.status.as_deref(), Some("10 notices marked read"));
 }
 
 fn press(a: &mut App, code: KeyCode) -> Vec<Command> {

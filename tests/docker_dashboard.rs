@@ -229,7 +229,7 @@ fn the_engine_going_away_is_shown_in_place_and_the_dashboard_reconnects() {
 /// reason typed in place.
 #[test]
 fn approvals_answered_from_the_dashboard() {
-    use common::mcp::{approval, mcp, result_text};
+    use common::mcp::{approval, mcp, notify, result_text};
     let scratch = scratch_with("[bottles.demo.supervise]\nenabled = true\ntimeout = \"2m\"\n");
     let slug = unique_slug("dash-ap");
     let _bottle = Bottle::up(&scratch, &slug, &[]);
@@ -271,6 +271,36 @@ fn approvals_answered_from_the_dashboard() {
             "denied: never on main"
         );
     });
+
+    // A notice: counted in the header, shown in the open dialog, marked read with `r`.
+    let said = mcp(&scratch, &slug, &notify("tests are green on bottle/e2e"));
+    assert_eq!(result_text(&said), "delivered", "{said}");
+    wait_until(&tmux, "the notice", WAIT, |s| {
+        s.contains("✉ 1 notice") && s.contains("tests are green on bottle/e2e")
+    });
+    tmux.keys(&["r"]);
+    wait_until(&tmux, "the notice read", WAIT, |s| {
+        !s.contains("✉") && !s.contains("tests are green on bottle/e2e")
+    });
+    let out = scratch.run(&["notices", &slug, "--json"]);
+    assert_eq!(
+        common::stdout(&out).trim(),
+        "[]",
+        "{}",
+        common::stderr(&out)
+    );
+    let read = scratch
+        .state_dir()
+        .join("bottles")
+        .join(slug.as_str())
+        .join("queue/notices/read");
+    assert_eq!(
+        std::fs::read_dir(&read).map(Iterator::count).unwrap_or(0),
+        1,
+        "the notice is kept, read, in {}",
+        read.display()
+    );
+
     tmux.keys(&["Escape"]);
     let out = scratch.run(&["audit", &slug, "--json"]);
     let trail: Vec<serde_json::Value> =

@@ -153,6 +153,22 @@ pub enum Command {
         json: bool,
     },
 
+    /// Show what agents told you (supervise's `notify`) and you have not read yet, newest
+    /// first.
+    ///
+    /// Each bottle keeps at most 1000 unread notices; `--mark-read` files the ones shown as
+    /// read, which frees the agent to send more.
+    Notices {
+        /// Only this bottle.
+        slug: Option<Slug>,
+        /// Mark every notice shown as read.
+        #[arg(long)]
+        mark_read: bool,
+        /// Print a JSON array of {slug, id, message, created}.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Build the images bottles run from.
     #[command(subcommand)]
     Image(ImageCommand),

@@ -81,6 +81,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Approve { .. } => "approve",
         Command::Deny { .. } => "deny",
         Command::Audit { .. } => "audit",
+        Command::Notices { .. } => "notices",
         Command::Image(_) => "image build",
         Command::Doctor { .. } => "doctor",
     }
@@ -128,6 +129,11 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         Command::Audit { slug, limit, json } => {
             queue_cmd::audit_cmd(root, slug.as_ref(), limit, json)
         }
+        Command::Notices {
+            slug,
+            mark_read,
+            json,
+        } => queue_cmd::notices_cmd(root, slug.as_ref(), mark_read, json),
         Command::Image(ImageCommand::Build(args)) => image_cmd::build(args),
     }
 }

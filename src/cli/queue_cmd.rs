@@ -1,4 +1,4 @@
-//! `queue`, `approve`, `deny`, `audit`: the approvals agents ask for through supervise.
+//! `queue`, `approve`, `deny`, `audit`, `notices`: what agents ask and tell through supervise.
 
 use super::{Outcome, print_json};
 use crate::engine::approvals;
@@ -112,6 +112,38 @@ pub fn audit_cmd(root: &StateRoot, slug: Option<&Slug>, limit: usize, json: bool
             d.by
         )
         .ok();
+    }
+    Ok(())
+}
+
+pub fn notices_cmd(root: &StateRoot, slug: Option<&Slug>, mark_read: bool, json: bool) -> Outcome {
+    let unread = approvals::notices(root, slug)?;
+    if json {
+        print_json(&unread)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        if unread.is_empty() {
+            writeln!(out, "no unread notices").ok();
+        }
+        let now = now_ms() as i64 / 1000;
+        for u in &unread {
+            let age = crate::tui::views::epoch(&u.notice.created)
+                .map(|t| crate::tui::views::age(now - t))
+                .unwrap_or_else(|| "?".into());
+            writeln!(
+                out,
+                "{} {}  {age:>6} ago  {}",
+                u.slug,
+                u.notice.id,
+                shorten(&u.notice.message)
+            )
+            .ok();
+        }
+    }
+    if mark_read && !unread.is_empty() {
+        let n = approvals::mark_read(root, unread.iter().map(|u| (&u.slug, &u.notice.id)))?;
+        // On stderr: --json output stays data.
+        eprintln!("marked {n} read");
     }
     Ok(())
 }

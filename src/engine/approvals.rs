@@ -4,7 +4,7 @@
 
 use super::prepare::files;
 use crate::sidecar::supervise::queue::{
-    Answer, Answered, Decision, Queue, Request, RequestId, Unreadable,
+    Answer, Answered, Decision, Notice, Queue, Request, RequestId, Unreadable,
 };
 use crate::state::StateRoot;
 use crate::store::{DecisionRecord, Store};
@@ -82,6 +82,53 @@ pub fn pending_counts(root: &StateRoot) -> Vec<(Slug, usize)> {
             (slug, n)
         })
         .collect()
+}
+
+/// A notice an agent filed with supervise's `notify`, not yet read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unread {
+    pub slug: Slug,
+    #[serde(flatten)]
+    pub notice: Notice,
+}
+
+/// Unread notices of one bottle or of all, newest first.
+pub fn notices(root: &StateRoot, only: Option<&Slug>) -> Result<Vec<Unread>> {
+    let mut out = Vec::new();
+    for (slug, q) in queues(root)? {
+        if only.is_some_and(|o| *o != slug) {
+            continue;
+        }
+        out.extend(q.notices()?.into_iter().map(|notice| Unread {
+            slug: slug.clone(),
+            notice,
+        }));
+    }
+    out.sort_by(|a, b| b.notice.created.cmp(&a.notice.created));
+    Ok(out)
+}
+
+/// Every bottle's unread notice files, unopened: changes whenever a notice is filed or read.
+pub fn notice_files(root: &StateRoot) -> Vec<std::path::PathBuf> {
+    queues(root)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|(_, q)| q.notice_files())
+        .collect()
+}
+
+/// Marks notices read; returns how many were still unread.
+pub fn mark_read<'n>(
+    root: &StateRoot,
+    notices: impl IntoIterator<Item = (&'n Slug, &'n RequestId)>,
+) -> Result<usize> {
+    let mut n = 0;
+    for (slug, id) in notices {
+        if queue_of(root, slug).mark_read(id)? {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Agent-written text as one line of at most `max` characters: control characters become

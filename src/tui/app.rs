@@ -6,7 +6,8 @@ use super::logs::LogBook;
 use super::msg::{Command, Msg};
 use super::pane::{Pane, PaneEvent};
 use super::theme::Theme;
-use crate::engine::approvals::Pending;
+use super::views::plural;
+use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
@@ -148,6 +149,8 @@ pub struct App {
     pub approvals: Vec<Pending>,
     /// Request files that cannot be read: shown in the header, named by `bottle-tui queue`.
     pub unreadable_requests: Vec<String>,
+    /// What agents told the operator (supervise's `notify`) and nobody read yet, newest first.
+    pub notices: Vec<Unread>,
     pub quit: bool,
 }
 
@@ -175,6 +178,7 @@ impl App {
             save_dir: std::env::temp_dir(),
             approvals: Vec::new(),
             unreadable_requests: Vec::new(),
+            notices: Vec::new(),
             quit: false,
         }
     }
@@ -368,6 +372,17 @@ impl App {
                 if let Mode::Approvals(v) = &mut self.mode {
                     v.selected = v.selected.min(self.approvals.len().saturating_sub(1));
                 }
+                Vec::new()
+            }
+            Msg::Notices(unread) => {
+                self.notices = unread;
+                Vec::new()
+            }
+            Msg::MarkedRead(result) => {
+                self.status = Some(match result {
+                    Ok(n) => format!("{} marked read", plural(n, "notice")),
+                    Err(e) => format!("marking notices read failed: {e}"),
+                });
                 Vec::new()
             }
             Msg::UnreadableRequests(files) => {
@@ -745,6 +760,16 @@ impl App {
             (KeyCode::Char('n' | 'd'), _) if n > 0 => {
                 view.reason = Some(String::new());
                 view.decision = Some(Decision::Denied);
+            }
+            // Every notice shown is read now; the next queue read confirms it.
+            (KeyCode::Char('r'), _) if !self.notices.is_empty() => {
+                let read: Vec<_> = std::mem::take(&mut self.notices)
+                    .into_iter()
+                    .map(|u| (u.slug, u.notice.id))
+                    .collect();
+                self.status = Some(format!("marking {} read…", plural(read.len(), "notice")));
+                self.mode = Mode::Approvals(view);
+                return vec![Command::MarkRead(read)];
             }
             _ => {}
         }

@@ -1,10 +1,11 @@
 //! Typed messages into the UI loop, and the commands the loop hands to the engine worker.
 
-use crate::engine::approvals::Pending;
+use crate::engine::approvals::{Pending, Unread};
 use crate::engine::attach::AttachCommand;
 use crate::engine::reconcile::BottleStatus;
-use crate::sidecar::supervise::queue::Decision;
+use crate::sidecar::supervise::queue::{Decision, RequestId};
 use crate::tui::pane::PaneEvent;
+use crate::types::Slug;
 
 /// Everything that can change what the dashboard shows.
 #[derive(Debug)]
@@ -44,6 +45,10 @@ pub enum Msg {
     },
     /// The requests agents wait on, oldest first (sent when the queue folders change).
     Approvals(Vec<Pending>),
+    /// The notices agents filed and nobody read yet, newest first (sent when they change).
+    Notices(Vec<Unread>),
+    /// How marking notices read went: how many, or why it failed.
+    MarkedRead(Result<usize, String>),
     /// Request files in the queues that cannot be read (corrupt, or from a newer version).
     UnreadableRequests(Vec<String>),
     /// How answering a request went: the answer's summary, or why it failed.
@@ -76,4 +81,6 @@ pub enum Command {
         decision: Decision,
         reason: Option<String>,
     },
+    /// Mark these notices read.
+    MarkRead(Vec<(Slug, RequestId)>),
 }

@@ -164,6 +164,17 @@ async fn run(s: Arc<Shared>, cmd: Command) {
             let _ = s.out.send(Msg::Answered { slug, id, result });
             s.requeue.notify_one();
         }
+        Command::MarkRead(notices) => {
+            let root = s.ctx.root.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                approvals::mark_read(&root, notices.iter().map(|(s, i)| (s, i)))
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let _ = s.out.send(Msg::MarkedRead(result));
+            s.requeue.notify_one();
+        }
         Command::Attach { slug, preview } => {
             if preview {
                 // Let the selection rest first: scrolling through the table must not start a
@@ -228,19 +239,22 @@ async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Res
     .map_err(|e| format!("{e:#}"))
 }
 
-/// Connects (and reconnects), refreshes on engine events, follows bundle logs.
 /// How often the approvals queues are read (directory listings: cheap).
 const QUEUE_POLL: Duration = Duration::from_secs(1);
 
-/// Sends the pending approvals whenever they change; answers supervise gave itself
-/// (timeouts) go to the audit trail then.
+/// Sends the pending approvals and the unread notices whenever they change; answers
+/// supervise gave itself (timeouts) go to the audit trail then.
 async fn watch_approvals(s: Arc<Shared>) {
     let mut last: Option<Vec<approvals::Pending>> = None;
     let mut last_unreadable: Vec<String> = Vec::new();
+    let mut last_notices: Option<Vec<std::path::PathBuf>> = None;
     loop {
         let root = s.ctx.root.clone();
-        let read = tokio::task::spawn_blocking(move || approvals::pending(&root)).await;
-        if let Ok(Ok(listing)) = read {
+        let read = tokio::task::spawn_blocking(move || {
+            approvals::pending(&root).map(|l| (l, approvals::notice_files(&root)))
+        })
+        .await;
+        if let Ok(Ok((listing, files))) = read {
             if last.as_ref() != Some(&listing.pending) {
                 let root = s.ctx.root.clone();
                 let _ = tokio::task::spawn_blocking(move || {
@@ -249,6 +263,16 @@ async fn watch_approvals(s: Arc<Shared>) {
                 .await;
                 let _ = s.out.send(Msg::Approvals(listing.pending.clone()));
                 last = Some(listing.pending);
+            }
+            // The notices are opened only when their files changed (filed or read).
+            if last_notices.as_ref() != Some(&files) {
+                let root = s.ctx.root.clone();
+                let read =
+                    tokio::task::spawn_blocking(move || approvals::notices(&root, None)).await;
+                if let Ok(Ok(unread)) = read {
+                    let _ = s.out.send(Msg::Notices(unread));
+                    last_notices = Some(files);
+                }
             }
             let unreadable: Vec<String> = listing
                 .unreadable
@@ -267,6 +291,7 @@ async fn watch_approvals(s: Arc<Shared>) {
     }
 }
 
+/// Connects (and reconnects), refreshes on engine events, follows bundle logs.
 async fn watch(s: Arc<Shared>) {
     let mut followers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
     loop {

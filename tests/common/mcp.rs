@@ -40,6 +40,14 @@ pub fn approval(action: &str, details: &str) -> String {
     .to_string()
 }
 
+pub fn notify(message: &str) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": { "name": "notify", "arguments": { "message": message } }
+    })
+    .to_string()
+}
+
 /// The tool result's text, from the SSE body.
 pub fn result_text(body: &str) -> String {
     body.lines()

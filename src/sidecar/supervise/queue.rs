@@ -24,11 +24,14 @@ use std::str::FromStr;
 pub const REQUESTS: &str = "requests";
 pub const ANSWERS: &str = "answers";
 pub const NOTICES: &str = "notices";
+/// Notices a human has read, under `notices/`; they no longer count against the agent's limit.
+pub const READ: &str = "read";
 
 /// Longest `action`/`details`/`message` an agent may send (bytes); longer text is refused.
 pub const MAX_TEXT: usize = 16 * 1024;
-/// Requests one bottle may have waiting at once, and notices it may leave: the queue lives
-/// in the host's state dir, so an agent must not be able to fill the host's disk.
+/// Requests one bottle may have waiting at once, and notices it may leave unread (and the
+/// read ones kept): the queue lives in the host's state dir, so an agent must not be able to
+/// fill the host's disk.
 pub const MAX_PENDING: usize = 64;
 pub const MAX_NOTICES: usize = 1000;
 
@@ -276,7 +279,7 @@ impl Queue {
             bail!("`message` is empty");
         }
         if json_files(&self.dir.join(NOTICES))?.len() >= MAX_NOTICES {
-            bail!("this bottle has sent {MAX_NOTICES} notices; no more are kept");
+            bail!("{MAX_NOTICES} notices are unread; no more are kept until a human reads them");
         }
         self.create_new(NOTICES, |id| Notice {
             id,
@@ -415,6 +418,41 @@ impl Queue {
             .count()
     }
 
+    /// Marks a notice read: moved to `notices/read/` (one rename, so it is never half there).
+    /// False when it is not unread (already read, or no such notice). The oldest read notices
+    /// beyond [`MAX_NOTICES`] are dropped.
+    pub fn mark_read(&self, id: &RequestId) -> Result<bool> {
+        let from = self.file(NOTICES, id);
+        let read = self.dir.join(NOTICES).join(READ);
+        std::fs::create_dir_all(&read)
+            .wrap_err_with(|| format!("cannot create {}", read.display()))?;
+        match std::fs::rename(&from, read.join(format!("{id}.json"))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).wrap_err_with(|| format!("cannot move {}", from.display())),
+        }
+        let mut kept: Vec<(std::time::SystemTime, PathBuf)> = json_files(&read)?
+            .into_iter()
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .collect();
+        if kept.len() > MAX_NOTICES {
+            kept.sort();
+            for (_, p) in &kept[..kept.len() - MAX_NOTICES] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The unread notices' files, unopened: a watcher compares these to skip reading the
+    /// notices when nothing was filed or read.
+    pub fn notice_files(&self) -> Vec<PathBuf> {
+        let mut files = json_files(&self.dir.join(NOTICES)).unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Unread notices, oldest first.
     pub fn notices(&self) -> Result<Vec<Notice>> {
         let mut out: Vec<Notice> = json_files(&self.dir.join(NOTICES))?
             .iter()
@@ -699,6 +737,55 @@ mod tests {
         }
         let err = q.submit("one more", "", 60_000).expect_err("capped");
         assert!(format!("{err}").contains("already waiting"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn reading_a_notice_moves_it_aside_and_frees_the_agents_limit() -> Result<()> {
+        let (_d, q) = queue();
+        let first = q.notice("tests are green")?;
+        let second = q.notice("pushed bottle/x")?;
+        assert_eq!(q.notice_files().len(), 2);
+        assert!(q.mark_read(&first.id)?);
+        assert!(!q.mark_read(&first.id)?, "read twice: nothing to do");
+        assert_eq!(q.notices()?, vec![second.clone()]);
+        let read = q.dir().join(NOTICES).join(READ);
+        assert!(
+            read.join(format!("{}.json", first.id)).is_file(),
+            "kept, read"
+        );
+
+        // The limit counts unread notices only.
+        let dir = q.dir().join(NOTICES);
+        for i in 0..MAX_NOTICES - 1 {
+            std::fs::write(dir.join(format!("f{i:07}.json")), b"{}").expect("fill");
+        }
+        let err = q.notice("one more").expect_err("capped");
+        assert!(format!("{err}").contains("unread"), "{err}");
+        assert!(q.mark_read(&second.id)?);
+        let newest = q.notice("one more")?;
+
+        // Read notices beyond the limit: the oldest go.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        for i in 0..MAX_NOTICES {
+            let p = read.join(format!("r{i:07}.json"));
+            std::fs::write(&p, b"{}").expect("fill read");
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .and_then(|f| f.set_modified(old + std::time::Duration::from_secs(i as u64)))
+                .expect("mtime");
+        }
+        assert!(q.mark_read(&newest.id)?);
+        assert_eq!(json_files(&read)?.len(), MAX_NOTICES);
+        // first, second and newest are recent: the three oldest by time went.
+        for gone in ["r0000000", "r0000001", "r0000002"] {
+            assert!(!read.join(format!("{gone}.json")).exists(), "{gone}");
+        }
+        assert!(read.join("r0000003.json").is_file());
+        for kept in [&first.id, &second.id, &newest.id] {
+            assert!(read.join(format!("{kept}.json")).is_file(), "{kept}");
+        }
         Ok(())
     }
 

@@ -185,6 +185,16 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
             t.warn(),
         ));
     }
+    if !app.notices.is_empty() {
+        spans.push(Span::styled(
+            format!(
+                "   ✉ {} — {} reads",
+                plural(app.notices.len(), "notice"),
+                app.keymap.key_of("approvals")
+            ),
+            t.warn(),
+        ));
+    }
     if !app.unreadable_requests.is_empty() {
         spans.push(Span::styled(
             match app.unreadable_requests.len() {
@@ -298,4 +308,13 @@ pub fn epoch(rfc3339: &str) -> Option<i64> {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp)
+}
+
+/// "1 notice", "3 notices".
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -291,7 +291,11 @@ pub fn aliases(f: &mut Frame<'_>, app: &App, area: Rect) {
     );
 }
 
+/// Notices listed in the approvals dialog; `bottle-tui notices` has them all.
+const NOTICES_SHOWN: usize = 8;
+
 /// The approvals dialog: what each agent waits on, oldest first; answer the selected one.
+/// Below, what agents told the operator (unread notices), newest first.
 pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
     use crate::engine::approvals::one_line;
     let t = app.theme;
@@ -330,6 +334,33 @@ pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
             ))));
         }
     }
+    if !app.notices.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            format!("notices · {} unread, newest first", app.notices.len()),
+            t.title(),
+        )));
+        for u in app.notices.iter().take(NOTICES_SHOWN) {
+            let age = super::epoch(&u.notice.created)
+                .map(|c| super::age(app.now - c))
+                .unwrap_or_else(|| "?".into());
+            let head = format!("  {} {age} ago  ", u.slug);
+            let room = text_w.saturating_sub(head.chars().count());
+            lines.push(Line::from(vec![
+                Span::styled(head, t.dim()),
+                Span::raw(one_line(&u.notice.message, room)),
+            ]));
+        }
+        if app.notices.len() > NOTICES_SHOWN {
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "  …and {} more (`bottle-tui notices` lists them all)",
+                    app.notices.len() - NOTICES_SHOWN
+                ),
+                t.dim(),
+            )));
+        }
+    }
     lines.push(Line::from(""));
     if let (Some(reason), Some(decision)) = (&view.reason, view.decision) {
         let what = match decision {
@@ -342,7 +373,7 @@ pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
             Span::styled("▏ enter sends, esc cancels", t.dim()),
         ]));
     } else {
-        lines.push(Line::from(vec![
+        let mut hints = Line::from(vec![
             Span::styled(" y ", t.key()),
             Span::raw("approve "),
             Span::styled(" Y ", t.key()),
@@ -351,14 +382,27 @@ pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
             Span::raw("deny with reason "),
             Span::styled(" ↑↓ ", t.key()),
             Span::raw("move "),
-            Span::styled(" esc ", t.key()),
-            Span::raw("close"),
-        ]));
+        ]);
+        if !app.notices.is_empty() {
+            hints.spans.push(Span::styled(" r ", t.key()));
+            hints.spans.push(Span::raw("mark notices read "));
+        }
+        hints.spans.push(Span::styled(" esc ", t.key()));
+        hints.spans.push(Span::raw("close"));
+        lines.push(hints);
     }
     let h = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
-    let title = format!(" approvals · {} pending ", app.approvals.len());
+    let title = if app.notices.is_empty() {
+        format!(" approvals · {} pending ", app.approvals.len())
+    } else {
+        format!(
+            " approvals · {} pending · {} ",
+            app.approvals.len(),
+            super::plural(app.notices.len(), "notice")
+        )
+    };
     let inner = dialog(f, width, h, title);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
