@@ -103,8 +103,15 @@ fn pushes_in_flight(layout: &Layout, name: &str) -> usize {
             Some((e.path(), pid))
         })
         .filter(|(path, pid)| {
-            // Signal 0 only asks whether the process exists.
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok();
+            // Signal 0 only asks whether the process exists. A marker older than the wait is
+            // stale whatever its pid names now (pids are reused).
+            let fresh = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < PUSH_WAIT);
+            let alive =
+                fresh && nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok();
             if !alive {
                 let _ = std::fs::remove_file(path);
             }
@@ -271,17 +278,8 @@ mod tests {
         );
     }
 
-    /// A real git against a local upstream: mirror, HEAD, prune, and tags.
-    #[test]
-    fn a_mirror_follows_its_file_upstream() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let t = tmp.path();
-        sh(
-            t,
-            "git init -q --bare -b trunk up.git && git init -q -b trunk w && cd w \
-             && echo a > a && git add a && git commit -qm a && git tag v1 \
-             && git push -q ../up.git trunk v1 && git push -q ../up.git trunk:gone",
-        );
+    /// A gate in `t` serving `t/up.git` as `web`, its mirror created (empty).
+    fn gate(t: &Path) -> (Layout, GitGateRepo) {
         let layout = Layout {
             root: t.join("git"),
             state: t.join("state"),
@@ -297,6 +295,21 @@ mod tests {
             protect: vec![],
         };
         ensure(&layout, &repo).expect("ensure");
+        (layout, repo)
+    }
+
+    /// A real git against a local upstream: mirror, HEAD, prune, and tags.
+    #[test]
+    fn a_mirror_follows_its_file_upstream() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        sh(
+            t,
+            "git init -q --bare -b trunk up.git && git init -q -b trunk w && cd w \
+             && echo a > a && git add a && git commit -qm a && git tag v1 \
+             && git push -q ../up.git trunk v1 && git push -q ../up.git trunk:gone",
+        );
+        let (layout, repo) = gate(t);
         let dir = layout.repo_dir("web");
         assert!(!dir.join("hooks").exists(), "no sample hooks");
         assert!(!has_branches(&layout, &dir));
@@ -331,21 +344,7 @@ mod tests {
             "git init -q --bare -b trunk up.git && git init -q -b trunk w && cd w \
              && echo a > a && git add a && git commit -qm a && git push -q ../up.git trunk",
         );
-        let layout = Layout {
-            root: t.join("git"),
-            state: t.join("state"),
-            hooks: t.join("hooks"),
-        };
-        layout.prepare().expect("prepare");
-        let repo = GitGateRepo {
-            name: "web".into(),
-            upstream: format!("file://{}", t.join("up.git").display()),
-            identity: None,
-            known_hosts: None,
-            push: vec![],
-            protect: vec![],
-        };
-        ensure(&layout, &repo).expect("ensure");
+        let (layout, repo) = gate(t);
         refresh(&layout, &repo).expect("refresh");
         let dir = layout.repo_dir("web");
         let at = |rev: &str| {
@@ -385,5 +384,23 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".push."))
             .count();
         assert_eq!(markers, 0, "the done marker is removed");
+    }
+
+    /// A marker outlives its wait only if its pid was reused: it is dropped by age.
+    #[test]
+    fn an_old_marker_is_stale_even_if_its_pid_lives() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (layout, _) = gate(tmp.path());
+        // This test's own process: alive.
+        mark_push(&layout, "web", std::process::id()).expect("mark");
+        assert_eq!(pushes_in_flight(&layout, "web"), 1);
+        let marker = layout.push_marker("web", std::process::id());
+        std::fs::File::options()
+            .write(true)
+            .open(&marker)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now() - PUSH_WAIT * 2))
+            .expect("age the marker");
+        assert_eq!(pushes_in_flight(&layout, "web"), 0);
+        assert!(!marker.exists(), "removed");
     }
 }

@@ -175,34 +175,39 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         "   {} bottles, {running} running",
         app.bottles.len()
     )));
+    // What waits for the operator, each with the key that shows it.
+    let key = app.keymap.key_of("approvals");
     let pending = app.pending_approvals();
-    if pending > 0 {
-        spans.push(Span::styled(
-            format!(
-                "   ⚑ {pending} pending — {} answers",
-                app.keymap.key_of("approvals")
-            ),
+    let badges = [
+        (
+            pending,
+            "⚑",
+            format!("{pending} pending"),
+            "answers",
             t.warn(),
-        ));
-    }
-    if !app.notices.is_empty() {
-        spans.push(Span::styled(
-            format!(
-                "   ✉ {} — {} reads",
-                plural(app.notices.len(), "notice"),
-                app.keymap.key_of("approvals")
-            ),
+        ),
+        (
+            app.notices.len(),
+            "✉",
+            plural(app.notices.len(), "notice"),
+            "reads",
             t.warn(),
-        ));
-    }
-    if !app.unreadable_requests.is_empty() {
-        spans.push(Span::styled(
-            match app.unreadable_requests.len() {
-                1 => "   ⚠ 1 unreadable request file (`bottle-tui queue` names it)".to_owned(),
-                n => format!("   ⚠ {n} unreadable request files (`bottle-tui queue` names them)"),
-            },
+        ),
+        (
+            app.unreadable_requests.len(),
+            "⚠",
+            plural(app.unreadable_requests.len(), "unreadable request file"),
+            "names them",
             t.bad(),
-        ));
+        ),
+    ];
+    for (n, sign, what, verb, style) in badges {
+        if n > 0 {
+            spans.push(Span::styled(
+                format!("   {sign} {what} — {key} {verb}"),
+                style,
+            ));
+        }
     }
     if !app.marked.is_empty() {
         spans.push(Span::raw(format!("   {} marked", app.marked.len())));

@@ -334,6 +334,19 @@ pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
             ))));
         }
     }
+    if !app.unreadable_requests.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "unreadable request files (corrupt, or written by a newer version):",
+            t.bad(),
+        )));
+        for file in &app.unreadable_requests {
+            lines.push(Line::from(Span::raw(format!(
+                "  {}",
+                one_line(file, text_w.saturating_sub(2))
+            ))));
+        }
+    }
     if !app.notices.is_empty() {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
