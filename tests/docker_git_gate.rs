@@ -910,3 +910,153 @@ SCRIPT
     // Nothing new under bottle/ either.
     assert_eq!(upstream.branch("bottle/x"), None, "{said}");
 }
+
+const HTTPS_GIT_IMAGE: &str = "bottle-tui-test-https-git:1";
+/// nginx in front of `git http-backend`, basic auth from a file: a self-hosted git server.
+const HTTPS_GIT_DOCKERFILE: &str = "FROM debian:bookworm-slim\n\
+RUN apt-get update \\\n && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx fcgiwrap git openssl \\\n \
+&& rm -rf /var/lib/apt/lists/*\n\
+CMD [\"sleep\", \"infinity\"]\n";
+const HTTPS_GIT_NGINX: &str = r#"events {}
+http {
+  access_log /var/log/nginx/access.log;
+  error_log /var/log/nginx/error.log;
+  server {
+    listen 443 ssl;
+    ssl_certificate /pki/origin.pem;
+    ssl_certificate_key /pki/origin.key;
+    location / {
+      auth_basic "git";
+      auth_basic_user_file /etc/nginx/htpasswd;
+      client_max_body_size 0;
+      fastcgi_pass unix:/run/fcgiwrap.socket;
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+      fastcgi_param GIT_PROJECT_ROOT /srv/git;
+      fastcgi_param GIT_HTTP_EXPORT_ALL "";
+      fastcgi_param PATH_INFO $uri;
+      fastcgi_param REMOTE_USER $remote_user;
+    }
+  }
+}
+"#;
+
+/// An https upstream signed by the bottle's private `upstream_ca`, with a token the gate hands
+/// over through its credential helper: clone and push work, the server saw the token's user,
+/// and the token is nowhere the agent can see.
+#[test]
+fn an_https_upstream_signed_by_the_bottles_ca_gets_the_token_only_from_the_gate() {
+    let built = docker_stdin(
+        &["build", "-q", "-t", HTTPS_GIT_IMAGE, "-"],
+        HTTPS_GIT_DOCKERFILE.as_bytes(),
+    );
+    assert!(
+        built.status.success(),
+        "building {HTTPS_GIT_IMAGE}: {}",
+        stderr(&built)
+    );
+    let scratch = Scratch::new();
+    common::pki::origin(scratch.path(), "upstream-https");
+    let token = format!("tok-{}", unique_slug("https"));
+    std::fs::write(scratch.path().join("id_https"), format!("{token}\n")).expect("token file");
+    std::fs::write(scratch.path().join("nginx.conf"), HTTPS_GIT_NGINX).expect("nginx.conf");
+    let url = "https://upstream-https/web.git";
+    scratch.write_config(
+        &common::docker::config(&format!(
+            "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{url}\"\nidentity = \"id_https\"\n\
+             push = [\"bottle/*\"]\nprotect = [\"main\"]\n"
+        ))
+        .replace(
+            "allow = [\"api.example.com\"]",
+            "allow = [\"api.example.com\"]\nupstream_ca = \"origin-ca.pem\"",
+        ),
+    );
+    let bottle = Bottle::up(&scratch, &unique_slug("gateh"), &[]);
+
+    let server = Container(format!("{}-test-https", bottle.bundle()));
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &server.0,
+        "--network",
+        &format!("bottle-{}-ext", bottle.slug),
+        "--network-alias",
+        "upstream-https",
+        "-v",
+        &format!("{}:/pki:ro", scratch.path().display()),
+        HTTPS_GIT_IMAGE,
+    ]);
+    let setup = "set -e; \
+        printf 'x-access-token:%s\\n' \"$(openssl passwd -apr1 \"$(head -n1 /pki/id_https)\")\" > /etc/nginx/htpasswd; \
+        export HOME=/tmp GIT_AUTHOR_NAME=up GIT_AUTHOR_EMAIL=up@example.com \
+        GIT_COMMITTER_NAME=up GIT_COMMITTER_EMAIL=up@example.com; \
+        git init -q --bare -b main /srv/git/web.git; git init -q -b main /tmp/w; cd /tmp/w; \
+        echo hi > README; git add README; git commit -qm first; git push -q /srv/git/web.git main; \
+        fcgiwrap -s unix:/run/fcgiwrap.socket >/dev/null 2>&1 & \
+        for i in $(seq 50); do [ -S /run/fcgiwrap.socket ] && break; sleep 0.1; done; \
+        chmod 666 /run/fcgiwrap.socket; \
+        nginx -c /pki/nginx.conf";
+    docker_ok(&["exec", &server.0, "sh", "-c", setup]);
+    let upstream_branch = |name: &str| {
+        let out = docker(&[
+            "exec",
+            &server.0,
+            "git",
+            "--git-dir=/srv/git/web.git",
+            "rev-parse",
+            "--verify",
+            "-q",
+            name,
+        ]);
+        out.status.success().then(|| stdout(&out).trim().to_owned())
+    };
+    let main = upstream_branch("main").expect("upstream main");
+
+    // The gate's first mirror ran before the server was up: the clone refreshes it.
+    let mut said = String::new();
+    let mut cloned = false;
+    for _ in 0..20 {
+        let out = agent(&bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
+        said = stdout(&out);
+        cloned = out.status.success();
+        if cloned {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(cloned, "the clone through the gate never worked: {said}");
+    let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
+    assert_eq!(head.trim(), main);
+    let pushed = agent_ok(
+        &bottle,
+        "cd /tmp/web && echo agent > a && git add a && git commit -qm a \
+         && git push -q origin HEAD:bottle/https 2>&1 && git rev-parse HEAD",
+    );
+    assert_eq!(
+        upstream_branch("refs/heads/bottle/https").as_deref(),
+        pushed.lines().last()
+    );
+
+    // The server authenticated the gate as the token's user, for the push too.
+    let access = docker_ok(&["exec", &server.0, "cat", "/var/log/nginx/access.log"]);
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains(" x-access-token ") && l.contains("git-receive-pack")),
+        "{access}"
+    );
+    // The token: not in the agent's inspect output, files or environment; not in any log.
+    assert!(!docker_ok(&["inspect", &bottle.agent()]).contains(&token));
+    let out = agent(
+        &bottle,
+        &format!(
+            "env | grep -cF '{token}'; grep -rlsF '{token}' / --exclude-dir=proc --exclude-dir=sys; echo grep-done"
+        ),
+    );
+    assert_eq!(stdout(&out).trim(), "0\ngrep-done");
+    let logs = docker(&["logs", &bottle.bundle()]);
+    let logs = format!("{}{}", stdout(&logs), stderr(&logs));
+    assert!(logs.contains("git-gate"), "the bundle logged: {logs}");
+    assert!(!logs.contains(&token), "the token reached the bundle's log");
+}

@@ -226,30 +226,11 @@ fn a_missing_token_source_fails_before_anything_is_created() {
     );
 }
 
-/// A CA and a certificate for `name` (PEM files in `dir`), for an HTTPS origin the bundle reaches.
-fn origin_pki(dir: &Path, name: &str) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "private origin CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().expect("key");
-    let mut leaf = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf");
-    std::fs::write(dir.join("origin-ca.pem"), ca_cert.pem()).expect("ca");
-    std::fs::write(dir.join("origin.pem"), leaf.pem()).expect("cert");
-    std::fs::write(dir.join("origin.key"), leaf_key.serialize_pem()).expect("key");
-}
-
 #[test]
 fn inside_a_bottle_the_routed_host_gets_the_real_token_and_the_agent_only_the_placeholder() {
     let token = unique_token("inject");
     let scratch = common::Scratch::new();
-    origin_pki(scratch.path(), "secure.test");
+    common::pki::origin(scratch.path(), "secure.test");
     scratch.write_config(&common::docker::config("").replace(
         "allow = [\"api.example.com\"]",
         "allow = [\"secure.test\"]\nallow_private = [\"secure.test:8443\"]\nupstream_ca = \"origin-ca.pem\"\n\

@@ -115,6 +115,9 @@ pub struct GitGatePlan {
     pub config_file: PathBuf,
     pub hooks_dir: PathBuf,
     pub repos: Vec<GitRepoPlan>,
+    /// The bottle's `upstream_ca` as the bundle sees it: https upstreams may be signed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ca_in_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

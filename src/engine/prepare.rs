@@ -159,6 +159,10 @@ pub fn build(
         port: GIT_GATE_PORT,
         config_file: dir.join(files::GIT_GATE),
         hooks_dir: dir.join(files::GIT_HOOKS),
+        upstream_ca_in_bundle: def
+            .upstream_ca
+            .as_ref()
+            .map(|_| PathBuf::from(in_bundle::UPSTREAM_CA)),
         repos: def
             .git
             .iter()

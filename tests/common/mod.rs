@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod mcp;
+pub mod pki;
 pub mod session;
 pub mod tmux;
 

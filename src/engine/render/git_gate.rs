@@ -7,6 +7,9 @@ use std::path::PathBuf;
 pub struct GitGateConfig {
     pub port: u16,
     pub repos: Vec<GitGateRepo>,
+    /// A CA https upstreams may be signed by, trusted besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +39,7 @@ pub fn render(plan: &GitGatePlan) -> GitGateConfig {
                 protect: r.protect.clone(),
             })
             .collect(),
+        upstream_ca: plan.upstream_ca_in_bundle.clone(),
     }
 }
 

@@ -46,6 +46,35 @@ impl Layout {
         self.state.join(format!("{name}.push.{pid}"))
     }
 
+    /// The CAs https upstreams are checked against when the bottle has an `upstream_ca`: the
+    /// system's and that one (`http.sslCAInfo` replaces the system's, so both go in one file).
+    pub fn ca_bundle(&self) -> PathBuf {
+        self.state.join("ca-bundle.pem")
+    }
+
+    /// Writes [`Self::ca_bundle`] from the system's CAs and `extra`, or removes it without one.
+    pub fn write_ca_bundle(&self, extra: Option<&Path>, system: &Path) -> Result<()> {
+        let path = self.ca_bundle();
+        let Some(extra) = extra else {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).wrap_err_with(|| format!("cannot remove {}", path.display()))
+                }
+                _ => Ok(()),
+            };
+        };
+        // A bundle without the system's CAs still reaches the private upstream.
+        let mut pem = std::fs::read(system).unwrap_or_default();
+        if !pem.is_empty() && !pem.ends_with(b"\n") {
+            pem.push(b'\n');
+        }
+        pem.extend(
+            std::fs::read(extra)
+                .wrap_err_with(|| format!("cannot read the upstream CA {}", extra.display()))?,
+        );
+        std::fs::write(&path, pem).wrap_err_with(|| format!("cannot write {}", path.display()))
+    }
+
     pub fn known_hosts(&self) -> PathBuf {
         self.state.join("known_hosts")
     }
@@ -199,6 +228,10 @@ impl Upstream {
                 ));
             }
             (UpstreamKind::Https | UpstreamKind::File, _) => {}
+        }
+        if self.kind == UpstreamKind::Https && layout.ca_bundle().is_file() {
+            c.arg("-c")
+                .arg(format!("http.sslCAInfo={}", layout.ca_bundle().display()));
         }
         // A stalled https upstream gives up instead of holding a clone forever.
         c.args([
@@ -493,5 +526,55 @@ mod tests {
                 && cmd.contains("UserKnownHostsFile='/etc/bottle/known_hosts/web'"),
             "{cmd}"
         );
+    }
+
+    /// With the bottle's CA, https upstreams are checked against the system's CAs and it, in
+    /// one file; without, the file is gone and git uses the system's alone.
+    #[test]
+    fn a_private_ca_joins_the_systems_for_https_upstreams_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let t = tmp.path();
+        let layout = Layout {
+            root: t.join("git"),
+            state: t.join("state"),
+            hooks: t.join("hooks"),
+        };
+        layout.prepare().expect("prepare");
+        std::fs::write(t.join("system.pem"), "SYSTEM").expect("system");
+        std::fs::write(t.join("private.pem"), "PRIVATE\n").expect("private");
+        layout
+            .write_ca_bundle(Some(&t.join("private.pem")), &t.join("system.pem"))
+            .expect("write");
+        assert_eq!(
+            std::fs::read_to_string(layout.ca_bundle()).expect("bundle"),
+            "SYSTEM\nPRIVATE\n"
+        );
+        let info = format!("http.sslCAInfo={}", layout.ca_bundle().display());
+        let https = Upstream::of(&repo("https://git.lan/web.git", None));
+        assert!(
+            rendered(&https.git(&layout, None, &["fetch"]))
+                .0
+                .contains(&info)
+        );
+        let ssh = Upstream::of(&repo("ssh://git@git.lan/web.git", Some("/id")));
+        assert!(
+            !rendered(&ssh.git(&layout, None, &["fetch"]))
+                .0
+                .contains(&info)
+        );
+
+        layout
+            .write_ca_bundle(None, &t.join("system.pem"))
+            .expect("remove");
+        assert!(!layout.ca_bundle().exists());
+        assert!(
+            !rendered(&https.git(&layout, None, &["fetch"]))
+                .0
+                .contains(&info)
+        );
+        let err = layout
+            .write_ca_bundle(Some(&t.join("missing.pem")), &t.join("system.pem"))
+            .expect_err("a missing CA is an error");
+        assert!(format!("{err:#}").contains("missing.pem"), "{err:#}");
     }
 }

@@ -28,6 +28,10 @@ pub async fn run(config_path: &Path) -> Result<()> {
     let config = hooks::load(config_path)?;
     let layout = Layout::default();
     layout.prepare()?;
+    layout.write_ca_bundle(
+        config.upstream_ca.as_deref(),
+        Path::new("/etc/ssl/certs/ca-certificates.crt"),
+    )?;
     for repo in &config.repos {
         mirror::ensure(&layout, repo)
             .wrap_err_with(|| format!("cannot set up the mirror of {}", repo.name))?;
