@@ -49,6 +49,67 @@ async fn a_new_client_sees_the_screen_at_once_and_detaching_leaves_the_agent_run
     assert!(matches!(third.until("two-43", LONG).await, Seen::Found));
 }
 
+/// What scrolled off the agent's screen before a client attached reaches that client first,
+/// in order, into its terminal's scrollback; a refresh later does not send it again.
+#[tokio::test]
+async fn a_new_client_gets_the_history_that_scrolled_off_before_it_attached() {
+    let h = Holder::start(&["sh"], true);
+    let mut first = h.connect(SIZE).await;
+    first
+        .send(b"i=1; while [ $i -le 60 ]; do echo hist-$i; i=$((i+1)); done; echo done-$((6*7))\r")
+        .await;
+    assert!(matches!(first.until("done-42", LONG).await, Seen::Found));
+
+    let mut second = h.connect(SIZE).await;
+    let Some(ServerFrame::Output(b)) = second.frame().await else {
+        panic!("expected the first frame to be output");
+    };
+    assert!(String::from_utf8_lossy(&b).matches("hist-").count() >= 60);
+    second.screen.process(&b);
+    let screen = second.screen.screen_mut();
+    screen.set_scrollback(usize::MAX);
+    let held = screen.scrollback();
+    let mut lines = Vec::new();
+    for offset in (1..=held).rev() {
+        screen.set_scrollback(offset);
+        lines.extend(screen.rows(0, SIZE.cols).take(1));
+    }
+    screen.set_scrollback(0);
+    let hist: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("hist-")?.parse().ok())
+        .collect();
+    // The screen shows the last rows; every earlier line is in the scrollback, in order.
+    let on_screen = second.screen.screen().contents();
+    let first_shown = (1..=60)
+        .find(|i| on_screen.lines().any(|l| l.trim() == format!("hist-{i}")))
+        .unwrap_or(61);
+    assert_eq!(hist, (1..first_shown).collect::<Vec<_>>(), "{on_screen}");
+    assert!(first_shown > 30, "most lines scrolled off a 24-row screen");
+
+    // A refresh repaints the screen alone.
+    protocol::write_client(&mut second.wr, &protocol::ClientFrame::Refresh)
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(LONG, second.frame())
+            .await
+            .expect("a frame")
+        {
+            Some(ServerFrame::Output(b)) if b.starts_with(b"\x1b[?1049l") => {
+                let shown = String::from_utf8_lossy(&b).matches("hist-").count();
+                assert!(
+                    shown <= usize::from(SIZE.rows),
+                    "no history again: {shown} lines"
+                );
+                break;
+            }
+            Some(ServerFrame::Output(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_refresh_brings_the_whole_screen_again() {
     let h = Holder::start(&["sh"], true);

@@ -4,7 +4,7 @@
 //! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
 
 use super::flow::Flow;
-use super::model::{Model, Op};
+use super::model::{Model, Op, Replay};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
 use super::{Paths, SessionRecord, now};
 use crate::sidecar::log;
@@ -70,13 +70,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// The current screen as a repaint, a stream of everything after it, and the offset
-    /// where the stream starts.
-    async fn subscribe(&self) -> Subscription {
+    /// The current screen as a repaint (the history first, for a new client), a stream of
+    /// everything after it, and the offset where the stream starts.
+    async fn subscribe(&self, replay: Replay) -> Subscription {
         let (reply, repaint) = oneshot::channel();
         let (rx, exited, at) = {
             let f = lock(&self.feed);
-            f.model.send(Op::Snapshot(reply));
+            f.model.send(Op::Snapshot(reply, replay));
             (f.tx.subscribe(), f.exited, f.published)
         };
         Subscription {
@@ -105,7 +105,7 @@ impl Shared {
             let mut f = lock(&self.feed);
             f.exited = Some(code);
             let _ = f.tx.send(Event::Exit(code));
-            f.model.send(Op::Snapshot(reply));
+            f.model.send(Op::Snapshot(reply, Replay::ScreenOnly));
         }
         last.await.unwrap_or_default()
     }
@@ -446,7 +446,7 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
             }
         };
     shared.resize(size);
-    let sub = shared.subscribe().await;
+    let sub = shared.subscribe(Replay::History).await;
     log::event(
         DAEMON,
         "info",
@@ -566,7 +566,7 @@ async fn stream_to_client(
         if next == Next::Lagged {
             // This client fell behind (or stopped reading long enough to lose output): it gets
             // the screen as it is now and the stream from there.
-            let fresh = shared.subscribe().await;
+            let fresh = shared.subscribe(Replay::ScreenOnly).await;
             rx = fresh.rx;
             upto = fresh.at;
             batch.clear();

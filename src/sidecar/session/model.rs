@@ -13,11 +13,21 @@ use tokio::sync::oneshot;
 /// back-pressure at parsing speed, as with any terminal). Chunks are at most a PTY read.
 const QUEUE: usize = 256;
 
+/// Whether a snapshot starts with the lines that scrolled off the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// A new client: its terminal has none of the agent's history yet.
+    History,
+    /// A client that has it (a refresh, or catching up after falling behind).
+    ScreenOnly,
+}
+
 pub enum Op {
     Apply(Bytes),
     Resize(Size),
-    /// The screen as a repaint, after everything queued before this request.
-    Snapshot(oneshot::Sender<Bytes>),
+    /// The screen as a repaint, after everything queued before this request; with the
+    /// history first for a client that has just attached.
+    Snapshot(oneshot::Sender<Bytes>, Replay),
 }
 
 #[derive(Clone)]
@@ -48,8 +58,17 @@ fn run(rx: &Receiver<Op>, size: Size) {
             Op::Resize(s) => parser
                 .screen_mut()
                 .set_size(screen::nonzero(s.rows), screen::nonzero(s.cols)),
-            Op::Snapshot(reply) => {
-                let _ = reply.send(screen::repaint(parser.screen()));
+            Op::Snapshot(reply, replay) => {
+                let repaint = screen::repaint(parser.screen());
+                let bytes = match replay {
+                    Replay::ScreenOnly => repaint,
+                    Replay::History => {
+                        let mut all = screen::history(&mut parser).into_bytes();
+                        all.extend_from_slice(&repaint);
+                        Bytes::from(all)
+                    }
+                };
+                let _ = reply.send(bytes);
             }
         }
     }

@@ -33,6 +33,39 @@ pub fn repaint(screen: &vt100::Screen) -> Bytes {
     Bytes::from(out)
 }
 
+/// The lines that scrolled off the top of the main screen, oldest first, printed so that a
+/// terminal puts them in its own scrollback: a new client gets them once, before its first
+/// repaint, and can scroll back through what the agent printed before it attached. Followed by
+/// a screenful of line feeds that push them off the visible rows the repaint then draws. Empty
+/// on the alternate screen (full-screen programs keep no history there).
+pub fn history(parser: &mut vt100::Parser) -> String {
+    let screen = parser.screen_mut();
+    let n = screen.scrollback_len();
+    if screen.alternate_screen() || n == 0 {
+        return String::new();
+    }
+    let (rows, cols) = screen.size();
+    let mut out = String::with_capacity(n * 64);
+    out.push_str("\x1b[?1049l\x1b[0m\r\n");
+    // A page of history at a time: at offset `left` the top rows shown are the history lines
+    // from `n - left` on.
+    let mut left = n;
+    while left > 0 {
+        screen.set_scrollback(left);
+        let take = left.min(usize::from(rows.get()));
+        for row in screen.rows_formatted(0, cols.get()).take(take) {
+            out.push_str(&row);
+            out.push_str("\x1b[0m\r\n");
+        }
+        left -= take;
+    }
+    screen.set_scrollback(0);
+    for _ in 0..rows.get() {
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// Puts a terminal back the way a shell expects it after the agent's screen: main screen,
 /// plain attributes, visible cursor, no mouse reporting, no bracketed paste, normal keys.
 pub const RESET_MODES: &str = "\x1b[?1049l\x1b[0m\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[?2004l\x1b[?1l\x1b>\x1b[r";
@@ -67,5 +100,81 @@ mod tests {
         assert!(viewer.screen().alternate_screen());
         assert!(viewer.screen().hide_cursor());
         assert!(viewer.screen().contents().contains("in vim"));
+    }
+
+    /// Every line a parser holds, history then screen, as text.
+    fn all_lines(p: &mut vt100::Parser) -> Vec<String> {
+        let screen = p.screen_mut();
+        let n = screen.scrollback_len();
+        let (rows, cols) = screen.size();
+        let mut lines = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            screen.set_scrollback(left);
+            let take = left.min(usize::from(rows.get()));
+            lines.extend(screen.rows(0, cols.get()).take(take));
+            left -= take;
+        }
+        screen.set_scrollback(0);
+        lines.extend(screen.rows(0, cols.get()));
+        lines
+    }
+
+    #[test]
+    fn a_new_viewer_gets_the_history_in_its_scrollback_and_the_same_screen() {
+        let mut agent = parser(5, 20);
+        agent.process(b"\x1b[31mred first\x1b[0m\r\n");
+        for i in 2..=30 {
+            agent.process(format!("line {i}\r\n").as_bytes());
+        }
+        agent.process(b"$ ");
+        let mut bytes = history(&mut agent).into_bytes();
+        assert_eq!(
+            agent.screen().scrollback(),
+            0,
+            "the agent's view is left live"
+        );
+        bytes.extend_from_slice(&repaint(agent.screen()));
+
+        let mut viewer = parser(5, 20);
+        viewer.process(b"the viewer's own prompt");
+        viewer.process(&bytes);
+        assert_eq!(viewer.screen().contents(), agent.screen().contents());
+        let text: Vec<String> = all_lines(&mut viewer)
+            .into_iter()
+            .map(|l| l.trim_end().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        // The viewer's own line stays above the agent's history (cut at 20 columns).
+        let mut want = vec!["the viewer's own pro".to_owned(), "red first".to_owned()];
+        want.extend((2..=30).map(|i| format!("line {i}")));
+        want.push("$".into());
+        assert_eq!(text, want);
+        // Attributes survive: the first history line is still red.
+        viewer.screen_mut().set_scrollback(usize::MAX);
+        let top = (0..5)
+            .find(|&r| {
+                viewer
+                    .screen()
+                    .contents_between(r, 0, r, 20)
+                    .starts_with("red")
+            })
+            .expect("the red line is in the scrollback");
+        assert_eq!(
+            viewer.screen().cell(top, 0).map(vt100::Cell::fgcolor),
+            Some(vt100::Color::Idx(1))
+        );
+    }
+
+    #[test]
+    fn no_history_no_bytes_and_none_from_the_alternate_screen() {
+        let mut fresh = parser(5, 20);
+        assert!(history(&mut fresh).is_empty());
+        let mut full = parser(5, 20);
+        for i in 0..30 {
+            full.process(format!("line {i}\r\n").as_bytes());
+        }
+        full.process(b"\x1b[?1049h");
+        assert!(history(&mut full).is_empty());
     }
 }
