@@ -280,7 +280,9 @@ fn approvals_answered_from_the_dashboard() {
     });
     tmux.keys(&["r"]);
     wait_until(&tmux, "the notice read", WAIT, |s| {
-        !s.contains("✉") && !s.contains("tests are green on bottle/e2e")
+        s.contains("1 notice marked read")
+            && !s.contains("✉")
+            && !s.contains("tests are green on bottle/e2e")
     });
     let out = scratch.run(&["notices", &slug, "--json"]);
     assert_eq!(

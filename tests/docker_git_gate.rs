@@ -207,7 +207,15 @@ fn the_agent_clones_and_pushes_through_the_gate_under_the_branch_policy() {
                        [ -e \"$m\" ] || continue; \
                        if [ -d /proc/${m#web.push.} ]; then echo \"$m alive\"; else echo \"$m gone\"; fi; \
                      done";
-    let markers = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", in_flight]);
+    // receive-pack may take a moment to be reaped after the client has its report.
+    let mut markers = String::new();
+    for _ in 0..50 {
+        markers = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", in_flight]);
+        if markers.trim_end().ends_with(" gone") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         markers.lines().count() == 1 && markers.trim_end().ends_with(" gone"),
         "one marker, its receive-pack finished: {markers:?}"

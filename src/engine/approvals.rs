@@ -4,7 +4,7 @@
 
 use super::prepare::files;
 use crate::sidecar::supervise::queue::{
-    Answer, Answered, Decision, Notice, Queue, Request, RequestId, Unreadable,
+    Answer, Answered, Decision, Notice, Queue, Request, RequestId, Unreadable, instant,
 };
 use crate::state::StateRoot;
 use crate::store::{DecisionRecord, Store};
@@ -68,7 +68,7 @@ pub fn pending(root: &StateRoot) -> Result<Listing> {
     }
     listing
         .pending
-        .sort_by(|a, b| a.request.created.cmp(&b.request.created));
+        .sort_by_cached_key(|p| instant(&p.request.created));
     Ok(listing)
 }
 
@@ -104,7 +104,7 @@ pub fn notices(root: &StateRoot, only: Option<&Slug>) -> Result<Vec<Unread>> {
             notice,
         }));
     }
-    out.sort_by(|a, b| b.notice.created.cmp(&a.notice.created));
+    out.sort_by_cached_key(|u| std::cmp::Reverse(instant(&u.notice.created)));
     Ok(out)
 }
 
@@ -117,16 +117,18 @@ pub fn notice_files(root: &StateRoot) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-/// Marks notices read; returns how many were still unread.
+/// Marks notices read, a batch per bottle; returns how many were still unread.
 pub fn mark_read<'n>(
     root: &StateRoot,
     notices: impl IntoIterator<Item = (&'n Slug, &'n RequestId)>,
 ) -> Result<usize> {
-    let mut n = 0;
+    let mut by_bottle: std::collections::BTreeMap<&Slug, Vec<RequestId>> = Default::default();
     for (slug, id) in notices {
-        if queue_of(root, slug).mark_read(id)? {
-            n += 1;
-        }
+        by_bottle.entry(slug).or_default().push(id.clone());
+    }
+    let mut n = 0;
+    for (slug, ids) in by_bottle {
+        n += queue_of(root, slug).mark_read(&ids)?;
     }
     Ok(n)
 }

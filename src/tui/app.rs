@@ -94,6 +94,9 @@ pub enum Mode {
     Pane,
 }
 
+/// Notices the approvals dialog lists (the newest); `r` marks exactly these read.
+pub const NOTICES_SHOWN: usize = 8;
+
 /// The approvals dialog: a cursor over the pending requests, and the reason being typed for
 /// a denial (or an approval with a note).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -761,11 +764,14 @@ impl App {
                 view.reason = Some(String::new());
                 view.decision = Some(Decision::Denied);
             }
-            // Every notice shown is read now; the next queue read confirms it.
+            // The notices shown are read now. They leave the list when the worker's next read
+            // finds them moved (at once), so a failure leaves them in view.
             (KeyCode::Char('r'), _) if !self.notices.is_empty() => {
-                let read: Vec<_> = std::mem::take(&mut self.notices)
-                    .into_iter()
-                    .map(|u| (u.slug, u.notice.id))
+                let read: Vec<_> = self
+                    .notices
+                    .iter()
+                    .take(NOTICES_SHOWN)
+                    .map(|u| (u.slug.clone(), u.notice.id.clone()))
                     .collect();
                 self.status = Some(format!("marking {} read…", plural(read.len(), "notice")));
                 self.mode = Mode::Approvals(view);

@@ -257,8 +257,19 @@ fn forward(layout: &Layout, dir: &Path, repo: &GitGateRepo, updates: &[RefUpdate
         out = attempt(false)?;
     }
     if out.status.success() {
-        // The hook runs as receive-pack's child (the hook script execs us).
-        mirror::mark_push(layout, &repo.name, std::os::unix::process::parent_id())?;
+        // The hook runs as receive-pack's child (the hook script execs us). The upstream has
+        // the push: a marker that cannot be written only leaves the race open, and must not
+        // tell the agent its push failed.
+        if let Err(e) = mirror::mark_push(layout, &repo.name, std::os::unix::process::parent_id()) {
+            Event::new(
+                &repo.name,
+                Op::Push,
+                Decision::Allow,
+                format!("forwarded, but refreshes will not wait for it: {e:#}"),
+            )
+            .with_level(Level::Warn)
+            .send();
+        }
         return Ok(());
     }
     // --porcelain puts the per-ref verdicts on stdout; the reasons are on both.

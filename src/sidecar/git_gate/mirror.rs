@@ -85,6 +85,10 @@ const PUSH_WAIT: Duration = Duration::from_secs(30);
 /// fetching the upstream's new value in between would fail the agent's push although the
 /// upstream took it. The marker is done when that process is gone.
 pub fn mark_push(layout: &Layout, name: &str, receive_pack: u32) -> Result<()> {
+    if receive_pack <= 1 {
+        // Orphaned: receive-pack is gone already, and init never exits.
+        return Ok(());
+    }
     let path = layout.push_marker(name, receive_pack);
     std::fs::write(&path, b"").wrap_err_with(|| format!("cannot write {}", path.display()))
 }
@@ -110,8 +114,12 @@ fn pushes_in_flight(layout: &Layout, name: &str) -> usize {
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age < PUSH_WAIT);
-            let alive =
-                fresh && nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None).is_ok();
+            // EPERM: it exists, another user's.
+            let alive = fresh
+                && !matches!(
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), None),
+                    Err(nix::errno::Errno::ESRCH)
+                );
             if !alive {
                 let _ = std::fs::remove_file(path);
             }
@@ -361,6 +369,7 @@ mod tests {
         );
         let mut receive_pack = Command::new("sleep").arg("30").spawn().expect("sleep");
         mark_push(&layout, "web", receive_pack.id()).expect("mark");
+        assert_eq!(pushes_in_flight(&layout, "web"), 1);
         let refresher = {
             let (layout, repo) = (layout.clone(), repo.clone());
             std::thread::spawn(move || refresh(&layout, &repo))

@@ -368,7 +368,7 @@ impl Queue {
                 }),
             }
         }
-        ok.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        ok.sort_by_cached_key(|r| (instant(&r.created), r.id.clone()));
         Ok((ok, bad))
     }
 
@@ -397,7 +397,7 @@ impl Queue {
                 }),
             }
         }
-        ok.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        ok.sort_by_cached_key(|r| (instant(&r.created), r.id.clone()));
         Ok((ok, bad))
     }
 
@@ -418,20 +418,37 @@ impl Queue {
             .count()
     }
 
-    /// Marks a notice read: moved to `notices/read/` (one rename, so it is never half there).
-    /// False when it is not unread (already read, or no such notice). The oldest read notices
-    /// beyond [`MAX_NOTICES`] are dropped.
-    pub fn mark_read(&self, id: &RequestId) -> Result<bool> {
-        let from = self.file(NOTICES, id);
+    /// Marks notices read: each moved to `notices/read/` (one rename, so it is never half
+    /// there). Returns how many were unread (not already read, and not gone). The oldest read
+    /// notices beyond [`MAX_NOTICES`] are dropped.
+    pub fn mark_read(&self, ids: &[RequestId]) -> Result<usize> {
         let read = self.dir.join(NOTICES).join(READ);
-        std::fs::create_dir_all(&read)
-            .wrap_err_with(|| format!("cannot create {}", read.display()))?;
-        match std::fs::rename(&from, read.join(format!("{id}.json"))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e).wrap_err_with(|| format!("cannot move {}", from.display())),
+        let mut moved = 0;
+        for id in ids {
+            let from = self.file(NOTICES, id);
+            if !from.is_file() {
+                // Already read, or gone with its bottle: nothing is created for it.
+                continue;
+            }
+            std::fs::create_dir_all(&read)
+                .wrap_err_with(|| format!("cannot create {}", read.display()))?;
+            match std::fs::rename(&from, read.join(format!("{id}.json"))) {
+                Ok(()) => moved += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).wrap_err_with(|| format!("cannot move {}", from.display()));
+                }
+            }
         }
-        let mut kept: Vec<(std::time::SystemTime, PathBuf)> = json_files(&read)?
+        if moved > 0 {
+            self.prune_read(&read)?;
+        }
+        Ok(moved)
+    }
+
+    /// Keeps the newest [`MAX_NOTICES`] read notices.
+    fn prune_read(&self, read: &Path) -> Result<()> {
+        let mut kept: Vec<(std::time::SystemTime, PathBuf)> = json_files(read)?
             .into_iter()
             .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
@@ -441,7 +458,7 @@ impl Queue {
                 let _ = std::fs::remove_file(p);
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// The unread notices' files, unopened: a watcher compares these to skip reading the
@@ -458,7 +475,7 @@ impl Queue {
             .iter()
             .filter_map(|p| read_json(p).ok().flatten())
             .collect();
-        out.sort_by(|a, b| a.created.cmp(&b.created));
+        out.sort_by_cached_key(|n| (instant(&n.created), n.id.clone()));
         Ok(out)
     }
 }
@@ -583,6 +600,15 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 time as nanoseconds since the epoch, for ordering (the text does not sort:
+/// its fraction has as many digits as it needs, none at all on a whole second). 0 if it is not
+/// one.
+pub fn instant(rfc3339: &str) -> i128 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(time::OffsetDateTime::unix_timestamp_nanos)
         .unwrap_or_default()
 }
 
@@ -746,8 +772,12 @@ mod tests {
         let first = q.notice("tests are green")?;
         let second = q.notice("pushed bottle/x")?;
         assert_eq!(q.notice_files().len(), 2);
-        assert!(q.mark_read(&first.id)?);
-        assert!(!q.mark_read(&first.id)?, "read twice: nothing to do");
+        assert_eq!(q.mark_read(std::slice::from_ref(&first.id))?, 1);
+        assert_eq!(
+            q.mark_read(std::slice::from_ref(&first.id))?,
+            0,
+            "read twice: nothing to do"
+        );
         assert_eq!(q.notices()?, vec![second.clone()]);
         let read = q.dir().join(NOTICES).join(READ);
         assert!(
@@ -762,7 +792,7 @@ mod tests {
         }
         let err = q.notice("one more").expect_err("capped");
         assert!(format!("{err}").contains("unread"), "{err}");
-        assert!(q.mark_read(&second.id)?);
+        assert_eq!(q.mark_read(std::slice::from_ref(&second.id))?, 1);
         let newest = q.notice("one more")?;
 
         // Read notices beyond the limit: the oldest go.
@@ -776,7 +806,7 @@ mod tests {
                 .and_then(|f| f.set_modified(old + std::time::Duration::from_secs(i as u64)))
                 .expect("mtime");
         }
-        assert!(q.mark_read(&newest.id)?);
+        assert_eq!(q.mark_read(std::slice::from_ref(&newest.id))?, 1);
         assert_eq!(json_files(&read)?.len(), MAX_NOTICES);
         // first, second and newest are recent: the three oldest by time went.
         for gone in ["r0000000", "r0000001", "r0000002"] {
@@ -787,6 +817,23 @@ mod tests {
             assert!(read.join(format!("{kept}.json")).is_file(), "{kept}");
         }
         Ok(())
+    }
+
+    #[test]
+    fn marking_a_gone_bottles_notice_creates_nothing() -> Result<()> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = Queue::new(dir.path().join("gone/queue"));
+        assert_eq!(q.mark_read(&[RequestId("0123abcd".into())])?, 0);
+        assert!(!dir.path().join("gone").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn times_order_by_instant_not_by_text() {
+        // A whole second has no fraction: as text it would sort after its own tenths.
+        assert!(instant("2026-11-28T07:00:00Z") < instant("2026-11-28T07:00:00.1Z"));
+        assert!(instant("2026-11-28T07:00:00.9Z") < instant("2026-11-28T07:00:01Z"));
+        assert_eq!(instant("not a time"), 0);
     }
 
     #[test]

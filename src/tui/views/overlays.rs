@@ -1,7 +1,7 @@
 //! Full-screen views (logs, aliases) and dialogs (help, confirm kill, launch, approvals).
 
 use crate::backend::smolvm::alias;
-use crate::tui::app::{App, ApprovalsView, LaunchForm, LogsView};
+use crate::tui::app::{App, ApprovalsView, LaunchForm, LogsView, NOTICES_SHOWN};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -291,9 +291,6 @@ pub fn aliases(f: &mut Frame<'_>, app: &App, area: Rect) {
     );
 }
 
-/// Notices listed in the approvals dialog; `bottle-tui notices` has them all.
-const NOTICES_SHOWN: usize = 8;
-
 /// The approvals dialog: what each agent waits on, oldest first; answer the selected one.
 /// Below, what agents told the operator (unread notices), newest first.
 pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
@@ -398,7 +395,13 @@ pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
         ]);
         if !app.notices.is_empty() {
             hints.spans.push(Span::styled(" r ", t.key()));
-            hints.spans.push(Span::raw("mark notices read "));
+            hints
+                .spans
+                .push(Span::raw(if app.notices.len() > NOTICES_SHOWN {
+                    format!("mark these {NOTICES_SHOWN} read ")
+                } else {
+                    "mark notices read ".to_owned()
+                }));
         }
         hints.spans.push(Span::styled(" esc ", t.key()));
         hints.spans.push(Span::raw("close"));
