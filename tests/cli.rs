@@ -12,7 +12,7 @@ fn help_lists_every_command_of_the_contract() {
     let help = stdout(&out);
     for cmd in [
         "config", "plan", "up", "ls", "inspect", "logs", "exec", "attach", "kill", "queue",
-        "approve", "deny", "audit", "notices", "image", "doctor",
+        "approve", "deny", "audit", "notices", "history", "image", "doctor",
     ] {
         assert!(
             help.lines()
@@ -50,6 +50,39 @@ fn approvals_commands_explain_bad_input() {
     let out = scratch.run(&["audit"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "no answered requests yet");
+}
+
+/// The history starts empty and remembers what the CLI did (here: a plan), newest first, as
+/// text and as JSON.
+#[test]
+fn history_remembers_what_was_done() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let out = scratch.run(&["history"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "nothing recorded yet");
+    for name in ["first", "second"] {
+        let out = scratch.run(&["plan", "demo", "--name", name]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = scratch.run(&["history"]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].ends_with("second  prepared (plan written)"),
+        "{text}"
+    );
+    assert!(
+        lines[1].ends_with("first  prepared (plan written)"),
+        "{text}"
+    );
+    let out = scratch.run(&["history", "first", "--json"]);
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(events.as_array().map(Vec::len), Some(1));
+    assert_eq!(events[0]["slug"], "first");
+    assert_eq!(events[0]["kind"], "prepare");
+    assert_eq!(events[0]["detail"]["bottle"], "demo");
 }
 
 /// Notices filed in a bottle's queue folder (as supervise files them) are listed newest first,

@@ -311,6 +311,26 @@ fn with_notices(mut a: App) -> App {
 }
 
 #[test]
+fn the_detail_panel_shows_the_bottles_history() {
+    let mut a = app();
+    let at = |ago: i64| {
+        time::OffsetDateTime::from_unix_timestamp(NOW - ago)
+            .expect("time")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let _ = a.on_msg(Msg::History {
+        slug: "alpha".into(),
+        lines: vec![
+            (at(20), "gateway healthy → unhealthy".into()),
+            (at(400), "agent exited with code 0".into()),
+            (at(2700), "launched from demo".into()),
+        ],
+    });
+    snap("detail_history", &a);
+}
+
+#[test]
 fn notices_in_the_header_and_the_approvals_dialog() {
     let mut a = with_notices(app());
     snap("notices_table", &a);

@@ -99,6 +99,34 @@ fn dashboard_end_to_end_in_tmux() {
         "{}",
         stderr(&out)
     );
+    // The dashboard wrote the launch and the kill into the history, in that order (the row can
+    // vanish before the kill is recorded; between them come the states it saw on the way).
+    let mut kinds: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        let out = scratch.run(&["history", &c, "--json"]);
+        kinds = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+            .expect("history json")
+            .iter()
+            .rev()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["kind"].as_str().unwrap_or("?"),
+                    e["detail"]["ok"]
+                )
+            })
+            .collect();
+        if kinds.iter().any(|k| k.starts_with("kill")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let launch = kinds.iter().position(|k| k == "launch true");
+    let kill = kinds.iter().position(|k| k.starts_with("kill"));
+    assert!(
+        matches!((launch, kill), (Some(l), Some(k)) if l < k),
+        "oldest first: {kinds:?}"
+    );
 
     // A gateway killed from outside turns its dot red within 5 s.
     kill_gateway(&first.bundle());

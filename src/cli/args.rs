@@ -153,6 +153,19 @@ pub enum Command {
         json: bool,
     },
 
+    /// What happened to bottles, newest first: launches, kills, and the health changes and
+    /// agent exits the dashboard saw. History, not truth: `ls` says what runs.
+    History {
+        /// Only this bottle.
+        slug: Option<Slug>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print a JSON array of {id, time, slug, kind, detail}.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Show what agents told you (supervise's `notify`) and you have not read yet, newest
     /// first.
     ///

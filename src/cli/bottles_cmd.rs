@@ -4,6 +4,7 @@ use super::{Failure, Outcome, print_json};
 use crate::backend::docker::DockerBackend;
 use crate::backend::{Backend, ExecSpec, OutputStream, label, role};
 use crate::config::Config;
+use crate::engine::history::{self, Happened};
 use crate::engine::redact::redact;
 use crate::engine::{kill, reconcile, sidecar_bin, up};
 use crate::state::StateRoot;
@@ -59,16 +60,25 @@ pub fn up_cmd(
     for (bottle, result) in results {
         match result {
             Ok(plan) => {
-                store.record(
+                history::record(
+                    &store,
                     plan.slug.as_str(),
-                    "launch",
-                    &serde_json::json!({ "bottle": bottle, "ok": true }),
+                    &Happened::Launched {
+                        bottle: bottle.to_string(),
+                    },
                 )?;
                 println!("{}", plan.slug);
             }
             Err(e) => {
                 let slug = name.clone().unwrap_or_else(|| bottle.clone());
-                store.record(slug.as_str(), "launch", &serde_json::json!({ "bottle": bottle, "ok": false, "error": format!("{e:#}") }))?;
+                history::record(
+                    &store,
+                    slug.as_str(),
+                    &Happened::LaunchFailed {
+                        bottle: bottle.to_string(),
+                        error: format!("{e:#}"),
+                    },
+                )?;
                 failed.push(e);
             }
         }
@@ -310,14 +320,14 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
     for (slug, agent, result) in results {
         match result {
             Ok(removed) => {
-                store.record(
+                history::record(
+                    &store,
                     slug.as_str(),
-                    "kill",
-                    &serde_json::json!({
-                        "removed": removed.len(),
-                        "agent_state": agent.as_ref().map(|a| a.state.clone()),
-                        "agent_exit_code": agent.as_ref().and_then(|a| a.exit_code),
-                    }),
+                    &Happened::Killed {
+                        removed: removed.len(),
+                        agent_state: agent.as_ref().map(|a| a.state.clone()),
+                        agent_exit_code: agent.as_ref().and_then(|a| a.exit_code),
+                    },
                 )?;
                 if removed.is_empty() {
                     println!("{slug}: nothing to remove");
@@ -336,4 +346,21 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
     } else {
         Err(Failure::Silent(super::exit::FAILURE))
     }
+}
+
+/// `history [SLUG]`: what the store remembers, newest first.
+pub fn history_cmd(root: &StateRoot, slug: Option<&Slug>, limit: usize, json: bool) -> Outcome {
+    let store = Store::open(&root.db_path())?;
+    let events = store.events(slug.map(Slug::as_str), limit)?;
+    if json {
+        return print_json(&events);
+    }
+    let mut out = std::io::stdout().lock();
+    if events.is_empty() {
+        writeln!(out, "nothing recorded yet").ok();
+    }
+    for e in &events {
+        writeln!(out, "{}  {}  {}", e.time, e.slug, history::summary(e)).ok();
+    }
+    Ok(())
 }

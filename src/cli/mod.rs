@@ -82,6 +82,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Deny { .. } => "deny",
         Command::Audit { .. } => "audit",
         Command::Notices { .. } => "notices",
+        Command::History { .. } => "history",
         Command::Image(_) => "image build",
         Command::Doctor { .. } => "doctor",
     }
@@ -128,6 +129,9 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         }
         Command::Audit { slug, limit, json } => {
             queue_cmd::audit_cmd(root, slug.as_ref(), limit, json)
+        }
+        Command::History { slug, limit, json } => {
+            bottles_cmd::history_cmd(root, slug.as_ref(), limit, json)
         }
         Command::Notices {
             slug,

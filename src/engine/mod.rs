@@ -4,6 +4,7 @@ pub mod approvals;
 pub mod attach;
 pub mod ca;
 pub mod doctor;
+pub mod history;
 pub mod kill;
 pub mod launch;
 pub mod placeholders;

@@ -136,6 +136,9 @@ pub struct App {
     pub preview: Option<PaneSlot>,
     /// Plan summaries by slug, read once per bottle.
     pub plans: BTreeMap<String, Vec<(String, String)>>,
+    /// Recent history by slug (time, one line), newest first: read when a bottle is first
+    /// selected, sent again whenever something is recorded for it.
+    pub history: BTreeMap<String, Vec<(String, String)>>,
     /// The pane being opened should be full screen.
     pub pending_zoom: bool,
     /// A preview of this bottle failed; not retried until the selection moves.
@@ -172,6 +175,7 @@ impl App {
             pane: None,
             preview: None,
             plans: BTreeMap::new(),
+            history: BTreeMap::new(),
             pending_zoom: false,
             preview_failed: None,
             status: None,
@@ -239,6 +243,9 @@ impl App {
         if let Some(s) = &self.selected {
             if !self.plans.contains_key(s) {
                 out.push(Command::Plan(s.clone()));
+            }
+            if !self.history.contains_key(s) {
+                out.push(Command::History(s.clone()));
             }
         }
         out.extend(self.preview_only());
@@ -368,6 +375,10 @@ impl App {
             }
             Msg::Plan { slug, lines } => {
                 self.plans.insert(slug, lines);
+                Vec::new()
+            }
+            Msg::History { slug, lines } => {
+                self.history.insert(slug, lines);
                 Vec::new()
             }
             Msg::Approvals(list) => {

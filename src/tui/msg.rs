@@ -43,6 +43,11 @@ pub enum Msg {
         slug: String,
         lines: Vec<(String, String)>,
     },
+    /// A bottle's recent history (time, one line), newest first.
+    History {
+        slug: String,
+        lines: Vec<(String, String)>,
+    },
     /// The requests agents wait on, oldest first (sent when the queue folders change).
     Approvals(Vec<Pending>),
     /// The notices agents filed and nobody read yet, newest first (sent when they change).
@@ -70,6 +75,8 @@ pub enum Command {
     Kill(Vec<String>),
     /// Read a bottle's plan from its state dir.
     Plan(String),
+    /// Read a bottle's recent history from the store.
+    History(String),
     Attach {
         slug: String,
         preview: bool,

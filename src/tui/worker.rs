@@ -8,6 +8,7 @@ use crate::backend::docker::DockerBackend;
 use crate::backend::{label, role};
 use crate::config::Config;
 use crate::engine::attach::{self, Target};
+use crate::engine::history::{self, Happened};
 use crate::engine::{approvals, kill, reconcile, sidecar_bin, up};
 use crate::sidecar::session::DetachKey;
 use crate::sidecar::supervise::queue::RequestId;
@@ -110,9 +111,20 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                 let _ = s.out.send(Msg::Plan { slug, lines });
             }
         }
+        Command::History(slug) => send_history(&s, slug).await,
         Command::Launch { bottle, name } => {
             let slug = name.clone().unwrap_or_else(|| bottle.clone());
             let error = launch(&s, &bottle, name.as_deref(), &slug).await.err();
+            let what = match &error {
+                None => Happened::Launched {
+                    bottle: bottle.clone(),
+                },
+                Some(e) => Happened::LaunchFailed {
+                    bottle: bottle.clone(),
+                    error: e.clone(),
+                },
+            };
+            note(&s, vec![(slug.clone(), vec![what])]).await;
             let _ = s.out.send(Msg::LaunchDone { slug, error });
         }
         Command::Kill(slugs) => {
@@ -130,10 +142,18 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                 let s = Arc::clone(&s);
                 async move {
                     let error = match Slug::parse(&slug) {
-                        Ok(parsed) => kill::kill(b.as_ref(), &parsed, &s.ctx.root)
-                            .await
-                            .err()
-                            .map(|e| format!("{e:#}")),
+                        Ok(parsed) => match kill::kill(b.as_ref(), &parsed, &s.ctx.root).await {
+                            Ok(removed) => {
+                                let what = Happened::Killed {
+                                    removed: removed.len(),
+                                    agent_state: None,
+                                    agent_exit_code: None,
+                                };
+                                note(&s, vec![(slug.clone(), vec![what])]).await;
+                                None
+                            }
+                            Err(e) => Some(format!("{e:#}")),
+                        },
                         Err(e) => Some(e.to_string()),
                     };
                     let _ = s.out.send(Msg::KillDone { slug, error });
@@ -239,6 +259,49 @@ async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Res
     .map_err(|e| format!("{e:#}"))
 }
 
+/// Events the detail panel shows for the selected bottle.
+const HISTORY_SHOWN: usize = 6;
+
+/// Records what happened in the history (SQLite, off the async threads), then sends the
+/// touched bottles' recent history to the UI. A store that cannot be written costs the
+/// history, never the dashboard.
+async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
+    if happened.is_empty() {
+        return;
+    }
+    let root = s.ctx.root.clone();
+    let slugs: Vec<String> = happened.iter().map(|(slug, _)| slug.clone()).collect();
+    let _ = tokio::task::spawn_blocking(move || -> color_eyre::Result<()> {
+        let store = Store::open(&root.db_path())?;
+        for (slug, events) in &happened {
+            for what in events {
+                history::record(&store, slug, what)?;
+            }
+        }
+        Ok(())
+    })
+    .await;
+    for slug in slugs {
+        send_history(s, slug).await;
+    }
+}
+
+async fn send_history(s: &Arc<Shared>, slug: String) {
+    let root = s.ctx.root.clone();
+    let key = slug.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        Store::open(&root.db_path()).and_then(|st| st.events(Some(&key), HISTORY_SHOWN))
+    })
+    .await;
+    if let Ok(Ok(events)) = read {
+        let lines = events
+            .iter()
+            .map(|e| (e.time.clone(), history::summary(e)))
+            .collect();
+        let _ = s.out.send(Msg::History { slug, lines });
+    }
+}
+
 /// How often the approvals queues are read (directory listings: cheap).
 const QUEUE_POLL: Duration = Duration::from_secs(1);
 
@@ -294,6 +357,8 @@ async fn watch_approvals(s: Arc<Shared>) {
 /// Connects (and reconnects), refreshes on engine events, follows bundle logs.
 async fn watch(s: Arc<Shared>) {
     let mut followers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+    // The last read of each bottle, to see what changed (health, the agent) for the history.
+    let mut seen: BTreeMap<String, reconcile::BottleStatus> = BTreeMap::new();
     loop {
         let b = match DockerBackend::connect().await {
             Ok(b) => Arc::new(b),
@@ -311,7 +376,9 @@ async fn watch(s: Arc<Shared>) {
             match reconcile::reconcile(b.as_ref()).await {
                 Ok(bottles) => {
                     follow_logs(&s, &b, &bottles, &mut followers);
+                    let changed = seen_changes(&mut seen, &bottles);
                     let _ = s.out.send(Msg::Bottles(bottles));
+                    note(&s, changed).await;
                 }
                 Err(e) => break format!("{e:#}"),
             }
@@ -347,6 +414,25 @@ async fn watch(s: Arc<Shared>) {
         let _ = s.out.send(Msg::EngineDown(why));
         tokio::time::sleep(RETRY).await;
     }
+}
+
+/// What changed since the last read, per bottle; bottles seen for the first time have no
+/// "before" (the dashboard just started, or they were just launched) and record nothing.
+fn seen_changes(
+    seen: &mut BTreeMap<String, reconcile::BottleStatus>,
+    now: &[reconcile::BottleStatus],
+) -> Vec<(String, Vec<Happened>)> {
+    let mut out = Vec::new();
+    for b in now {
+        if let Some(before) = seen.get(&b.slug) {
+            let changes = history::changes(before, b);
+            if !changes.is_empty() {
+                out.push((b.slug.clone(), changes));
+            }
+        }
+    }
+    *seen = now.iter().map(|b| (b.slug.clone(), b.clone())).collect();
+    out
 }
 
 /// One log follower per running bundle; followers of bundles that went away stop.

@@ -84,6 +84,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             lines.push(Line::from(vec![key("env"), Span::raw(redact(e, &[]))]));
         }
     }
+    for (time, what) in app.history.get(&b.slug).into_iter().flatten() {
+        let ago = super::epoch(time)
+            .map(|at| format!("{} ago ", super::age(app.now - at)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            key("history"),
+            Span::styled(ago, t.dim()),
+            Span::raw(crate::engine::approvals::one_line(what, 200)),
+        ]));
+    }
     for e in app.logs.recent(&b.slug, 5) {
         let style = if e.deny { t.warn() } else { t.dim() };
         lines.push(Line::from(vec![
