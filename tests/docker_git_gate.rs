@@ -600,6 +600,48 @@ impl Drop for Container {
     }
 }
 
+/// Builds a test server image from a Dockerfile (its packages come from Debian's mirror).
+fn build_image(tag: &str, dockerfile: &str) {
+    let built = docker_stdin(&["build", "-q", "-t", tag, "-"], dockerfile.as_bytes());
+    assert!(built.status.success(), "building {tag}: {}", stderr(&built));
+}
+
+/// Fills a test server's `/srv/git/web.git` with one commit on `main` (a shell fragment).
+const SEED_UPSTREAM: &str = "export HOME=/tmp GIT_AUTHOR_NAME=up GIT_AUTHOR_EMAIL=up@example.com \
+    GIT_COMMITTER_NAME=up GIT_COMMITTER_EMAIL=up@example.com; \
+    git init -q --bare -b main /srv/git/web.git; git init -q -b main /tmp/w; cd /tmp/w; \
+    echo hi > README; git add README; git commit -qm first; git push -q /srv/git/web.git main";
+
+/// A branch of the test server's `/srv/git/web.git`, if it exists.
+fn served_branch(container: &str, name: &str) -> Option<String> {
+    let out = docker(&[
+        "exec",
+        container,
+        "git",
+        "--git-dir=/srv/git/web.git",
+        "rev-parse",
+        "--verify",
+        "-q",
+        name,
+    ]);
+    out.status.success().then(|| stdout(&out).trim().to_owned())
+}
+
+/// Clones `url` through the gate into /tmp/web, retrying while the server starts (the gate's
+/// first mirror may have run before it was up; each clone refreshes it).
+fn clone_until_served(bottle: &Bottle<'_>, url: &str) {
+    let mut said = String::new();
+    for _ in 0..20 {
+        let out = agent(bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
+        if out.status.success() {
+            return;
+        }
+        said = stdout(&out);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("the clone through the gate never worked: {said}");
+}
+
 fn docker_stdin(args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
     let mut child = Command::new("docker")
@@ -620,15 +662,7 @@ fn docker_stdin(args: &[&str], input: &[u8]) -> Output {
 
 #[test]
 fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
-    let built = docker_stdin(
-        &["build", "-q", "-t", SSHD_IMAGE, "-"],
-        SSHD_DOCKERFILE.as_bytes(),
-    );
-    assert!(
-        built.status.success(),
-        "building {SSHD_IMAGE}: {}",
-        stderr(&built)
-    );
+    build_image(SSHD_IMAGE, SSHD_DOCKERFILE);
 
     let scratch = Scratch::new();
     let key = scratch.path().join("id_ssh");
@@ -675,44 +709,20 @@ fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
             &sshd.0,
             "sh",
             "-c",
-            "set -e; mkdir -p ~git/.ssh /srv/git; cat > ~git/.ssh/authorized_keys; \
-             export HOME=/tmp GIT_AUTHOR_NAME=up GIT_AUTHOR_EMAIL=up@example.com \
-             GIT_COMMITTER_NAME=up GIT_COMMITTER_EMAIL=up@example.com; \
-             git init -q --bare -b main /srv/git/web.git; git init -q -b main /tmp/w; cd /tmp/w; \
-             echo hi > README; git add README; git commit -qm first; \
-             git push -q /srv/git/web.git main; \
-             chown -R git:git ~git/.ssh /srv/git; chmod 700 ~git/.ssh; chmod 600 ~git/.ssh/authorized_keys",
+            &format!(
+                "set -e; mkdir -p ~git/.ssh /srv/git; cat > ~git/.ssh/authorized_keys; \
+                 {SEED_UPSTREAM}; \
+                 chown -R git:git ~git/.ssh /srv/git; chmod 700 ~git/.ssh; chmod 600 ~git/.ssh/authorized_keys"
+            ),
         ],
         &pubkey,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let upstream_branch = |name: &str| {
-        let out = docker(&[
-            "exec",
-            &sshd.0,
-            "git",
-            "--git-dir=/srv/git/web.git",
-            "rev-parse",
-            "--verify",
-            "-q",
-            name,
-        ]);
-        out.status.success().then(|| stdout(&out).trim().to_owned())
-    };
+    let upstream_branch = |name: &str| served_branch(&sshd.0, name);
     let main = upstream_branch("main").expect("upstream main");
 
     // The agent clones through the gate with its usual URL (sshd may still be starting).
-    let mut cloned = None;
-    for _ in 0..20 {
-        let out = agent(&bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
-        if out.status.success() {
-            cloned = Some(out);
-            break;
-        }
-        cloned = None;
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert!(cloned.is_some(), "the clone through the gate never worked");
+    clone_until_served(&bottle, url);
     let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
     assert_eq!(head.trim(), main);
 
@@ -954,15 +964,7 @@ http {
 /// and the token is nowhere the agent can see.
 #[test]
 fn an_https_upstream_signed_by_the_bottles_ca_gets_the_token_only_from_the_gate() {
-    let built = docker_stdin(
-        &["build", "-q", "-t", HTTPS_GIT_IMAGE, "-"],
-        HTTPS_GIT_DOCKERFILE.as_bytes(),
-    );
-    assert!(
-        built.status.success(),
-        "building {HTTPS_GIT_IMAGE}: {}",
-        stderr(&built)
-    );
+    build_image(HTTPS_GIT_IMAGE, HTTPS_GIT_DOCKERFILE);
     let scratch = Scratch::new();
     common::pki::origin(scratch.path(), "upstream-https");
     let token = format!("tok-{}", unique_slug("https"));
@@ -995,45 +997,21 @@ fn an_https_upstream_signed_by_the_bottles_ca_gets_the_token_only_from_the_gate(
         &format!("{}:/pki:ro", scratch.path().display()),
         HTTPS_GIT_IMAGE,
     ]);
-    let setup = "set -e; \
+    let setup = format!(
+        "set -e; \
         printf 'x-access-token:%s\\n' \"$(openssl passwd -apr1 \"$(head -n1 /pki/id_https)\")\" > /etc/nginx/htpasswd; \
-        export HOME=/tmp GIT_AUTHOR_NAME=up GIT_AUTHOR_EMAIL=up@example.com \
-        GIT_COMMITTER_NAME=up GIT_COMMITTER_EMAIL=up@example.com; \
-        git init -q --bare -b main /srv/git/web.git; git init -q -b main /tmp/w; cd /tmp/w; \
-        echo hi > README; git add README; git commit -qm first; git push -q /srv/git/web.git main; \
+        {SEED_UPSTREAM}; \
         fcgiwrap -s unix:/run/fcgiwrap.socket >/dev/null 2>&1 & \
         for i in $(seq 50); do [ -S /run/fcgiwrap.socket ] && break; sleep 0.1; done; \
         chmod 666 /run/fcgiwrap.socket; \
-        nginx -c /pki/nginx.conf";
-    docker_ok(&["exec", &server.0, "sh", "-c", setup]);
-    let upstream_branch = |name: &str| {
-        let out = docker(&[
-            "exec",
-            &server.0,
-            "git",
-            "--git-dir=/srv/git/web.git",
-            "rev-parse",
-            "--verify",
-            "-q",
-            name,
-        ]);
-        out.status.success().then(|| stdout(&out).trim().to_owned())
-    };
+        nginx -c /pki/nginx.conf"
+    );
+    docker_ok(&["exec", &server.0, "sh", "-c", &setup]);
+    let upstream_branch = |name: &str| served_branch(&server.0, name);
     let main = upstream_branch("main").expect("upstream main");
 
     // The gate's first mirror ran before the server was up: the clone refreshes it.
-    let mut said = String::new();
-    let mut cloned = false;
-    for _ in 0..20 {
-        let out = agent(&bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
-        said = stdout(&out);
-        cloned = out.status.success();
-        if cloned {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert!(cloned, "the clone through the gate never worked: {said}");
+    clone_until_served(&bottle, url);
     let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
     assert_eq!(head.trim(), main);
     let pushed = agent_ok(
