@@ -627,19 +627,35 @@ fn served_branch(container: &str, name: &str) -> Option<String> {
     out.status.success().then(|| stdout(&out).trim().to_owned())
 }
 
-/// Clones `url` through the gate into /tmp/web, retrying while the server starts (the gate's
-/// first mirror may have run before it was up; each clone refreshes it).
-fn clone_until_served(bottle: &Bottle<'_>, url: &str) {
+/// From the agent: clones `url` through the gate into /tmp/web (retrying while the server
+/// starts: the gate's first mirror may have run before it was up, and each clone refreshes
+/// it), checks it has the server's `main`, commits and pushes to `branch`, and checks the
+/// server has that commit.
+fn clone_and_push(bottle: &Bottle<'_>, url: &str, server: &str, branch: &str) {
+    let main = served_branch(server, "main").expect("upstream main");
     let mut said = String::new();
-    for _ in 0..20 {
+    let cloned = (0..20).any(|_| {
         let out = agent(bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
-        if out.status.success() {
-            return;
-        }
         said = stdout(&out);
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("the clone through the gate never worked: {said}");
+        out.status.success() || {
+            std::thread::sleep(Duration::from_millis(500));
+            false
+        }
+    });
+    assert!(cloned, "the clone through the gate never worked: {said}");
+    let head = agent_ok(bottle, "cd /tmp/web && git rev-parse HEAD");
+    assert_eq!(head.trim(), main);
+    let pushed = agent_ok(
+        bottle,
+        &format!(
+            "cd /tmp/web && echo agent > a && git add a && git commit -qm a \
+             && git push -q origin HEAD:{branch} 2>&1 && git rev-parse HEAD"
+        ),
+    );
+    assert_eq!(
+        served_branch(server, &format!("refs/heads/{branch}")).as_deref(),
+        pushed.lines().last()
+    );
 }
 
 fn docker_stdin(args: &[&str], input: &[u8]) -> Output {
@@ -720,21 +736,8 @@ fn an_ssh_upstream_is_reached_with_the_identity_only_the_bundle_holds() {
     assert!(out.status.success(), "{}", stderr(&out));
     let upstream_branch = |name: &str| served_branch(&sshd.0, name);
     let main = upstream_branch("main").expect("upstream main");
-
     // The agent clones through the gate with its usual URL (sshd may still be starting).
-    clone_until_served(&bottle, url);
-    let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
-    assert_eq!(head.trim(), main);
-
-    let pushed = agent_ok(
-        &bottle,
-        "cd /tmp/web && echo agent > a && git add a && git commit -qm a \
-         && git push -q origin HEAD:bottle/ssh 2>&1 && git rev-parse HEAD",
-    );
-    assert_eq!(
-        upstream_branch("bottle/ssh").as_deref(),
-        pushed.lines().last()
-    );
+    clone_and_push(&bottle, url, &sshd.0, "bottle/ssh");
     let out = agent(&bottle, "cd /tmp/web && git push origin HEAD:main 2>&1");
     assert_ne!(out.status.code(), Some(0));
     assert!(
@@ -1007,22 +1010,8 @@ fn an_https_upstream_signed_by_the_bottles_ca_gets_the_token_only_from_the_gate(
         nginx -c /pki/nginx.conf"
     );
     docker_ok(&["exec", &server.0, "sh", "-c", &setup]);
-    let upstream_branch = |name: &str| served_branch(&server.0, name);
-    let main = upstream_branch("main").expect("upstream main");
-
     // The gate's first mirror ran before the server was up: the clone refreshes it.
-    clone_until_served(&bottle, url);
-    let head = agent_ok(&bottle, "cd /tmp/web && git rev-parse HEAD");
-    assert_eq!(head.trim(), main);
-    let pushed = agent_ok(
-        &bottle,
-        "cd /tmp/web && echo agent > a && git add a && git commit -qm a \
-         && git push -q origin HEAD:bottle/https 2>&1 && git rev-parse HEAD",
-    );
-    assert_eq!(
-        upstream_branch("refs/heads/bottle/https").as_deref(),
-        pushed.lines().last()
-    );
+    clone_and_push(&bottle, url, &server.0, "bottle/https");
 
     // The server authenticated the gate as the token's user, for the push too.
     let access = docker_ok(&["exec", &server.0, "cat", "/var/log/nginx/access.log"]);
