@@ -34,6 +34,11 @@ pub enum Happened {
         to: String,
         exit_code: Option<i64>,
     },
+    /// A bundle daemon exited (init restarts it), as init logged it.
+    DaemonExited {
+        daemon: String,
+        code: Option<i64>,
+    },
 }
 
 impl Happened {
@@ -44,6 +49,7 @@ impl Happened {
             Self::Killed { .. } => "kill",
             Self::Health { .. } => "health",
             Self::Agent { .. } => "agent",
+            Self::DaemonExited { .. } => "daemon",
         }
     }
 
@@ -70,12 +76,37 @@ impl Happened {
                 to,
                 exit_code,
             } => json!({ "from": from, "to": to, "exit_code": exit_code }),
+            Self::DaemonExited { daemon, code } => json!({ "daemon": daemon, "code": code }),
         }
     }
 }
 
 pub fn record(store: &Store, slug: &str, what: &Happened) -> Result<()> {
     store.record(slug, what.kind(), &what.detail()).map(|_| ())
+}
+
+/// Records what a log line says happened at its own time, once however often the line is read.
+/// True when it was new.
+pub fn record_logged(store: &Store, slug: &str, time: &str, what: &Happened) -> Result<bool> {
+    store.record_at(slug, what.kind(), time, &what.detail())
+}
+
+/// A daemon exiting, from init's JSON log line: (the line's time, what happened).
+pub fn from_init_line(raw: &str) -> Option<(String, Happened)> {
+    if !raw.contains("daemon exited") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(raw).ok()?;
+    if v["daemon"] != "init" || v["msg"] != "daemon exited" {
+        return None;
+    }
+    Some((
+        v["time"].as_str()?.to_owned(),
+        Happened::DaemonExited {
+            daemon: v["target"].as_str()?.to_owned(),
+            code: v["code"].as_i64(),
+        },
+    ))
 }
 
 /// What changed between two reads of the same bottle.
@@ -134,6 +165,10 @@ pub fn summary(e: &Event) -> String {
             _ => format!("agent {} → {}", s("from"), s("to")),
         },
         "prepare" => "prepared (plan written)".to_owned(),
+        "daemon" => match d["code"].as_i64() {
+            Some(code) => format!("{} exited with code {code}; init restarts it", s("daemon")),
+            None => format!("{} exited; init restarts it", s("daemon")),
+        },
         other => format!("{other} {d}"),
     }
 }
@@ -195,6 +230,39 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_daemon_exit_from_inits_log_is_recorded_once_at_its_own_time() -> Result<()> {
+        let line = r#"{"time":"2026-11-28T07:00:01.5Z","daemon":"init","level":"error","msg":"daemon exited","target":"gateway","code":137}"#;
+        let (time, what) = from_init_line(line).expect("an exit");
+        assert_eq!(time, "2026-11-28T07:00:01.5Z");
+        assert_eq!(
+            what,
+            Happened::DaemonExited {
+                daemon: "gateway".into(),
+                code: Some(137)
+            }
+        );
+        for other in [
+            r#"{"daemon":"init","msg":"daemon started","target":"gateway"}"#,
+            r#"{"daemon":"gateway","msg":"daemon exited","target":"x","time":"t"}"#,
+            "daemon exited but not json",
+        ] {
+            assert_eq!(from_init_line(other), None, "{other}");
+        }
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("state.db"))?;
+        assert!(record_logged(&store, "demo", &time, &what)?);
+        assert!(!record_logged(&store, "demo", &time, &what)?, "read again");
+        let events = store.events(Some("demo"), 10)?;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].time, time);
+        assert_eq!(
+            summary(&events[0]),
+            "gateway exited with code 137; init restarts it"
+        );
+        Ok(())
     }
 
     #[test]

@@ -35,6 +35,10 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (slug, request_id, requested)
     );
     CREATE INDEX decisions_slug ON decisions(slug, id);",
+    // 3: events read from a bundle's log (a daemon exiting) carry the log line's own time; a
+    // dashboard reading the same log again records each once.
+    "CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
+        WHERE kind = 'daemon';",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -148,6 +152,25 @@ impl Store {
             )
             .wrap_err_with(|| format!("cannot record a {kind} event in {}", self.path.display()))?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records an event that happened at `time` (RFC 3339) unless it is recorded already;
+    /// true when it was new. Only kinds with a uniqueness index (`daemon`) are deduplicated.
+    pub fn record_at(
+        &self,
+        slug: &str,
+        kind: &str,
+        time: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO events (time, slug, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![time, slug, kind, detail.to_string()],
+            )
+            .wrap_err_with(|| format!("cannot record a {kind} event in {}", self.path.display()))?;
+        Ok(n == 1)
     }
 
     pub fn events(&self, slug: Option<&str>, limit: usize) -> Result<Vec<Event>> {

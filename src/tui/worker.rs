@@ -286,6 +286,20 @@ async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
     }
 }
 
+/// Records what a log line says happened (once, at the line's time: the log is read again
+/// whenever a dashboard starts), and sends the bottle's history when it was new.
+async fn note_logged(s: &Arc<Shared>, slug: String, time: String, what: Happened) {
+    let root = s.ctx.root.clone();
+    let key = slug.clone();
+    let new = tokio::task::spawn_blocking(move || {
+        Store::open(&root.db_path()).and_then(|st| history::record_logged(&st, &key, &time, &what))
+    })
+    .await;
+    if matches!(new, Ok(Ok(true))) {
+        send_history(s, slug).await;
+    }
+}
+
 async fn send_history(s: &Arc<Shared>, slug: String) {
     let root = s.ctx.root.clone();
     let key = slug.clone();
@@ -464,9 +478,13 @@ fn follow_logs(
         let mut lines = b.logs(&bundle.name, true, Some(LOG_TAIL));
         let out = s.out.clone();
         let slug = bottle.slug.clone();
+        let s = Arc::clone(s);
         let handle = tokio::spawn(async move {
             while let Some(Ok(line)) = lines.next().await {
                 for text in line.text.lines().filter(|l| !l.trim().is_empty()) {
+                    if let Some((time, what)) = history::from_init_line(text) {
+                        note_logged(&s, slug.clone(), time, what).await;
+                    }
                     if out
                         .send(Msg::Log {
                             slug: slug.clone(),
