@@ -3,7 +3,7 @@
 //! model of the screen, and serves any number of attach clients on a unix socket. The agent
 //! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
 
-use super::flow::Flow;
+use super::flow::{Flow, Viewer};
 use super::model::{Model, Op, Replay};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
 use super::{Paths, SessionRecord, now};
@@ -447,6 +447,11 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
         };
     shared.resize(size);
     let sub = shared.subscribe(Replay::History).await;
+    // Only a lossless client holds the agent back; any other one is repainted if it falls
+    // behind, so no viewer ever slows the agent down. It joins the flow here, before any of
+    // its input reaches the agent: joined later (in the writer task), output its own input
+    // caused could overrun the stream first and cost it a repaint.
+    let viewer = lossless.then(|| shared.flow.join(sub.at));
     log::event(
         DAEMON,
         "info",
@@ -459,7 +464,7 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
     let writer_refresh = Arc::clone(&refresh);
     let mut writer = tokio::spawn(async move {
         let ctl = Control {
-            lossless,
+            viewer,
             refresh: writer_refresh,
             err_rx,
         };
@@ -508,7 +513,8 @@ async fn reject(wr: &mut tokio::net::unix::OwnedWriteHalf, why: String) {
 
 /// How the reading half steers the writing half of one client.
 struct Control {
-    lossless: bool,
+    /// The flow position of a lossless client.
+    viewer: Option<Arc<Viewer>>,
     refresh: Arc<tokio::sync::Notify>,
     err_rx: oneshot::Receiver<String>,
 }
@@ -519,9 +525,7 @@ async fn stream_to_client(
     sub: Subscription,
     mut ctl: Control,
 ) {
-    // Only a lossless client holds the agent back; any other one is repainted if it falls
-    // behind, so no viewer ever slows the agent down.
-    let viewer = ctl.lossless.then(|| shared.flow.join(sub.at));
+    let viewer = ctl.viewer.take();
     let mut rx = sub.rx;
     let mut batch = BytesMut::new();
     ServerFrame::Output(sub.repaint).encode(&mut batch);
