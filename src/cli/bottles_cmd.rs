@@ -360,7 +360,15 @@ pub fn history_cmd(root: &StateRoot, slug: Option<&Slug>, limit: usize, json: bo
         writeln!(out, "nothing recorded yet").ok();
     }
     for e in &events {
-        writeln!(out, "{}  {}  {}", e.time, e.slug, history::summary(e)).ok();
+        // A launch error or a daemon's name can carry text from outside: one line, no escapes.
+        writeln!(
+            out,
+            "{}  {}  {}",
+            e.time,
+            e.slug,
+            crate::engine::approvals::one_line(&history::summary(e), 300)
+        )
+        .ok();
     }
     Ok(())
 }

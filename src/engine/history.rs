@@ -7,6 +7,10 @@ use crate::store::{Event, Store};
 use color_eyre::eyre::Result;
 use serde_json::{Value, json};
 
+/// Events kept per bottle (the newest): the history of a daemon crash-looping under a
+/// watching dashboard stays bounded.
+pub const KEEP: usize = 1000;
+
 /// One thing that happened to a bottle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Happened {
@@ -91,6 +95,9 @@ pub fn record_logged(store: &Store, slug: &str, time: &str, what: &Happened) -> 
     store.record_at(slug, what.kind(), time, &what.detail())
 }
 
+/// The daemons a bundle's init may run.
+const DAEMONS: &[&str] = &["gateway", "pipelock", "git-gate", "supervise"];
+
 /// A daemon exiting, from init's JSON log line: (the line's time, what happened).
 pub fn from_init_line(raw: &str) -> Option<(String, Happened)> {
     if !raw.contains("daemon exited") {
@@ -100,10 +107,14 @@ pub fn from_init_line(raw: &str) -> Option<(String, Happened)> {
     if v["daemon"] != "init" || v["msg"] != "daemon exited" {
         return None;
     }
+    // Only the daemons init runs: a line naming anything else is not init's.
+    let daemon = v["target"].as_str().filter(|d| DAEMONS.contains(d))?;
+    let time = v["time"].as_str()?;
+    time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()?;
     Some((
-        v["time"].as_str()?.to_owned(),
+        time.to_owned(),
         Happened::DaemonExited {
-            daemon: v["target"].as_str()?.to_owned(),
+            daemon: daemon.to_owned(),
             code: v["code"].as_i64(),
         },
     ))
@@ -119,22 +130,14 @@ pub fn changes(before: &BottleStatus, after: &BottleStatus) -> Vec<Happened> {
             exit_code: after.agent.exit_code,
         });
     }
+    // Daemons appearing or vanishing are a bottle being launched or killed, which the history
+    // has as such; only a daemon seen on both reads has a health change worth a line.
     for (daemon, to) in &after.health {
-        let from = before.health.get(daemon);
-        if from != Some(to) {
-            out.push(Happened::Health {
-                daemon: daemon.clone(),
-                from: from.cloned().unwrap_or_else(|| "absent".into()),
-                to: to.clone(),
-            });
-        }
-    }
-    for (daemon, from) in &before.health {
-        if !after.health.contains_key(daemon) {
+        if let Some(from) = before.health.get(daemon).filter(|from| *from != to) {
             out.push(Happened::Health {
                 daemon: daemon.clone(),
                 from: from.clone(),
-                to: "absent".into(),
+                to: to.clone(),
             });
         }
     }
@@ -218,17 +221,8 @@ mod tests {
                     from: "healthy".into(),
                     to: "unhealthy".into()
                 },
-                Happened::Health {
-                    daemon: "git-gate".into(),
-                    from: "absent".into(),
-                    to: "starting".into()
-                },
-                Happened::Health {
-                    daemon: "supervise".into(),
-                    from: "healthy".into(),
-                    to: "absent".into()
-                },
-            ]
+            ],
+            "git-gate appearing and supervise vanishing are launch and kill, not health"
         );
     }
 
@@ -247,6 +241,8 @@ mod tests {
         for other in [
             r#"{"daemon":"init","msg":"daemon started","target":"gateway"}"#,
             r#"{"daemon":"gateway","msg":"daemon exited","target":"x","time":"t"}"#,
+            r#"{"daemon":"init","msg":"daemon exited","target":"\u001b[2J","time":"2026-11-28T07:00:01Z"}"#,
+            r#"{"daemon":"init","msg":"daemon exited","target":"gateway","time":"soon"}"#,
             "daemon exited but not json",
         ] {
             assert_eq!(from_init_line(other), None, "{other}");
@@ -257,7 +253,7 @@ mod tests {
         assert!(!record_logged(&store, "demo", &time, &what)?, "read again");
         let events = store.events(Some("demo"), 10)?;
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].time, time);
+        assert_eq!(events[0].time, "2026-11-28T07:00:01.500000000Z");
         assert_eq!(
             summary(&events[0]),
             "gateway exited with code 137; init restarts it"

@@ -116,23 +116,26 @@ impl Store {
                 self.path.display()
             );
         }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        // One writer at a time, and the version read again inside: two processes (or two
+        // tasks of the dashboard) opening an old db at once must not both migrate it.
+        let path = self.path.display().to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .wrap_err_with(|| format!("cannot start migrating {path}"))?;
+        let version: u32 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .wrap_err_with(|| format!("cannot read the schema version of {path}"))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self
-                .conn
-                .transaction()
-                .wrap_err("cannot start a migration")?;
             tx.execute_batch(sql)
                 .and_then(|()| tx.pragma_update(None, "user_version", i as u32 + 1))
-                .and_then(|()| tx.commit())
-                .wrap_err_with(|| {
-                    format!(
-                        "cannot migrate {} to schema version {}",
-                        self.path.display(),
-                        i + 1
-                    )
-                })?;
+                .wrap_err_with(|| format!("cannot migrate {path} to schema version {}", i + 1))?;
         }
-        Ok(())
+        tx.commit()
+            .wrap_err_with(|| format!("cannot finish migrating {path}"))
     }
 
     pub fn schema_version(&self) -> Result<u32> {
@@ -142,9 +145,7 @@ impl Store {
     }
 
     pub fn record(&self, slug: &str, kind: &str, detail: &serde_json::Value) -> Result<i64> {
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let time = fixed_time(time::OffsetDateTime::now_utc());
         self.conn
             .execute(
                 "INSERT INTO events (time, slug, kind, detail) VALUES (?1, ?2, ?3, ?4)",
@@ -163,6 +164,9 @@ impl Store {
         time: &str,
         detail: &serde_json::Value,
     ) -> Result<bool> {
+        let at = time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
+            .wrap_err_with(|| format!("`{time}` is not an RFC 3339 time"))?;
+        let time = fixed_time(at);
         let n = self
             .conn
             .execute(
@@ -178,7 +182,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, time, slug, kind, detail FROM events
-                 WHERE ?1 IS NULL OR slug = ?1 ORDER BY id DESC LIMIT ?2",
+                 WHERE ?1 IS NULL OR slug = ?1 ORDER BY time DESC, id DESC LIMIT ?2",
             )
             .wrap_err("cannot query events")?;
         let rows = stmt
@@ -198,7 +202,35 @@ impl Store {
     }
 }
 
+/// Times as the events table keeps them: UTC, always nine fractional digits, so the text sorts
+/// as the time does (RFC 3339 as `time` writes it drops the fraction on a whole second).
+pub fn fixed_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
+}
+
 impl Store {
+    /// Keeps a bottle's newest `keep` events: a daemon crash-looping for days under a watching
+    /// dashboard must not grow the history without end.
+    pub fn prune_events(&self, slug: &str, keep: usize) -> Result<usize> {
+        self.conn
+            .execute(
+                "DELETE FROM events WHERE slug = ?1 AND id NOT IN
+                   (SELECT id FROM events WHERE slug = ?1 ORDER BY time DESC, id DESC LIMIT ?2)",
+                params![slug, keep as i64],
+            )
+            .wrap_err_with(|| format!("cannot prune the history in {}", self.path.display()))
+    }
+
     /// Records an answered request; false when it was recorded already.
     pub fn record_decision(&self, d: &DecisionRecord) -> Result<bool> {
         let n = self
@@ -261,6 +293,71 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_opening_a_fresh_db_at_once_all_succeed() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("state.db");
+        let opened: Vec<Result<u32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| Store::open(&path).and_then(|st| st.schema_version())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(eyre!("panicked"))))
+                .collect()
+        });
+        for o in opened {
+            assert_eq!(o?, SCHEMA_VERSION);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn events_read_newest_first_by_their_time_and_are_pruned_per_bottle() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = Store::open(&dir.path().join("state.db"))?;
+        s.record("demo", "launch", &serde_json::json!({}))?;
+        // Read from a log later, but it happened before: it sorts older.
+        assert!(s.record_at(
+            "demo",
+            "daemon",
+            "2020-01-01T00:00:00Z",
+            &serde_json::json!({})
+        )?);
+        assert!(
+            s.record_at("demo", "daemon", "bad time", &serde_json::json!({}))
+                .is_err()
+        );
+        let kinds: Vec<String> = s
+            .events(Some("demo"), 10)?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["launch", "daemon"]);
+        for i in 0..10 {
+            s.record("demo", "health", &serde_json::json!({ "i": i }))?;
+            s.record("other", "health", &serde_json::json!({ "i": i }))?;
+        }
+        assert_eq!(s.prune_events("demo", 3)?, 9);
+        let left = s.events(Some("demo"), 100)?;
+        assert_eq!(left.len(), 3);
+        assert_eq!(left[0].detail["i"], 9, "the newest are kept");
+        assert_eq!(
+            s.events(Some("other"), 100)?.len(),
+            10,
+            "other bottles untouched"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn fixed_times_sort_as_text() {
+        let whole = time::OffsetDateTime::from_unix_timestamp(1_795_831_200).expect("time");
+        let later = whole + time::Duration::milliseconds(100);
+        assert_eq!(fixed_time(whole), "2026-11-28T02:00:00.000000000Z");
+        assert!(fixed_time(whole) < fixed_time(later));
+    }
 
     #[test]
     fn migrates_records_and_reopens() -> Result<()> {

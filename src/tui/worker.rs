@@ -277,6 +277,7 @@ async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
             for what in events {
                 history::record(&store, slug, what)?;
             }
+            store.prune_events(slug, history::KEEP)?;
         }
         Ok(())
     })
@@ -292,7 +293,10 @@ async fn note_logged(s: &Arc<Shared>, slug: String, time: String, what: Happened
     let root = s.ctx.root.clone();
     let key = slug.clone();
     let new = tokio::task::spawn_blocking(move || {
-        Store::open(&root.db_path()).and_then(|st| history::record_logged(&st, &key, &time, &what))
+        let store = Store::open(&root.db_path())?;
+        let new = history::record_logged(&store, &key, &time, &what)?;
+        store.prune_events(&key, history::KEEP)?;
+        Ok::<_, color_eyre::Report>(new)
     })
     .await;
     if matches!(new, Ok(Ok(true))) {

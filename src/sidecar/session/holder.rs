@@ -446,7 +446,14 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
             }
         };
     shared.resize(size);
-    let sub = shared.subscribe(Replay::History).await;
+    // A client that did not say its size (a preview) shows the screen only: history formatted
+    // at another width would be garbled, and previews come and go with every selection.
+    let replay = if size.rows == 0 || size.cols == 0 {
+        Replay::ScreenOnly
+    } else {
+        Replay::History
+    };
+    let sub = shared.subscribe(replay).await;
     // Only a lossless client holds the agent back; any other one is repainted if it falls
     // behind, so no viewer ever slows the agent down. It joins the flow here, before any of
     // its input reaches the agent: joined later (in the writer task), output its own input

@@ -5,6 +5,9 @@ use bytes::Bytes;
 
 /// Lines of history the holder keeps beyond the screen.
 pub const SCROLLBACK: usize = 1000;
+/// At most this much history goes to a new client (the newest lines): formatting is done on the
+/// model thread, which the agent's output waits for.
+pub const HISTORY_BUDGET: usize = 2 << 20;
 
 pub fn parser(rows: u16, cols: u16) -> vt100::Parser {
     vt100::Parser::new(nonzero(rows), nonzero(cols), SCROLLBACK)
@@ -45,21 +48,31 @@ pub fn history(parser: &mut vt100::Parser) -> String {
         return String::new();
     }
     let (rows, cols) = screen.size();
-    let mut out = String::with_capacity(n * 64);
-    out.push_str("\x1b[?1049l\x1b[0m\r\n");
-    // A page of history at a time: at offset `left` the top rows shown are the history lines
-    // from `n - left` on.
-    let mut left = n;
-    while left > 0 {
-        screen.set_scrollback(left);
-        let take = left.min(usize::from(rows.get()));
-        for row in screen.rows_formatted(0, cols.get()).take(take) {
-            out.push_str(&row);
-            out.push_str("\x1b[0m\r\n");
+    // Newest first, a page at a time: at offset `k` the top rows shown are the history lines
+    // from `n - k` on. Stops at the budget, so the oldest lines are the ones left out.
+    let mut lines: Vec<String> = Vec::new();
+    let mut size = 0;
+    let mut done = 0;
+    'pages: while done < n {
+        let take = (n - done).min(usize::from(rows.get()));
+        screen.set_scrollback(done + take);
+        let page: Vec<String> = screen.rows_formatted(0, cols.get()).take(take).collect();
+        for row in page.into_iter().rev() {
+            size += row.len() + 6;
+            if size > HISTORY_BUDGET {
+                break 'pages;
+            }
+            lines.push(row);
         }
-        left -= take;
+        done += take;
     }
     screen.set_scrollback(0);
+    let mut out = String::with_capacity(size + 16 + usize::from(rows.get()) * 2);
+    out.push_str("\x1b[?1049l\x1b[0m\r\n");
+    for row in lines.iter().rev() {
+        out.push_str(row);
+        out.push_str("\x1b[0m\r\n");
+    }
     for _ in 0..rows.get() {
         out.push_str("\r\n");
     }
@@ -176,5 +189,33 @@ mod tests {
         }
         full.process(b"\x1b[?1049h");
         assert!(history(&mut full).is_empty());
+    }
+
+    /// However much history there is, a new client gets at most the budget of it: the newest
+    /// lines.
+    #[test]
+    fn history_stops_at_its_budget_keeping_the_newest_lines() {
+        let mut agent = parser(5, 500);
+        for i in 0..1200 {
+            // Every cell its own colours: the costliest kind of line to format.
+            let mut line = format!("L{i:04}-");
+            for c in 0..490 {
+                line.push_str(&format!("\x1b[3{};4{}mx", c % 8, (c + 3) % 8));
+            }
+            agent.process(format!("{line}\x1b[0m\r\n").as_bytes());
+        }
+        let bytes = history(&mut agent);
+        assert!(
+            bytes.len() <= HISTORY_BUDGET + 5 * 2 + 16,
+            "{}",
+            bytes.len()
+        );
+        assert!(bytes.contains("L1195-"), "the newest history line is there");
+        assert!(
+            !bytes.contains("L0200-"),
+            "the oldest lines are the ones left out ({} bytes)",
+            bytes.len()
+        );
+        assert_eq!(agent.screen().scrollback(), 0);
     }
 }
