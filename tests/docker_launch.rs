@@ -293,6 +293,56 @@ fn the_gateway_runs_in_the_bundle_and_answers_the_agent() {
     );
 }
 
+/// A daemon crash-looping makes the bundle unhealthy; `ls` shows that daemon down and the
+/// others healthy (the health check names each daemon's state, healthy or not).
+#[test]
+fn a_crash_looping_daemon_is_the_only_one_shown_down() {
+    let scratch = scratch_with("[bottles.demo.supervise]\nenabled = true\n");
+    let bottle = Bottle::up(&scratch, &unique_slug("loop"), &[]);
+    let kill = "for p in /proc/[0-9]*; do \
+                  if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/usr/local/bin/bottle-sidecar gateway'; then kill -9 ${p#/proc/}; fi; \
+                done";
+    let health_of = |scratch: &common::Scratch| -> serde_json::Value {
+        let out = scratch.run(&["ls", "--json"]);
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ls json");
+        all.as_array()
+            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
+            .map(|b| b["health"].clone())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut seen = health_of(&scratch);
+    // First healthy (a check that never passed leaves the container `starting`).
+    while seen["supervise"] != "healthy" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        seen = health_of(&scratch);
+    }
+    // Each kill doubles init's wait before the next start (1 s, 2 s, 4 s, …): soon the gateway
+    // is down for longer than two health checks (5 s apart) and the container is unhealthy.
+    let container_health = || {
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Health.Status}}",
+            &bottle.bundle(),
+        ])
+        .trim()
+        .to_owned()
+    };
+    while std::time::Instant::now() < deadline {
+        docker_ok(&["exec", &bottle.bundle(), "sh", "-c", kill]);
+        if container_health() == "unhealthy" {
+            seen = health_of(&scratch);
+            if seen["gateway"] == "down, restarting" {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(seen["gateway"], "down, restarting", "{seen}");
+    assert_eq!(seen["supervise"], "healthy", "{seen}");
+}
+
 #[test]
 fn init_restarts_a_killed_daemon_and_the_bundle_stops_within_a_second() {
     let scratch = scratch_with("");

@@ -36,6 +36,39 @@ pub struct AgentStatus {
     pub exit_code: Option<i64>,
 }
 
+/// Each daemon's state from the bundle's health check: `status` is the container's health
+/// (or its state, without a check), `output` the check's last output, which names every
+/// daemon's state as init records it (`healthy: {…}` / `unhealthy: {…}`), `daemons` the
+/// bundle's list. One daemon being restarted makes the container unhealthy, not the others.
+pub fn daemon_health(
+    status: &str,
+    output: Option<&str>,
+    daemons: &str,
+) -> BTreeMap<String, String> {
+    let per_daemon: BTreeMap<String, String> = output
+        .map(str::trim)
+        .and_then(|o| {
+            o.strip_prefix("healthy: ")
+                .or_else(|| o.strip_prefix("unhealthy: "))
+        })
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    daemons
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|daemon| {
+            let s = match (per_daemon.get(daemon).map(String::as_str), status) {
+                // Up, in a container unhealthy because of another daemon.
+                (Some("running"), "unhealthy") => "healthy".to_owned(),
+                (Some("running") | None, _) => status.to_owned(),
+                (Some("restarting"), _) => "down, restarting".to_owned(),
+                (Some(other), _) => other.to_owned(),
+            };
+            (daemon.to_owned(), s)
+        })
+        .collect()
+}
+
 pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
     let resources = backend.list(&[]).await?;
     let containers = backend.list_containers(&[]).await?;
@@ -78,33 +111,13 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             (Some(_), _) => "broken",
             (None, _) => state_of(bundle.as_ref(), agent.as_ref(), networks.len()),
         };
-        let mut health = BTreeMap::new();
-        if let Some(b) = &bundle {
-            let status = b.health.clone().unwrap_or_else(|| b.state.clone());
-            // The health check prints each daemon's state as init records it.
-            let per_daemon: BTreeMap<String, String> = b
-                .health_output
-                .as_deref()
-                .and_then(|o| o.trim().strip_prefix("healthy: "))
-                .and_then(|j| serde_json::from_str(j).ok())
-                .unwrap_or_default();
-            for daemon in b
-                .labels
-                .get(label::DAEMONS)
-                .map(String::as_str)
-                .unwrap_or("")
-                .split(',')
-            {
-                if !daemon.is_empty() {
-                    let s = match per_daemon.get(daemon).map(String::as_str) {
-                        Some("running") => status.clone(),
-                        Some(other) => other.to_owned(),
-                        None => status.clone(),
-                    };
-                    health.insert(daemon.to_owned(), s);
-                }
-            }
-        }
+        let health = bundle.as_ref().map_or_else(BTreeMap::new, |b| {
+            daemon_health(
+                b.health.as_deref().unwrap_or(&b.state),
+                b.health_output.as_deref(),
+                b.labels.get(label::DAEMONS).map_or("", String::as_str),
+            )
+        });
         out.push(BottleStatus {
             bottle: any(label::BOTTLE),
             backend: if smolvm_machine.is_some() {
@@ -163,5 +176,36 @@ fn state_of(
         (Some("running"), Some("exited")) => "exited",
         (Some("created"), Some("created")) | (Some("created"), None) => "created",
         _ => "broken",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_daemon_down_leaves_the_others_healthy() {
+        let h = daemon_health(
+            "unhealthy",
+            Some(r#"unhealthy: {"gateway":"restarting","supervise":"running"}"#),
+            "gateway,supervise",
+        );
+        assert_eq!(h["gateway"], "down, restarting");
+        assert_eq!(h["supervise"], "healthy");
+        let h = daemon_health(
+            "healthy",
+            Some(r#"healthy: {"gateway":"running","supervise":"running"}"#),
+            "gateway,supervise",
+        );
+        assert_eq!(h["gateway"], "healthy");
+        // Without a daemon map (init not running), every daemon shares the container's state.
+        let h = daemon_health(
+            "unhealthy",
+            Some("unhealthy: init is not running"),
+            "gateway,supervise",
+        );
+        assert_eq!(h["gateway"], "unhealthy");
+        assert_eq!(h["supervise"], "unhealthy");
+        assert!(daemon_health("running", None, "").is_empty());
     }
 }
