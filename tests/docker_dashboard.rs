@@ -5,8 +5,8 @@
 
 mod common;
 use common::docker::{Bottle, docker_ok, scratch_with, unique_slug};
-use common::stderr;
 use common::tmux::Tmux;
+use common::{stderr, stdout};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -137,7 +137,7 @@ fn dashboard_end_to_end_in_tmux() {
     // The dashboard read init's line and put the exit in the history.
     let exits = || {
         let out = scratch.run(&["history", &a]);
-        common::stdout(&out)
+        stdout(&out)
             .lines()
             .filter(|l| l.contains("gateway exited with code 137"))
             .count()
@@ -149,6 +149,26 @@ fn dashboard_end_to_end_in_tmux() {
         }
     });
     assert!(recorded, "the gateway's exit is in the history");
+
+    // A request the gateway refuses is in the history too (once the gateway is back).
+    let refused = (0..50).any(|_| {
+        let out = first.sh(
+            "curl -sS --max-time 3 -o /dev/null -w '%{http_code}' http://blocked-by-policy.example/",
+        );
+        stdout(&out) == "403" || {
+            std::thread::sleep(Duration::from_millis(200));
+            false
+        }
+    });
+    assert!(refused, "the restarted gateway refuses the request");
+    let in_history = (0..50).any(|_| {
+        let out = scratch.run(&["history", &a]);
+        stdout(&out).contains("blocked blocked-by-policy.example:80") || {
+            std::thread::sleep(Duration::from_millis(200));
+            false
+        }
+    });
+    assert!(in_history, "the refusal is in the history");
 
     // kill -9 the dashboard; a new one finds every bottle again.
     let shell = tmux.shell_pid().to_string();
@@ -178,6 +198,8 @@ fn dashboard_end_to_end_in_tmux() {
     tmux.keys(&["/"]);
     tmux.type_text(&a);
     tmux.keys(&["Enter", "l"]);
+    // (The detail panel's last log lines can show it too: wait for the logs view first.)
+    tmux.wait_for("every daemon · following", WAIT);
     tmux.wait_for("daemon exited", WAIT);
     assert_eq!(exits(), 1, "one recorded exit of the gateway");
     // (An escape and a key sent together would read as alt+key.)
@@ -344,12 +366,7 @@ fn approvals_answered_from_the_dashboard() {
             && !s.contains("tests are green on bottle/e2e")
     });
     let out = scratch.run(&["notices", &slug, "--json"]);
-    assert_eq!(
-        common::stdout(&out).trim(),
-        "[]",
-        "{}",
-        common::stderr(&out)
-    );
+    assert_eq!(stdout(&out).trim(), "[]", "{}", common::stderr(&out));
     let read = scratch
         .state_dir()
         .join("bottles")
@@ -364,8 +381,7 @@ fn approvals_answered_from_the_dashboard() {
 
     tmux.keys(&["Escape"]);
     let out = scratch.run(&["audit", &slug, "--json"]);
-    let trail: Vec<serde_json::Value> =
-        serde_json::from_str(&common::stdout(&out)).expect("audit json");
+    let trail: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("audit json");
     assert_eq!(trail.len(), 2, "{trail:?}");
     assert_eq!(trail[0]["reason"], "never on main");
     assert_eq!(trail[1]["decision"], "approved");

@@ -153,8 +153,9 @@ pub enum Command {
         json: bool,
     },
 
-    /// What happened to bottles, newest first: launches, kills, and the health changes and
-    /// agent exits the dashboard saw. History, not truth: `ls` says what runs.
+    /// What happened to bottles, newest first: launches, kills, and what the dashboard saw
+    /// (health changes, daemon restarts, blocked requests, agent exits). History, not truth:
+    /// `ls` says what runs.
     History {
         /// Only this bottle.
         slug: Option<Slug>,

@@ -43,6 +43,12 @@ pub enum Happened {
         daemon: String,
         code: Option<i64>,
     },
+    /// The gateway refused a request of the agent's, as it logged it.
+    Blocked {
+        host: String,
+        port: Option<i64>,
+        reason: String,
+    },
 }
 
 impl Happened {
@@ -54,6 +60,7 @@ impl Happened {
             Self::Health { .. } => "health",
             Self::Agent { .. } => "agent",
             Self::DaemonExited { .. } => "daemon",
+            Self::Blocked { .. } => "blocked",
         }
     }
 
@@ -81,6 +88,9 @@ impl Happened {
                 exit_code,
             } => json!({ "from": from, "to": to, "exit_code": exit_code }),
             Self::DaemonExited { daemon, code } => json!({ "daemon": daemon, "code": code }),
+            Self::Blocked { host, port, reason } => {
+                json!({ "host": host, "port": port, "reason": reason })
+            }
         }
     }
 }
@@ -93,6 +103,33 @@ pub fn record(store: &Store, slug: &str, what: &Happened) -> Result<()> {
 /// True when it was new.
 pub fn record_logged(store: &Store, slug: &str, time: &str, what: &Happened) -> Result<bool> {
     store.record_at(slug, what.kind(), time, &what.detail())
+}
+
+/// What a bundle log line says happened: a daemon exiting (init's line) or a request the
+/// gateway refused. With the line's own time.
+pub fn from_log_line(raw: &str) -> Option<(String, Happened)> {
+    from_init_line(raw).or_else(|| from_gateway_line(raw))
+}
+
+/// A refused request, from the gateway's JSON log line.
+pub fn from_gateway_line(raw: &str) -> Option<(String, Happened)> {
+    if !raw.contains("\"deny\"") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(raw).ok()?;
+    if v["daemon"] != "gateway" || v["msg"] != "request" || v["decision"] != "deny" {
+        return None;
+    }
+    let time = v["time"].as_str()?;
+    time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((
+        time.to_owned(),
+        Happened::Blocked {
+            host: v["host"].as_str()?.to_owned(),
+            port: v["port"].as_i64(),
+            reason: v["reason"].as_str().unwrap_or_default().to_owned(),
+        },
+    ))
 }
 
 /// The daemons a bundle's init may run.
@@ -168,6 +205,16 @@ pub fn summary(e: &Event) -> String {
             _ => format!("agent {} → {}", s("from"), s("to")),
         },
         "prepare" => "prepared (plan written)".to_owned(),
+        "blocked" => {
+            let port = d["port"]
+                .as_i64()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
+            match d["reason"].as_str().filter(|r| !r.is_empty()) {
+                Some(reason) => format!("blocked {}{port}: {reason}", s("host")),
+                None => format!("blocked {}{port}", s("host")),
+            }
+        }
         "daemon" => match d["code"].as_i64() {
             Some(code) => format!("{} exited with code {code}; init restarts it", s("daemon")),
             None => format!("{} exited; init restarts it", s("daemon")),
@@ -257,6 +304,37 @@ mod tests {
         assert_eq!(
             summary(&events[0]),
             "gateway exited with code 137; init restarts it"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_request_from_the_gateways_log_is_recorded_once() -> Result<()> {
+        let line = r#"{"time":"2026-11-28T07:00:02Z","daemon":"gateway","level":"warn","msg":"request","method":"CONNECT","host":"evil.example","port":443,"decision":"deny","reason":"not on this bottle's allowlist","status":403}"#;
+        let (time, what) = from_log_line(line).expect("a refusal");
+        assert_eq!(
+            what,
+            Happened::Blocked {
+                host: "evil.example".into(),
+                port: Some(443),
+                reason: "not on this bottle's allowlist".into()
+            }
+        );
+        for other in [
+            line.replace("\"deny\"", "\"allow\""),
+            line.replace("\"daemon\":\"gateway\"", "\"daemon\":\"supervise\""),
+            line.replace("2026-11-28T07:00:02Z", "yesterday"),
+        ] {
+            assert_eq!(from_log_line(&other), None, "{other}");
+        }
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("state.db"))?;
+        assert!(record_logged(&store, "demo", &time, &what)?);
+        assert!(!record_logged(&store, "demo", &time, &what)?, "read again");
+        let events = store.events(Some("demo"), 10)?;
+        assert_eq!(
+            events.iter().map(summary).collect::<Vec<_>>(),
+            ["blocked evil.example:443: not on this bottle's allowlist"]
         );
         Ok(())
     }

@@ -35,10 +35,10 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (slug, request_id, requested)
     );
     CREATE INDEX decisions_slug ON decisions(slug, id);",
-    // 3: events read from a bundle's log (a daemon exiting) carry the log line's own time; a
-    // dashboard reading the same log again records each once.
+    // 3: events read from a bundle's log (a daemon exiting, a blocked request) carry the log
+    // line's own time; a dashboard reading the same log again records each once.
     "CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
-        WHERE kind = 'daemon';",
+        WHERE kind IN ('daemon', 'blocked');",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -156,7 +156,8 @@ impl Store {
     }
 
     /// Records an event that happened at `time` (RFC 3339) unless it is recorded already;
-    /// true when it was new. Only kinds with a uniqueness index (`daemon`) are deduplicated.
+    /// true when it was new. Only kinds with a uniqueness index (`daemon`, `blocked`) are
+    /// deduplicated.
     pub fn record_at(
         &self,
         slug: &str,

@@ -18,7 +18,7 @@ use crate::types::Slug;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, RwLock, mpsc};
 use tokio::task::JoinHandle;
 
@@ -259,6 +259,40 @@ async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Res
     .map_err(|e| format!("{e:#}"))
 }
 
+/// Refused requests recorded in the history per bottle per minute, at most.
+const BLOCKED_PER_MINUTE: usize = 30;
+
+/// At most `max` events per `window` (a fixed window: cheap, and bursts are what it is for).
+struct RateLimit {
+    max: usize,
+    window: Duration,
+    start: Option<Instant>,
+    used: usize,
+}
+
+impl RateLimit {
+    fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            start: None,
+            used: 0,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        if self
+            .start
+            .is_none_or(|s| now.duration_since(s) >= self.window)
+        {
+            self.start = Some(now);
+            self.used = 0;
+        }
+        self.used += 1;
+        self.used <= self.max
+    }
+}
+
 /// Events the detail panel shows for the selected bottle.
 const HISTORY_SHOWN: usize = 6;
 
@@ -484,10 +518,17 @@ fn follow_logs(
         let slug = bottle.slug.clone();
         let s = Arc::clone(s);
         let handle = tokio::spawn(async move {
+            let mut blocked = RateLimit::new(BLOCKED_PER_MINUTE, Duration::from_secs(60));
             while let Some(Ok(line)) = lines.next().await {
                 for text in line.text.lines().filter(|l| !l.trim().is_empty()) {
-                    if let Some((time, what)) = history::from_init_line(text) {
-                        note_logged(&s, slug.clone(), time, what).await;
+                    if let Some((time, what)) = history::from_log_line(text) {
+                        // An agent hammering blocked hosts must not turn into a write storm;
+                        // the table's BLOCKED column still counts every refusal.
+                        let keep = !matches!(what, Happened::Blocked { .. })
+                            || blocked.allow(Instant::now());
+                        if keep {
+                            note_logged(&s, slug.clone(), time, what).await;
+                        }
                     }
                     if out
                         .send(Msg::Log {
@@ -551,4 +592,18 @@ fn plan_summary(bytes: &[u8]) -> Vec<(String, String)> {
         ),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_allows_max_per_window() {
+        let mut r = RateLimit::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let allowed = (0..10).filter(|_| r.allow(t0)).count();
+        assert_eq!(allowed, 3);
+        assert!(r.allow(t0 + Duration::from_secs(61)), "a new window");
+    }
 }
