@@ -35,6 +35,12 @@ macro_rules! bad_config {
 }
 
 bad_config! {
+    dashboard_bell_must_be_a_boolean:
+        "[dashboard]\nbell = \"yes\"\n[bottles.demo]\n"
+        => "2:8", "dashboard.bell", "expected true or false, found a string";
+    misspelt_dashboard_key_suggests_bell:
+        "[dashboard]\nbel = false\n[bottles.demo]\n"
+        => "2:1", "dashboard.bel", "did you mean `bell`?";
     unknown_top_level_section_suggests_the_right_one:
         "[bottle.demo]\nallow = []\n"
         => "1:2", "bottle", "did you mean `bottles`?";

@@ -310,6 +310,29 @@ fn with_notices(mut a: App) -> App {
     a
 }
 
+/// A request that arrives while the dashboard runs rings the terminal's bell, once; those
+/// already waiting at start do not, nor do any with `[dashboard] bell = false`.
+#[test]
+fn a_new_request_rings_the_bell_once() {
+    let mut a = app();
+    assert!(!a.ring, "requests waiting at start ring no bell");
+    let before = a.approvals.clone();
+    let mut more = before.clone();
+    more.push(pending("beta", "99aa88bb", "push to bottle/x", "", 1));
+    let _ = a.on_msg(Msg::Approvals(more.clone()));
+    assert!(std::mem::take(&mut a.ring), "a new request rings");
+    let _ = a.on_msg(Msg::Approvals(more.clone()));
+    assert!(!a.ring, "the same list again does not");
+    // Answered here (gone from the list), then listed once more before the answer was seen.
+    let _ = a.on_msg(Msg::Approvals(before));
+    let _ = a.on_msg(Msg::Approvals(more.clone()));
+    assert!(!a.ring, "a request rings once");
+    a.bell = false;
+    more.push(pending("gamma", "77cc66dd", "rm -rf build", "", 1));
+    let _ = a.on_msg(Msg::Approvals(more));
+    assert!(!a.ring, "no bell when it is off");
+}
+
 #[test]
 fn the_detail_panel_shows_the_bottles_history() {
     let mut a = app();

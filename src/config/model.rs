@@ -14,6 +14,20 @@ pub struct Config {
     pub agents: BTreeMap<Slug, Agent>,
     pub bottles: BTreeMap<Slug, Bottle>,
     pub keys: BTreeMap<String, KeySpec>,
+    pub dashboard: Dashboard,
+}
+
+/// `[dashboard]`: how the full-screen dashboard behaves.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    /// Ring the terminal's bell when an agent asks for an approval (tmux marks the window).
+    pub bell: bool,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Self { bell: true }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

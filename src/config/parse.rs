@@ -24,7 +24,8 @@ pub const DEFAULT_PUSH: &[&str] = &["bottle/*"];
 pub const DEFAULT_PROTECT: &[&str] = &["main", "master"];
 pub const DEFAULT_SUPERVISE_TIMEOUT: Timeout = Timeout { seconds: 600 };
 
-const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys"];
+const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard"];
+const DASHBOARD_KEYS: &[&str] = &["bell"];
 const DEFAULTS_KEYS: &[&str] = &["backend", "agent"];
 const AGENT_KEYS: &[&str] = &[
     "image",
@@ -181,6 +182,12 @@ impl Parser<'_> {
             .sub_table(d, "keys", Some(&keys::action_names().collect::<Vec<_>>()))
             .map(|t| key_bindings(d, &t))
             .unwrap_or_else(default_keys);
+        let dashboard = top
+            .sub_table(d, "dashboard", Some(DASHBOARD_KEYS))
+            .map(|t| Dashboard {
+                bell: t.bool(d, "bell").unwrap_or(true),
+            })
+            .unwrap_or_default();
 
         Some(Config {
             path: Default::default(),
@@ -192,6 +199,7 @@ impl Parser<'_> {
             agents,
             bottles,
             keys,
+            dashboard,
         })
     }
 

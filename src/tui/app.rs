@@ -157,6 +157,13 @@ pub struct App {
     pub unreadable_requests: Vec<String>,
     /// What agents told the operator (supervise's `notify`) and nobody read yet, newest first.
     pub notices: Vec<Unread>,
+    /// Ring the terminal's bell when a new request arrives (`[dashboard] bell`).
+    pub bell: bool,
+    /// A bell is due (the loop rings it once and clears this).
+    pub ring: bool,
+    /// Every request seen since the dashboard started, by `slug/id`: a request rings once,
+    /// and those already waiting at start ring no bell.
+    seen_requests: Option<BTreeSet<String>>,
     pub quit: bool,
 }
 
@@ -186,6 +193,9 @@ impl App {
             approvals: Vec::new(),
             unreadable_requests: Vec::new(),
             notices: Vec::new(),
+            bell: true,
+            ring: false,
+            seen_requests: None,
             quit: false,
         }
     }
@@ -382,6 +392,13 @@ impl App {
                 Vec::new()
             }
             Msg::Approvals(list) => {
+                let first = self.seen_requests.is_none();
+                let seen = self.seen_requests.get_or_insert_with(BTreeSet::new);
+                let mut new = false;
+                for p in &list {
+                    new |= seen.insert(format!("{}/{}", p.slug, p.request.id));
+                }
+                self.ring |= self.bell && new && !first;
                 self.approvals = list;
                 if let Mode::Approvals(v) = &mut self.mode {
                     v.selected = v.selected.min(self.approvals.len().saturating_sub(1));

@@ -82,6 +82,7 @@ pub fn run(config: Config, root: StateRoot) -> Result<()> {
         config.bottles.keys().map(|b| b.to_string()).collect(),
     );
     app.save_dir = root.path().join("saved-logs");
+    app.bell = config.dashboard.bell;
     let result = rt.block_on(async {
         let _guard = TerminalGuard::enter()?;
         let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))
@@ -135,6 +136,12 @@ async fn event_loop(
         if dirty {
             terminal.draw(|f| views::draw(f, app))?;
             dirty = false;
+        }
+        if std::mem::take(&mut app.ring) {
+            // BEL outside any escape sequence: the terminal (or tmux) flags the window.
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(b"\x07").and_then(|()| out.flush());
         }
         let mut todo: Vec<Command> = Vec::new();
         tokio::select! {

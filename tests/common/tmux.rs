@@ -104,6 +104,10 @@ impl Tmux {
         let mut args = vec!["send-keys", "-t", "main"];
         args.extend_from_slice(keys);
         self.ok(&args);
+        if keys.last() == Some(&"Escape") {
+            // An escape read together with the next key is alt+key: keep them apart.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn capture(&self) -> String {
