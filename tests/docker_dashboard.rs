@@ -328,6 +328,16 @@ fn approvals_answered_from_the_dashboard() {
     wait_until(&tmux, "the bottle", WAIT, |s| {
         pending_cell(s).as_deref() == Some("–")
     });
+    // What the dashboard writes to its terminal, raw: each new request rings the bell once.
+    let raw = scratch.path().join("pane.raw");
+    tmux.pipe_output_to(&raw);
+    let bells = || {
+        std::fs::read(&raw)
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| **b == 0x07)
+            .count()
+    };
 
     std::thread::scope(|scope| {
         let call = scope.spawn(|| mcp(&scratch, &slug, &approval("push bottle/e2e", "one commit")));
@@ -335,6 +345,13 @@ fn approvals_answered_from_the_dashboard() {
             s.contains("⚑ 1 pending") && pending_cell(s).as_deref() == Some("1")
         });
         eprintln!("pending badge on screen {took:?} after the call started");
+        let rang = (0..50).any(|_| {
+            bells() == 1 || {
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        });
+        assert!(rang, "one bell for the request, {} seen", bells());
         tmux.keys(&["a"]);
         tmux.wait_for("push bottle/e2e", WAIT);
         tmux.keys(&["y"]);
@@ -344,6 +361,17 @@ fn approvals_answered_from_the_dashboard() {
 
         let call = scope.spawn(|| mcp(&scratch, &slug, &approval("force-push main", "")));
         tmux.wait_for("force-push main", WAIT);
+        let rang = (0..50).any(|_| {
+            bells() == 2 || {
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        });
+        assert!(
+            rang,
+            "a second bell for the second request, {} seen",
+            bells()
+        );
         tmux.keys(&["n"]);
         tmux.type_text("never on main");
         tmux.keys(&["Enter"]);

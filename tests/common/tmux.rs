@@ -110,6 +110,17 @@ impl Tmux {
         }
     }
 
+    /// Appends everything the pane's program writes from now on, raw, to `file`.
+    pub fn pipe_output_to(&self, file: &Path) {
+        self.ok(&[
+            "pipe-pane",
+            "-t",
+            "main",
+            "-o",
+            &format!("cat >> '{}'", file.display()),
+        ]);
+    }
+
     pub fn capture(&self) -> String {
         self.ok(&["capture-pane", "-p", "-t", "main"])
     }
