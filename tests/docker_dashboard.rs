@@ -352,6 +352,8 @@ fn approvals_answered_from_the_dashboard() {
             }
         });
         assert!(rang, "one bell for the request, {} seen", bells());
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(bells(), 1, "exactly one bell for the request");
         tmux.keys(&["a"]);
         tmux.wait_for("push bottle/e2e", WAIT);
         tmux.keys(&["y"]);
@@ -359,6 +361,7 @@ fn approvals_answered_from_the_dashboard() {
         assert_eq!(result_text(&body), "approved");
         wait_until(&tmux, "the badge gone", WAIT, |s| !s.contains("pending —"));
 
+        assert_eq!(bells(), 1, "answering rings no bell");
         let call = scope.spawn(|| mcp(&scratch, &slug, &approval("force-push main", "")));
         tmux.wait_for("force-push main", WAIT);
         let rang = (0..50).any(|_| {
@@ -372,6 +375,8 @@ fn approvals_answered_from_the_dashboard() {
             "a second bell for the second request, {} seen",
             bells()
         );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(bells(), 2, "exactly one more bell");
         tmux.keys(&["n"]);
         tmux.type_text("never on main");
         tmux.keys(&["Enter"]);

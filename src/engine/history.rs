@@ -99,10 +99,19 @@ pub fn record(store: &Store, slug: &str, what: &Happened) -> Result<()> {
     store.record(slug, what.kind(), &what.detail()).map(|_| ())
 }
 
-/// Records what a log line says happened at its own time, once however often the line is read.
-/// True when it was new.
+/// Refused requests recorded per bottle per minute (of the requests' own time), at most: an
+/// agent hammering blocked hosts must not flood the history. The BLOCKED count in the
+/// dashboard still counts every refusal.
+pub const BLOCKED_PER_MINUTE: usize = 30;
+
+/// Records what a log line says happened at its own time, once however often the line is read
+/// (and refused requests at most [`BLOCKED_PER_MINUTE`] a minute). True when it was new.
 pub fn record_logged(store: &Store, slug: &str, time: &str, what: &Happened) -> Result<bool> {
-    store.record_at(slug, what.kind(), time, &what.detail())
+    let per_minute = match what {
+        Happened::Blocked { .. } => BLOCKED_PER_MINUTE,
+        _ => usize::MAX >> 1,
+    };
+    store.record_at(slug, what.kind(), time, &what.detail(), per_minute)
 }
 
 /// What a bundle log line says happened: a daemon exiting (init's line) or a request the

@@ -45,14 +45,15 @@ pub fn daemon_health(
     output: Option<&str>,
     daemons: &str,
 ) -> BTreeMap<String, String> {
-    let per_daemon: BTreeMap<String, String> = output
-        .map(str::trim)
-        .and_then(|o| {
-            o.strip_prefix("healthy: ")
-                .or_else(|| o.strip_prefix("unhealthy: "))
-        })
-        .and_then(|j| serde_json::from_str(j).ok())
-        .unwrap_or_default();
+    let output = output.map(str::trim);
+    // A stopped container is `unhealthy` with its last (healthy) output kept: only an
+    // unhealthy check's own map says which daemons are still up.
+    let per_daemon: BTreeMap<String, String> = match status {
+        "unhealthy" => output.and_then(|o| o.strip_prefix("unhealthy: ")),
+        _ => output.and_then(|o| o.strip_prefix("healthy: ")),
+    }
+    .and_then(|j| serde_json::from_str(j).ok())
+    .unwrap_or_default();
     daemons
         .split(',')
         .filter(|d| !d.is_empty())
@@ -112,9 +113,13 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             (None, _) => state_of(bundle.as_ref(), agent.as_ref(), networks.len()),
         };
         let health = bundle.as_ref().map_or_else(BTreeMap::new, |b| {
+            // A bundle that is not running has no daemons up, whatever its last check said.
+            let output = (b.state == "running")
+                .then_some(b.health_output.as_deref())
+                .flatten();
             daemon_health(
                 b.health.as_deref().unwrap_or(&b.state),
-                b.health_output.as_deref(),
+                output,
                 b.labels.get(label::DAEMONS).map_or("", String::as_str),
             )
         });
@@ -207,5 +212,13 @@ mod tests {
         assert_eq!(h["gateway"], "unhealthy");
         assert_eq!(h["supervise"], "unhealthy");
         assert!(daemon_health("running", None, "").is_empty());
+        // Stopped: Docker says unhealthy and keeps the last, healthy, output.
+        let h = daemon_health(
+            "unhealthy",
+            Some(r#"healthy: {"gateway":"running","supervise":"running"}"#),
+            "gateway,supervise",
+        );
+        assert_eq!(h["gateway"], "unhealthy");
+        assert_eq!(h["supervise"], "unhealthy");
     }
 }

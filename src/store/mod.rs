@@ -35,9 +35,13 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (slug, request_id, requested)
     );
     CREATE INDEX decisions_slug ON decisions(slug, id);",
-    // 3: events read from a bundle's log (a daemon exiting, a blocked request) carry the log
-    // line's own time; a dashboard reading the same log again records each once.
+    // 3: events read from a bundle's log (a daemon exiting) carry the log line's own time; a
+    // dashboard reading the same log again records each once.
     "CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
+        WHERE kind = 'daemon';",
+    // 4: … and blocked requests too.
+    "DROP INDEX events_from_logs;
+    CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
         WHERE kind IN ('daemon', 'blocked');",
 ];
 
@@ -155,24 +159,29 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Records an event that happened at `time` (RFC 3339) unless it is recorded already;
-    /// true when it was new. Only kinds with a uniqueness index (`daemon`, `blocked`) are
-    /// deduplicated.
+    /// Records an event that happened at `time` (RFC 3339) unless it is recorded already, or
+    /// the bottle has `per_minute` of this kind in that minute already; true when it was new.
+    /// Only kinds with a uniqueness index (`daemon`, `blocked`) are deduplicated.
     pub fn record_at(
         &self,
         slug: &str,
         kind: &str,
         time: &str,
         detail: &serde_json::Value,
+        per_minute: usize,
     ) -> Result<bool> {
         let at = time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
             .wrap_err_with(|| format!("`{time}` is not an RFC 3339 time"))?;
         let time = fixed_time(at);
+        // The minute is the first 16 characters of the fixed-width time.
         let n = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO events (time, slug, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![time, slug, kind, detail.to_string()],
+                "INSERT OR IGNORE INTO events (time, slug, kind, detail)
+                 SELECT ?1, ?2, ?3, ?4
+                 WHERE (SELECT count(*) FROM events WHERE slug = ?2 AND kind = ?3
+                        AND substr(time, 1, 16) = substr(?1, 1, 16)) < ?5",
+                params![time, slug, kind, detail.to_string(), per_minute as i64],
             )
             .wrap_err_with(|| format!("cannot record a {kind} event in {}", self.path.display()))?;
         Ok(n == 1)
@@ -320,27 +329,31 @@ mod tests {
         let s = Store::open(&dir.path().join("state.db"))?;
         s.record("demo", "launch", &serde_json::json!({}))?;
         // Read from a log later, but it happened before: it sorts older.
-        assert!(s.record_at(
-            "demo",
-            "daemon",
-            "2020-01-01T00:00:00Z",
-            &serde_json::json!({})
-        )?);
-        assert!(
-            s.record_at("demo", "daemon", "bad time", &serde_json::json!({}))
-                .is_err()
-        );
+        let none = serde_json::json!({});
+        assert!(s.record_at("demo", "daemon", "2020-01-01T00:00:00Z", &none, 9)?);
+        assert!(s.record_at("demo", "daemon", "bad time", &none, 9).is_err());
         let kinds: Vec<String> = s
             .events(Some("demo"), 10)?
             .into_iter()
             .map(|e| e.kind)
             .collect();
         assert_eq!(kinds, ["launch", "daemon"]);
+        // At most `per_minute` of a kind in one minute of the events' own time.
+        for sec in 0..5 {
+            let t = format!("2020-01-01T00:01:0{sec}Z");
+            let detail = serde_json::json!({ "sec": sec });
+            assert_eq!(
+                s.record_at("demo", "blocked", &t, &detail, 3)?,
+                sec < 3,
+                "{t}"
+            );
+        }
+        assert!(s.record_at("demo", "blocked", "2020-01-01T00:02:00Z", &none, 3)?);
         for i in 0..10 {
             s.record("demo", "health", &serde_json::json!({ "i": i }))?;
             s.record("other", "health", &serde_json::json!({ "i": i }))?;
         }
-        assert_eq!(s.prune_events("demo", 3)?, 9);
+        assert_eq!(s.prune_events("demo", 3)?, 13);
         let left = s.events(Some("demo"), 100)?;
         assert_eq!(left.len(), 3);
         assert_eq!(left[0].detail["i"], 9, "the newest are kept");

@@ -18,7 +18,7 @@ use crate::types::Slug;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, RwLock, mpsc};
 use tokio::task::JoinHandle;
 
@@ -259,33 +259,32 @@ async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Res
     .map_err(|e| format!("{e:#}"))
 }
 
-/// Refused requests recorded in the history per bottle per minute, at most.
-const BLOCKED_PER_MINUTE: usize = 30;
+/// Attempts per minute (of the lines' own time) a follower makes to record refused requests.
+/// The store keeps at most [`history::BLOCKED_PER_MINUTE`] of them; this only spares it a
+/// flood of writes, with room for lines a replayed log tail already recorded.
+const BLOCKED_ATTEMPTS: usize = 2 * history::BLOCKED_PER_MINUTE;
 
-/// At most `max` events per `window` (a fixed window: cheap, and bursts are what it is for).
-struct RateLimit {
+/// At most `max` events per minute, keyed by each event's own minute (`2026-11-28T07:01`), so
+/// a replayed log tail counts against the minutes it comes from.
+struct PerMinute {
     max: usize,
-    window: Duration,
-    start: Option<Instant>,
+    minute: String,
     used: usize,
 }
 
-impl RateLimit {
-    fn new(max: usize, window: Duration) -> Self {
+impl PerMinute {
+    fn new(max: usize) -> Self {
         Self {
             max,
-            window,
-            start: None,
+            minute: String::new(),
             used: 0,
         }
     }
 
-    fn allow(&mut self, now: Instant) -> bool {
-        if self
-            .start
-            .is_none_or(|s| now.duration_since(s) >= self.window)
-        {
-            self.start = Some(now);
+    fn allow(&mut self, time: &str) -> bool {
+        let minute = time.get(..16).unwrap_or(time);
+        if minute != self.minute {
+            minute.clone_into(&mut self.minute);
             self.used = 0;
         }
         self.used += 1;
@@ -518,14 +517,13 @@ fn follow_logs(
         let slug = bottle.slug.clone();
         let s = Arc::clone(s);
         let handle = tokio::spawn(async move {
-            let mut blocked = RateLimit::new(BLOCKED_PER_MINUTE, Duration::from_secs(60));
+            let mut blocked = PerMinute::new(BLOCKED_ATTEMPTS);
             while let Some(Ok(line)) = lines.next().await {
                 for text in line.text.lines().filter(|l| !l.trim().is_empty()) {
                     if let Some((time, what)) = history::from_log_line(text) {
-                        // An agent hammering blocked hosts must not turn into a write storm;
-                        // the table's BLOCKED column still counts every refusal.
-                        let keep = !matches!(what, Happened::Blocked { .. })
-                            || blocked.allow(Instant::now());
+                        // An agent hammering blocked hosts must not turn into a write storm.
+                        let keep =
+                            !matches!(what, Happened::Blocked { .. }) || blocked.allow(&time);
                         if keep {
                             note_logged(&s, slug.clone(), time, what).await;
                         }
@@ -599,11 +597,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rate_limit_allows_max_per_window() {
-        let mut r = RateLimit::new(3, Duration::from_secs(60));
-        let t0 = Instant::now();
-        let allowed = (0..10).filter(|_| r.allow(t0)).count();
+    fn attempts_are_counted_per_minute_of_the_lines_own_time() {
+        let mut r = PerMinute::new(3);
+        let allowed = (0..10)
+            .filter(|i| r.allow(&format!("2026-11-28T07:01:{i:02}Z")))
+            .count();
         assert_eq!(allowed, 3);
-        assert!(r.allow(t0 + Duration::from_secs(61)), "a new window");
+        assert!(r.allow("2026-11-28T07:02:00Z"), "the next minute");
+        assert!(
+            r.allow("2026-11-28T07:00:59Z"),
+            "an older line's own minute"
+        );
     }
 }
