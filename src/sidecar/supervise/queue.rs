@@ -356,20 +356,7 @@ impl Queue {
 
     /// Every request file, oldest first, with the unreadable ones listed apart.
     pub fn requests(&self) -> Result<(Vec<Request>, Vec<Unreadable>)> {
-        let mut ok = Vec::new();
-        let mut bad = Vec::new();
-        for path in json_files(&self.dir.join(REQUESTS))? {
-            match read_json::<Request>(&path) {
-                Ok(Some(r)) => ok.push(r),
-                Ok(None) => {}
-                Err(e) => bad.push(Unreadable {
-                    file: path,
-                    error: format!("{e:#}"),
-                }),
-            }
-        }
-        ok.sort_by_cached_key(|r| (instant(&r.created), r.id.clone()));
-        Ok((ok, bad))
+        self.read_requests(|_| false)
     }
 
     /// Requests without an answer, oldest first.
@@ -382,10 +369,18 @@ impl Queue {
                 .into_iter()
                 .filter_map(|p| p.file_name().map(ToOwned::to_owned))
                 .collect();
+        self.read_requests(|path| path.file_name().is_some_and(|n| answered.contains(n)))
+    }
+
+    /// The request files `skip` leaves, opened, oldest first; the unreadable ones apart.
+    fn read_requests(
+        &self,
+        skip: impl Fn(&Path) -> bool,
+    ) -> Result<(Vec<Request>, Vec<Unreadable>)> {
         let mut ok = Vec::new();
         let mut bad = Vec::new();
         for path in json_files(&self.dir.join(REQUESTS))? {
-            if path.file_name().is_some_and(|n| answered.contains(n)) {
+            if skip(&path) {
                 continue;
             }
             match read_json::<Request>(&path) {
