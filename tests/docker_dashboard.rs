@@ -72,6 +72,12 @@ fn dashboard_end_to_end_in_tmux() {
     );
     // The dialog shows progress until provision is done, then closes by itself.
     tmux.wait_gone("launch a bottle", Duration::from_secs(60));
+    // Selected: the detail panel shows its history (the snapshots pin it above the
+    // resources, which the live preview cuts off).
+    wait_until(&tmux, "the launch in the detail panel", WAIT, |s| {
+        s.lines()
+            .any(|l| l.contains("history") && l.contains("launched from demo"))
+    });
 
     // It is selected: open its agent pane, type, see the answer, detach.
     tmux.keys(&["Enter"]);

@@ -62,6 +62,18 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             Span::raw(format!(" {status}")),
         ]));
     }
+    // What happened lately comes before the resources: with the preview open, the panel's
+    // lower half is cut.
+    for (time, what) in app.history.get(&b.slug).into_iter().flatten() {
+        let ago = super::epoch(time)
+            .map(|at| format!("{} ago ", super::age(app.now - at)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            key("history"),
+            Span::styled(ago, t.dim()),
+            Span::raw(crate::engine::approvals::one_line(what, 200)),
+        ]));
+    }
     for c in b.bundle.iter().chain(b.agent_container.iter()) {
         let addrs: Vec<String> = c
             .networks
@@ -83,16 +95,6 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         for e in a.env.iter().filter(|e| !e.starts_with("PATH=")) {
             lines.push(Line::from(vec![key("env"), Span::raw(redact(e, &[]))]));
         }
-    }
-    for (time, what) in app.history.get(&b.slug).into_iter().flatten() {
-        let ago = super::epoch(time)
-            .map(|at| format!("{} ago ", super::age(app.now - at)))
-            .unwrap_or_default();
-        lines.push(Line::from(vec![
-            key("history"),
-            Span::styled(ago, t.dim()),
-            Span::raw(crate::engine::approvals::one_line(what, 200)),
-        ]));
     }
     for e in app.logs.recent(&b.slug, 5) {
         let style = if e.deny { t.warn() } else { t.dim() };
