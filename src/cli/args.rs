@@ -221,11 +221,27 @@ pub enum ImageCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "With no image named, builds the bundle and agent images. The agent image's \
+Claude Code is fetched on this host from the npm registry ($npm_config_registry, default \
+https://registry.npmjs.org/), checked against the registry's sha512 and cached under \
+~/.cache/bottle-tui/claude-code, so the build container needs no network beyond Debian's mirror. \
+A missing static bottle-sidecar is built first with cargo.")]
 pub struct ImageBuild {
+    /// The bundle image (the sidecar daemons).
     #[arg(long)]
     pub bundle: bool,
+    /// The agent image: Claude Code's native executable on Debian.
     #[arg(long)]
     pub agent: bool,
+    /// The test-agent image the integration tests launch (no Claude Code).
     #[arg(long)]
     pub test_agent: bool,
+    /// The Claude Code version to put in the agent image (default: the pinned one; also
+    /// $BOTTLE_TUI_CLAUDE_VERSION).
+    #[arg(long, value_name = "VERSION")]
+    pub claude_version: Option<String>,
+    /// Use this Claude Code instead of fetching it: npm's package (`npm pack
+    /// @anthropic-ai/claude-code-linux-x64@VERSION`) or the `claude` executable.
+    #[arg(long, value_name = "FILE", conflicts_with = "claude_version")]
+    pub claude_code: Option<std::path::PathBuf>,
 }

@@ -1,7 +1,7 @@
 use super::Outcome;
 use super::args::ImageBuild;
-use crate::backend::docker::images::{self, ImageKind};
-use crate::engine::sidecar_bin;
+use crate::backend::docker::images::ImageKind;
+use crate::engine::setup::{self, ClaudeSource};
 
 pub fn build(args: ImageBuild) -> Outcome {
     let mut kinds: Vec<ImageKind> = Vec::new();
@@ -17,26 +17,23 @@ pub fn build(args: ImageBuild) -> Outcome {
     if kinds.is_empty() {
         kinds = vec![ImageKind::Bundle, ImageKind::Agent];
     }
-    let sidecar = if kinds.contains(&ImageKind::Bundle) {
-        Some(sidecar_bin::locate()?)
-    } else {
-        None
+    let claude = ClaudeSource {
+        version: args.claude_version,
+        package: args.claude_code,
     };
     let rt = super::bottles_cmd::runtime()?;
     rt.block_on(async {
         let docker = crate::backend::docker::connect().await?;
-        for kind in kinds {
-            eprintln!("building {} ...", kind.tag());
-            let started = std::time::Instant::now();
-            images::build(&docker, kind, sidecar.as_deref(), |line| {
-                eprintln!("  {line}")
-            })
-            .await?;
-            eprintln!(
-                "built {} in {:.1} s",
-                kind.tag(),
-                started.elapsed().as_secs_f64()
-            );
+        // Progress goes to stderr; stdout gets one tag per built image, for scripts.
+        setup::build(&docker, &kinds, &claude, &mut |line| {
+            if line.starts_with("built ") || line.starts_with("building ") || line.starts_with("Claude Code") {
+                eprintln!("{line}");
+            } else {
+                eprintln!("  {line}");
+            }
+        })
+        .await?;
+        for kind in &kinds {
             println!("{}", kind.tag());
         }
         Ok::<(), color_eyre::Report>(())

@@ -90,24 +90,23 @@ fn command_name(c: &Command) -> &'static str {
 
 fn run(cli: Cli, root: &StateRoot) -> Outcome {
     let Some(command) = cli.command else {
-        // The dashboard needs a config to be useful; say how to get one first.
-        let config = load_config(cli.config)?;
+        let (config, banner) = load_or_default(cli.config)?;
         if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
             return Err(Failure::Usage(
                 "the dashboard needs a terminal; for scripts use `bottle-tui ls --json` and the other commands".into(),
             ));
         }
-        return crate::tui::run::run(config, root.clone()).map_err(Failure::Other);
+        return crate::tui::run::run(config, banner, root.clone()).map_err(Failure::Other);
     };
     match command {
         Command::Config(c) => config_cmd::run(c, cli.config),
         Command::Plan { bottle, name, json } => {
-            let config = load_config(cli.config)?;
+            let config = load_or_default_noting(cli.config)?;
             plan_cmd::run(&config, root, &bottle, name, json)
         }
         Command::Doctor { json } => doctor_cmd::run(root, json),
         Command::Up { bottles, name } => {
-            let config = load_config(cli.config)?;
+            let config = load_or_default_noting(cli.config)?;
             bottles_cmd::up_cmd(&config, root, bottles, name)
         }
         Command::Ls { json } => bottles_cmd::ls_cmd(json),
@@ -140,6 +139,29 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         } => queue_cmd::notices_cmd(root, slug.as_ref(), mark_read, json),
         Command::Image(ImageCommand::Build(args)) => image_cmd::build(args),
     }
+}
+
+/// The config file if there is one, else (unless one was named) the built-in default with a
+/// line saying so.
+pub fn load_or_default(
+    explicit: Option<std::path::PathBuf>,
+) -> Result<(Config, Option<String>), Failure> {
+    let location = config::locate(explicit.clone());
+    if location.path.is_none() && !location.explicit {
+        let credential = config::builtin::Credential::from_env();
+        let config = config::builtin::config(credential).map_err(Failure::Config)?;
+        return Ok((config, Some(config::builtin::banner(credential))));
+    }
+    Ok((load_config(explicit)?, None))
+}
+
+/// [`load_or_default`], saying on stderr when the default is used.
+fn load_or_default_noting(explicit: Option<std::path::PathBuf>) -> Result<Config, Failure> {
+    let (config, banner) = load_or_default(explicit)?;
+    if let Some(b) = banner {
+        eprintln!("note: {b}");
+    }
+    Ok(config)
 }
 
 /// Finds and validates the config, or explains where it was looked for.

@@ -64,6 +64,11 @@ pub const ACTIONS: &[Action] = &[
         help: "plan, resources and env of the selection",
     },
     Action {
+        name: "build",
+        default: "b",
+        help: "build what a launch needs (sidecar, bundle and agent images)",
+    },
+    Action {
         name: "filter",
         default: "/",
         help: "filter or search",

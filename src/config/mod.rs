@@ -1,5 +1,6 @@
 //! The TOML config: where it is found, how it is read, what it means.
 
+pub mod builtin;
 mod error;
 pub mod keys;
 mod locate;

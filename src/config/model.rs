@@ -148,6 +148,17 @@ pub struct Pipelock {
     pub mode: PipelockMode,
 }
 
+impl Agent {
+    /// True when the agent's command is Claude Code (`claude`, by any path): provision then
+    /// answers its first-run screens and installs the prompt where it reads one.
+    pub fn is_claude_code(&self) -> bool {
+        self.command
+            .first()
+            .and_then(|c| std::path::Path::new(c).file_name())
+            .is_some_and(|n| n == "claude")
+    }
+}
+
 impl Config {
     /// The agent a bottle runs (validated to exist at load time).
     pub fn agent_of(&self, bottle: &Bottle) -> &Agent {

@@ -4,7 +4,11 @@ use crate::backend::docker::{self, EngineInfo, dns_probe};
 use crate::state::StateRoot;
 use serde::Serialize;
 
-pub fn images() -> [(String, &'static str); 3] {
+/// The pipelock image the example config names (pipelock is optional; bottles that enable it
+/// need its image, which bottle-tui cannot build).
+pub const PIPELOCK_IMAGE: &str = "ghcr.io/luckypipewrench/pipelock:v2.3.0";
+
+pub fn images() -> [(String, &'static str); 4] {
     [
         (
             "debian:bookworm-slim".to_owned(),
@@ -17,6 +21,10 @@ pub fn images() -> [(String, &'static str); 3] {
         (
             crate::config::DEFAULT_AGENT_IMAGE.to_owned(),
             "agent image (bottle-tui image build --agent)",
+        ),
+        (
+            PIPELOCK_IMAGE.to_owned(),
+            "pipelock image, needed only by bottles with [pipelock] enabled (never pulled: load it with `docker load`)",
         ),
     ]
 }
@@ -54,7 +62,7 @@ fn check(name: &str, status: Status, detail: impl Into<String>) -> Check {
 }
 
 pub async fn run(root: &StateRoot) -> Report {
-    let mut checks = vec![state_dir_check(root)];
+    let mut checks = vec![state_dir_check(root), sidecar_check()];
     let mut engine = None;
     let mut dns_leak = None;
     match docker::connect().await {
@@ -83,10 +91,20 @@ pub async fn run(root: &StateRoot) -> Report {
                 match docker::image_present(&client, &image).await {
                     Ok(true) => {
                         base_present |= image == dns_probe::PROBE_IMAGE;
+                        let claude = docker::image_label(
+                            &client,
+                            &image,
+                            crate::engine::claude_code::VERSION_LABEL,
+                        )
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|v| format!("; Claude Code {v}"))
+                        .unwrap_or_default();
                         checks.push(check(
                             &format!("image {image}"),
                             Status::Ok,
-                            format!("present: {what}"),
+                            format!("present: {what}{claude}"),
                         ));
                     }
                     Ok(false) => checks.push(check(
@@ -171,6 +189,18 @@ async fn dns_check(
             };
             (c, Some(p))
         }
+    }
+}
+
+fn sidecar_check() -> Check {
+    const NAME: &str = "static bottle-sidecar";
+    match crate::engine::sidecar_bin::locate() {
+        Ok(p) => check(NAME, Status::Ok, format!("{}", p.display())),
+        Err(_) => check(
+            NAME,
+            Status::Warn,
+            "missing: `bottle-tui image build` (or the dashboard) builds it from this program's source with cargo",
+        ),
     }
 }
 

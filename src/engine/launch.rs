@@ -246,11 +246,7 @@ async fn steps(
             entrypoint: Some(vec![AGENT_SIDECAR.into(), "session".into(), "--".into()]),
             cmd: Some(plan.agent.command.clone()),
             user: Some(plan.agent.user.clone()),
-            working_dir: plan
-                .agent
-                .workspace
-                .as_ref()
-                .map(|w| w.container.display().to_string()),
+            working_dir: Some(plan.agent.workdir.display().to_string()),
             env,
             labels: labels(plan, role::AGENT),
             network: plan.network.internal.clone(),

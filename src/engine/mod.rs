@@ -3,6 +3,7 @@
 pub mod approvals;
 pub mod attach;
 pub mod ca;
+pub mod claude_code;
 pub mod doctor;
 pub mod history;
 pub mod kill;
@@ -14,6 +15,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod redact;
 pub mod render;
+pub mod setup;
 pub mod sidecar_bin;
 pub mod smolvm_launch;
 pub mod up;

@@ -165,8 +165,31 @@ pub struct AgentPlan {
     pub prompt: Option<Mount>,
     pub skills: Vec<Mount>,
     pub workspace: Option<Mount>,
+    /// The folder the agent starts in: the workspace's mount point, which provision creates
+    /// (owned by the agent) when the bottle names no workspace.
+    #[serde(default = "default_workdir")]
+    pub workdir: PathBuf,
+    /// What provision answers for Claude Code's first run, when the agent is Claude Code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude: Option<ClaudeSeed>,
     pub ca_cert_in_agent: PathBuf,
     pub memory_bytes: u64,
     pub pids: u32,
     pub cpus: Option<f64>,
+}
+
+fn default_workdir() -> PathBuf {
+    PathBuf::from(super::prepare::in_agent::WORKSPACE)
+}
+
+/// Claude Code's first-run screens, answered ahead: onboarding done, the workdir trusted, the
+/// bypass-permissions warning accepted when the command skips permissions, and the API key
+/// in `ANTHROPIC_API_KEY` (the bottle's placeholder) approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaudeSeed {
+    pub skip_permissions: bool,
+    /// The last 20 characters of the placeholder in `ANTHROPIC_API_KEY`, which is how Claude
+    /// Code remembers an approved key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_key_suffix: Option<String>,
 }

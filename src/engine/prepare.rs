@@ -33,6 +33,8 @@ pub mod in_agent {
     pub const USER: &str = "node";
     pub const HOME: &str = "/home/node";
     pub const PROMPT: &str = "/home/node/.bottle/prompt.md";
+    /// Where Claude Code reads the user's instructions on every start.
+    pub const CLAUDE_MD: &str = "/home/node/.claude/CLAUDE.md";
     pub const SKILLS: &str = "/home/node/.claude/skills";
     pub const WORKSPACE: &str = "/workspace";
     pub const CA_CERT: &str = "/usr/local/share/ca-certificates/bottle-ca.crt";
@@ -364,11 +366,34 @@ fn agent_plan(
             env.insert(r.placeholder_env.clone(), p.clone());
         }
     }
+    let claude = agent.is_claude_code().then(|| {
+        // Claude Code 2.1 hides MCP tools behind its ToolSearch tool until the model searches;
+        // the bottle exists so the agent asks before anything irreversible, so the supervise
+        // tools are offered directly. Updates come with a new image, never at run time.
+        if supervise.is_some() {
+            env.insert("ENABLE_TOOL_SEARCH".into(), "false".into());
+        }
+        env.insert("DISABLE_AUTOUPDATER".into(), "1".into());
+        ClaudeSeed {
+            skip_permissions: agent
+                .command
+                .iter()
+                .any(|a| a == "--dangerously-skip-permissions"),
+            approved_key_suffix: env.get("ANTHROPIC_API_KEY").map(|k| {
+                let start = k.len().saturating_sub(20);
+                k.get(start..).unwrap_or(k).to_owned()
+            }),
+        }
+    });
     // prepare copies a prompt file into the state dir too: the bottle keeps the prompt it
-    // was planned with even if the file changes later.
+    // was planned with even if the file changes later. Claude Code reads ~/.claude/CLAUDE.md.
     let prompt = agent.prompt.as_ref().map(|_| Mount {
         host: dir.join(files::PROMPT),
-        container: in_agent::PROMPT.into(),
+        container: if claude.is_some() {
+            in_agent::CLAUDE_MD.into()
+        } else {
+            in_agent::PROMPT.into()
+        },
         read_only: true,
     });
     let skills = agent
@@ -396,6 +421,8 @@ fn agent_plan(
             container: in_agent::WORKSPACE.into(),
             read_only: false,
         }),
+        workdir: in_agent::WORKSPACE.into(),
+        claude,
         ca_cert_in_agent: in_agent::CA_CERT.into(),
         memory_bytes: agent.memory.0,
         pids: agent.pids,

@@ -12,9 +12,14 @@ use std::path::Path;
 /// `update-ca-certificates` would — the
 /// `/etc/ssl/certs` link, its OpenSSL hash link, and the bundle — without re-processing every
 /// certificate (which costs ~0.8 s of CPU per bottle). Falls back to `update-ca-certificates`
-/// where `openssl` is missing. Then checks the bundle holds it. $1 cert, $2 bundle, $3 probe.
+/// where `openssl` is missing. Then checks the bundle holds it. $1 cert, $2 bundle, $3 probe;
+/// with $4 (a folder) and $5 (uid:gid), also makes the agent's workdir, owned by the agent
+/// (only when the bottle mounts no workspace there: a host folder is never chowned).
 pub const INSTALL_CA: &str = r#"set -e
 cert="$1"; bundle="$2"; probe="$3"
+if [ -n "$4" ]; then
+  mkdir -p "$4" && chown "$5" "$4" || { echo "cannot make the workdir $4" >&2; exit 6; }
+fi
 # /tmp must be world-writable with the sticky bit (smolvm packs lose it; some images too).
 chmod 1777 /tmp /var/tmp 2>/dev/null || true
 [ "$(stat -c %a /tmp)" = 1777 ] || { echo "/tmp is not 1777 after repair" >&2; exit 5; }
@@ -211,46 +216,9 @@ pub async fn provision(
             }
         }
 
-        if let Some(s) = &plan.supervise {
-            progress("provision: supervise MCP");
-            let path = format!("{home}/.claude.json");
-            let existing = a.run(user, &["cat", &path]).await?;
-            let mut doc: serde_json::Value = if existing.code == 0 && !existing.stdout.is_empty() {
-                serde_json::from_slice(&existing.stdout)
-                    .wrap_err_with(|| format!("{path} in the agent is not JSON"))?
-            } else {
-                serde_json::json!({})
-            };
-            let Some(obj) = doc.as_object_mut() else {
-                bail!("{path} in the agent is not a JSON object");
-            };
-            let servers = obj
-                .entry("mcpServers")
-                .or_insert_with(|| serde_json::json!({}));
-            let Some(servers) = servers.as_object_mut() else {
-                bail!("{path}: mcpServers is not an object");
-            };
-            servers.insert(
-                "supervise".into(),
-                serde_json::json!({ "type": "http", "url": s.url }),
-            );
-            let text = serde_json::to_vec_pretty(&doc).wrap_err("cannot encode .claude.json")?;
-            backend
-                .copy_in(
-                    a.container,
-                    &home,
-                    owned_tar(&[(".claude.json", Content::File(&text, 0o600))], uid, gid)?,
-                )
-                .await?;
-            let back = a
-                .ok(user, "checking the MCP registration", &["cat", &path])
-                .await?;
-            let parsed: serde_json::Value =
-                serde_json::from_str(&back).wrap_err("the written .claude.json is not JSON")?;
-            ensure!(
-                parsed["mcpServers"]["supervise"]["url"] == s.url.as_str(),
-                "the supervise MCP server is not registered in {path}"
-            );
+        if plan.supervise.is_some() || plan.agent.claude.is_some() {
+            progress("provision: Claude Code settings");
+            claude_settings(&a, plan, &home, uid, gid).await?;
         }
 
         Ok::<(), color_eyre::Report>(())
@@ -284,14 +252,23 @@ pub async fn provision(
             .get("SSL_CERT_FILE")
             .cloned()
             .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
+        let workdir = if plan.agent.workspace.is_none() {
+            plan.agent.workdir.display().to_string()
+        } else {
+            String::new()
+        };
+        let owner = format!("{uid}:{gid}");
         let installed = a
             .run(
                 "root",
-                &["sh", "-c", INSTALL_CA, "sh", &ca_path, &bundle, &probe],
+                &[
+                    "sh", "-c", INSTALL_CA, "sh", &ca_path, &bundle, &probe, &workdir, &owner,
+                ],
             )
             .await?;
         match installed.code {
             0 => {}
+            6 => bail!("{}", installed.stderr_text().trim()),
             5 => bail!("repairing /tmp: {}", installed.stderr_text().trim()),
             3 => bail!(
                 "installing the bottle CA: update-ca-certificates failed: {}",
@@ -306,6 +283,126 @@ pub async fn provision(
     };
     tokio::try_join!(files, ca)?;
     Ok(AgentIds { uid, gid })
+}
+
+/// Reads a JSON object from the agent (an absent or empty file is `{}`).
+async fn read_json(a: &Agent<'_>, path: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let existing = a.run(a.user, &["cat", path]).await?;
+    if existing.code != 0 || existing.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice(&existing.stdout)
+        .wrap_err_with(|| format!("{path} in the agent is not JSON"))?
+    {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => bail!("{path} in the agent is not a JSON object"),
+    }
+}
+
+/// Sets `key` in `obj` to an object (keeping one that is there) and returns it.
+fn object<'m>(
+    obj: &'m mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'m mut serde_json::Map<String, serde_json::Value>> {
+    obj.entry(key)
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .ok_or_else(|| color_eyre::eyre::eyre!("{path}: {key} is not an object"))
+}
+
+/// Merges what Claude Code needs into the agent's `~/.claude.json` (the supervise MCP server,
+/// and for Claude Code its first-run answers) and `~/.claude/settings.json`, keeping whatever
+/// the image put there, then reads both back.
+async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: u64) -> Result<()> {
+    let path = format!("{home}/.claude.json");
+    let mut doc = read_json(a, &path).await?;
+    if let Some(s) = &plan.supervise {
+        object(&mut doc, "mcpServers", &path)?.insert(
+            "supervise".into(),
+            serde_json::json!({ "type": "http", "url": s.url }),
+        );
+    }
+    let workdir = plan.agent.workdir.display().to_string();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(seed) = &plan.agent.claude {
+        for (k, v) in [
+            ("hasCompletedOnboarding", serde_json::json!(true)),
+            ("lastOnboardingVersion", serde_json::json!(super::claude_code::VERSION)),
+            ("autoUpdates", serde_json::json!(false)),
+        ] {
+            doc.insert(k.into(), v);
+        }
+        // A theme the image chose is kept; without one Claude Code would ask.
+        doc.entry("theme").or_insert(serde_json::json!("dark"));
+        if seed.skip_permissions {
+            doc.insert("bypassPermissionsModeAccepted".into(), serde_json::json!(true));
+        }
+        let project = object(object(&mut doc, "projects", &path)?, &workdir, &path)?;
+        project.insert("hasTrustDialogAccepted".into(), serde_json::json!(true));
+        project.insert("hasCompletedProjectOnboarding".into(), serde_json::json!(true));
+        if let Some(suffix) = &seed.approved_key_suffix {
+            let responses = object(&mut doc, "customApiKeyResponses", &path)?;
+            let approved = responses
+                .entry("approved")
+                .or_insert_with(|| serde_json::json!([]));
+            match approved.as_array_mut() {
+                Some(list) if !list.iter().any(|v| v == suffix.as_str()) => {
+                    list.push(serde_json::json!(suffix))
+                }
+                Some(_) => {}
+                None => bail!("{path}: customApiKeyResponses.approved is not a list"),
+            }
+        }
+        if seed.skip_permissions {
+            // Claude Code 2.1 moved this answer from ~/.claude.json to its settings.
+            let settings_path = format!("{home}/.claude/settings.json");
+            let mut settings = read_json(a, &settings_path).await?;
+            settings.insert(
+                "skipDangerousModePermissionPrompt".into(),
+                serde_json::json!(true),
+            );
+            files.push((
+                ".claude/settings.json".into(),
+                serde_json::to_vec_pretty(&settings).wrap_err("cannot encode settings.json")?,
+            ));
+        }
+    }
+    files.push((
+        ".claude.json".into(),
+        serde_json::to_vec_pretty(&doc).wrap_err("cannot encode .claude.json")?,
+    ));
+    let entries: Vec<(&str, Content<'_>)> = files
+        .iter()
+        .map(|(p, bytes)| (p.as_str(), Content::File(bytes, 0o600)))
+        .collect();
+    a.backend
+        .copy_in(a.container, home, owned_tar(&entries, uid, gid)?)
+        .await?;
+    // Read back in one exec: each file, then a separator.
+    let script = "for f in \"$@\"; do cat \"$f\"; printf '\\n\\036\\n'; done";
+    let mut argv = vec!["sh", "-c", script, "sh"];
+    let full: Vec<String> = files.iter().map(|(p, _)| format!("{home}/{p}")).collect();
+    argv.extend(full.iter().map(String::as_str));
+    let back = a.ok(a.user, "reading Claude Code's settings back", &argv).await?;
+    let parts: Vec<&str> = back.split("\n\u{1e}\n").collect();
+    for ((p, _), text) in files.iter().zip(&parts) {
+        let parsed: serde_json::Value = serde_json::from_str(text)
+            .wrap_err_with(|| format!("{home}/{p} as written is not JSON"))?;
+        let ok = match p.as_str() {
+            ".claude.json" => {
+                plan.supervise.as_ref().is_none_or(|s| {
+                    parsed["mcpServers"]["supervise"]["url"] == s.url.as_str()
+                }) && plan.agent.claude.as_ref().is_none_or(|_| {
+                    parsed["hasCompletedOnboarding"] == true
+                        && parsed["projects"][workdir.as_str()]["hasTrustDialogAccepted"] == true
+                })
+            }
+            _ => parsed["skipDangerousModePermissionPrompt"] == true,
+        };
+        ensure!(ok, "{home}/{p} does not hold what provision wrote");
+    }
+    Ok(())
 }
 
 /// Tells the session holder provision is complete: the agent command may start.

@@ -4,6 +4,85 @@ use color_eyre::eyre::{Result, WrapErr, bail};
 use std::path::{Path, PathBuf};
 
 pub const ENV: &str = "BOTTLE_SIDECAR_BIN";
+/// The target the static sidecar is built for: this machine's, glibc linked statically.
+fn triple() -> String {
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+}
+/// The source this executable was built from: `cargo run` and `cargo install` both leave it
+/// on disk, so the sidecar can be built from the same code when it is missing.
+const SOURCE: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Where [`build`] puts a sidecar built for a binary whose source folder is not writable
+/// (`cargo install`): the user's cache.
+fn built_target_dir() -> PathBuf {
+    crate::engine::claude_code::cache_dir()
+        .parent()
+        .map_or_else(|| PathBuf::from("sidecar-target"), |p| p.join("sidecar-target"))
+}
+
+/// Builds the static sidecar from this executable's own source with cargo, reporting cargo's
+/// progress lines; returns its path. Takes minutes the first time.
+pub async fn build(progress: &mut (dyn FnMut(&str) + Send)) -> Result<PathBuf> {
+    let source = Path::new(SOURCE);
+    if !source.join("Cargo.toml").is_file() {
+        bail!(
+            "no static bottle-sidecar, and the source this binary was built from ({SOURCE}) is gone, so it cannot be built here; \
+             build one with scripts/build-sidecar.sh in a checkout and set {ENV} to it"
+        );
+    }
+    let writable = tempfile_probe(&source.join("target"));
+    let target_dir = if writable {
+        source.join("target")
+    } else {
+        built_target_dir()
+    };
+    progress(&format!(
+        "building the static bottle-sidecar from {SOURCE} with cargo (a few minutes the first time)"
+    ));
+    let mut child = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--profile", "sidecar", "--target", &triple(), "--bin", "bottle-sidecar"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(source)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .wrap_err("cannot run cargo to build the sidecar (is cargo on PATH?)")?;
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = line.trim().to_owned();
+            if line.is_empty() {
+                continue;
+            }
+            progress(&line);
+            tail.push(line);
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        }
+    }
+    let status = child.wait().await.wrap_err("cargo did not finish")?;
+    if !status.success() {
+        bail!("building the sidecar failed ({status}):\n{}", tail.join("\n"));
+    }
+    let path = target_dir.join(triple()).join("sidecar").join("bottle-sidecar");
+    check_static(&path)?;
+    Ok(path)
+}
+
+/// True when a file can be created in `dir` (made if missing).
+fn tempfile_probe(dir: &Path) -> bool {
+    let probe = dir.join(".bottle-tui-write-probe");
+    let ok = std::fs::create_dir_all(dir).is_ok() && std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
 
 /// `$BOTTLE_SIDECAR_BIN`, else the newest static build next to this executable
 /// (`target/x86_64-unknown-linux-gnu/{release,debug}/` from scripts/build-sidecar.sh, or a
@@ -22,13 +101,11 @@ pub fn locate() -> Result<PathBuf> {
         .ancestors()
         .find(|d| d.file_name().is_some_and(|n| n == "target"));
     let mut candidates = vec![dir.join("bottle-sidecar")];
-    if let Some(t) = target {
+    let mut targets: Vec<PathBuf> = target.map(Path::to_owned).into_iter().collect();
+    targets.push(built_target_dir());
+    for t in targets {
         for profile in ["sidecar", "release", "debug"] {
-            candidates.push(
-                t.join("x86_64-unknown-linux-gnu")
-                    .join(profile)
-                    .join("bottle-sidecar"),
-            );
+            candidates.push(t.join(triple()).join(profile).join("bottle-sidecar"));
         }
     }
     let mut found: Vec<(std::time::SystemTime, PathBuf)> = candidates

@@ -92,7 +92,25 @@ pub enum Mode {
     Approvals(ApprovalsView),
     /// Keys go to the agent in the pane.
     Pane,
+    /// What a launch needs and this machine lacks, and building it.
+    Setup,
 }
+
+/// What a first launch needs on this machine (the sidecar, images), and building it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Setup {
+    /// What is missing; empty when a launch has all it needs.
+    pub needs: Vec<String>,
+    /// Checked at least once since the engine answered.
+    pub checked: bool,
+    pub building: bool,
+    /// The build's progress, newest last (the last [`SETUP_LINES`]).
+    pub lines: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// Progress lines the setup dialog keeps.
+pub const SETUP_LINES: usize = 200;
 
 /// Notices the approvals dialog lists (the newest); `r` marks exactly these read.
 pub const NOTICES_SHOWN: usize = 8;
@@ -161,6 +179,9 @@ pub struct App {
     pub bell: bool,
     /// A bell is due (the loop rings it once and clears this).
     pub ring: bool,
+    /// Which config is in use when it is not a file (the built-in default), shown on top.
+    pub banner: Option<String>,
+    pub setup: Setup,
     /// Every request seen since the dashboard started, by `slug/id`: a request rings once,
     /// and those already waiting at start ring no bell.
     seen_requests: Option<BTreeSet<String>>,
@@ -196,6 +217,8 @@ impl App {
             bell: true,
             ring: false,
             seen_requests: None,
+            banner: None,
+            setup: Setup::default(),
             quit: false,
         }
     }
@@ -304,6 +327,38 @@ impl App {
 
     pub fn on_msg(&mut self, msg: Msg) -> Vec<Command> {
         match msg {
+            Msg::Setup(needs) => {
+                // The first check that finds something missing opens the dialog (once).
+                let first = !self.setup.checked;
+                self.setup.checked = true;
+                self.setup.needs = needs;
+                if first && !self.setup.needs.is_empty() && self.mode == Mode::Table {
+                    self.mode = Mode::Setup;
+                }
+                Vec::new()
+            }
+            Msg::SetupLine(line) => {
+                self.setup.lines.push(line);
+                if self.setup.lines.len() > SETUP_LINES {
+                    let extra = self.setup.lines.len() - SETUP_LINES;
+                    self.setup.lines.drain(..extra);
+                }
+                Vec::new()
+            }
+            Msg::SetupDone(error) => {
+                self.setup.building = false;
+                self.setup.error = error;
+                match &self.setup.error {
+                    None => {
+                        self.status = Some("built what a launch needs".into());
+                        if self.mode == Mode::Setup {
+                            self.mode = Mode::Table;
+                        }
+                    }
+                    Some(e) => self.status = Some(format!("building failed: {e}")),
+                }
+                vec![Command::CheckSetup]
+            }
             Msg::Bottles(bottles) => {
                 self.engine = Engine::Up;
                 self.bottles = bottles;
@@ -528,6 +583,7 @@ impl App {
                 }
             },
             Mode::Launch(form) => self.on_launch_key(form, key),
+            Mode::Setup => self.on_setup_key(key, action),
             Mode::Approvals(view) => self.on_approvals_key(view, key, action),
             Mode::Logs(view) => self.on_logs_key(view, key, action),
             Mode::Table => self.on_table_key(key, action),
@@ -595,6 +651,11 @@ impl App {
                 self.status = None;
                 self.mode = Mode::Approvals(ApprovalsView::default());
             }
+            Some("build") => {
+                // Shows what is missing (or that nothing is); building starts from the dialog.
+                self.mode = Mode::Setup;
+                return vec![Command::CheckSetup];
+            }
             _ => {}
         }
         match key.code {
@@ -624,6 +685,29 @@ impl App {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The setup dialog: the build key (or enter) builds, esc hides it (a build goes on).
+    fn on_setup_key(&mut self, key: &KeyEvent, action: Option<&'static str>) -> Vec<Command> {
+        if key.code == KeyCode::Esc || action == Some("quit") {
+            self.mode = Mode::Table;
+            return Vec::new();
+        }
+        if (action == Some("build") || key.code == KeyCode::Enter) && !self.setup.building {
+            return self.start_build();
+        }
+        Vec::new()
+    }
+
+    fn start_build(&mut self) -> Vec<Command> {
+        if self.setup.building {
+            return Vec::new();
+        }
+        self.setup.building = true;
+        self.setup.error = None;
+        self.setup.lines.clear();
+        self.mode = Mode::Setup;
+        vec![Command::BuildSetup]
     }
 
     fn on_launch_key(&mut self, mut form: LaunchForm, key: &KeyEvent) -> Vec<Command> {

@@ -56,6 +56,12 @@ pub enum Msg {
     MarkedRead(Result<usize, String>),
     /// Request files in the queues that cannot be read (corrupt, or from a newer version).
     UnreadableRequests(Vec<String>),
+    /// What a launch needs and this machine lacks (descriptions; empty when ready).
+    Setup(Vec<String>),
+    /// A progress line of building what was missing.
+    SetupLine(String),
+    /// Building what was missing ended: None on success, else why it failed.
+    SetupDone(Option<String>),
     /// How answering a request went: the answer's summary, or why it failed.
     Answered {
         slug: String,
@@ -90,4 +96,8 @@ pub enum Command {
     },
     /// Mark these notices read.
     MarkRead(Vec<(Slug, RequestId)>),
+    /// Look again for what a launch needs (answers with `Msg::Setup`).
+    CheckSetup,
+    /// Build what a launch needs and this machine lacks.
+    BuildSetup,
 }

@@ -68,7 +68,7 @@ impl Drop for TerminalGuard {
     }
 }
 
-pub fn run(config: Config, root: StateRoot) -> Result<()> {
+pub fn run(config: Config, banner: Option<String>, root: StateRoot) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -83,6 +83,7 @@ pub fn run(config: Config, root: StateRoot) -> Result<()> {
     );
     app.save_dir = root.path().join("saved-logs");
     app.bell = config.dashboard.bell;
+    app.banner = banner;
     let result = rt.block_on(async {
         let _guard = TerminalGuard::enter()?;
         let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))

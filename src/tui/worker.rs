@@ -9,7 +9,7 @@ use crate::backend::{label, role};
 use crate::config::Config;
 use crate::engine::attach::{self, Target};
 use crate::engine::history::{self, Happened};
-use crate::engine::{approvals, kill, reconcile, sidecar_bin, up};
+use crate::engine::{approvals, kill, reconcile, setup, sidecar_bin, up};
 use crate::sidecar::session::DetachKey;
 use crate::sidecar::supervise::queue::RequestId;
 use crate::state::StateRoot;
@@ -94,8 +94,63 @@ async fn backend(s: &Shared) -> Option<Arc<DockerBackend>> {
     s.backend.read().await.clone()
 }
 
+/// The agent images the config's bottles run (what setup may need to build).
+fn agent_images(config: &Config) -> Vec<String> {
+    config
+        .bottles
+        .values()
+        .map(|b| config.agent_of(b).image.clone())
+        .collect()
+}
+
+async fn check_setup(s: &Shared) {
+    let Some(b) = backend(s).await else { return };
+    let images = agent_images(&s.ctx.config);
+    match setup::missing(b.client(), &images).await {
+        Ok(needs) => {
+            let _ = s
+                .out
+                .send(Msg::Setup(needs.iter().map(setup::Need::describe).collect()));
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "setup check failed"),
+    }
+}
+
+async fn build_setup(s: &Shared) -> Result<(), String> {
+    let b = backend(s)
+        .await
+        .ok_or_else(|| "the engine is unreachable".to_owned())?;
+    let needs = setup::missing(b.client(), &agent_images(&s.ctx.config))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let out = s.out.clone();
+    let mut progress = move |line: &str| {
+        let _ = out.send(Msg::SetupLine(line.to_owned()));
+    };
+    let kinds: Vec<_> = needs
+        .iter()
+        .filter_map(|n| match n {
+            setup::Need::Image(k) => Some(*k),
+            setup::Need::Sidecar => None,
+        })
+        .collect();
+    if needs.contains(&setup::Need::Sidecar) {
+        setup::ensure_sidecar(&mut progress)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+    }
+    setup::build(b.client(), &kinds, &setup::ClaudeSource::default(), &mut progress)
+        .await
+        .map_err(|e| format!("{e:#}"))
+}
+
 async fn run(s: Arc<Shared>, cmd: Command) {
     match cmd {
+        Command::CheckSetup => check_setup(&s).await,
+        Command::BuildSetup => {
+            let error = build_setup(&s).await.err();
+            let _ = s.out.send(Msg::SetupDone(error));
+        }
         Command::Refresh => s.refresh.notify_one(),
         Command::Plan(slug) => {
             if let Ok(parsed) = Slug::parse(&slug) {
@@ -421,6 +476,11 @@ async fn watch(s: Arc<Shared>) {
             }
         };
         *s.backend.write().await = Some(Arc::clone(&b));
+        // Off the refresh path: the first frame does not wait for it.
+        tokio::spawn({
+            let s = Arc::clone(&s);
+            async move { check_setup(&s).await }
+        });
         let mut events = b.events(label::SLUG);
         let mut slow = tokio::time::interval(SLOW);
         let why = loop {

@@ -62,6 +62,20 @@ pub async fn engine_info(docker: &Docker) -> Result<EngineInfo> {
     })
 }
 
+/// One label of a local image: None when the image or the label is absent.
+pub async fn image_label(docker: &Docker, image: &str, label: &str) -> Result<Option<String>> {
+    match docker.inspect_image(image).await {
+        Ok(i) => Ok(i
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|mut l| l.remove(label))),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
+        Err(e) => Err(e).wrap_err_with(|| format!("cannot inspect image {image}")),
+    }
+}
+
 /// True when the image is present locally (never pulls).
 pub async fn image_present(docker: &Docker, image: &str) -> Result<bool> {
     match docker.inspect_image(image).await {

@@ -36,8 +36,9 @@ pub fn pane_area(area: Rect, app: &App, zoomed: bool) -> Rect {
 
 /// `pane`: None with no pane open, else whether it is zoomed.
 fn layout_with(area: Rect, app: &App, pane: Option<bool>) -> Areas {
+    let top = 1 + u16::from(app.banner.is_some() || !app.setup.needs.is_empty());
     let [header, body, footer] = Layout::vertical([
-        Constraint::Length(1),
+        Constraint::Length(top),
         Constraint::Min(3),
         Constraint::Length(1),
     ])
@@ -93,16 +94,16 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
     match &app.mode {
         Mode::Logs(view) => {
             let body = Rect {
-                y: areas.header.y + 1,
-                height: f.area().height.saturating_sub(2),
+                y: areas.header.y + areas.header.height,
+                height: f.area().height.saturating_sub(areas.header.height + 1),
                 ..f.area()
             };
             overlays::logs(f, app, view, body);
         }
         Mode::Aliases => {
             let body = Rect {
-                y: areas.header.y + 1,
-                height: f.area().height.saturating_sub(2),
+                y: areas.header.y + areas.header.height,
+                height: f.area().height.saturating_sub(areas.header.height + 1),
                 ..f.area()
             };
             overlays::aliases(f, app, body);
@@ -155,6 +156,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         Mode::ConfirmKill(slugs) => overlays::confirm_kill(f, app, slugs),
         Mode::Launch(form) => overlays::launch(f, app, form),
         Mode::Approvals(view) => overlays::approvals(f, app, view),
+        Mode::Setup => overlays::setup(f, app),
         _ => {}
     }
 }
@@ -216,7 +218,22 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         format!("   sort: {}", app.sort.name()),
         t.dim(),
     ));
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    let mut lines = vec![Line::from(spans)];
+    // The second line: what a launch lacks (with the key that builds it), else which config.
+    if !app.setup.needs.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!(
+                " this machine lacks {} a launch needs — {} shows and builds {}",
+                plural(app.setup.needs.len(), "thing"),
+                app.keymap.key_of("build"),
+                if app.setup.needs.len() == 1 { "it" } else { "them" }
+            ),
+            t.warn(),
+        )));
+    } else if let Some(b) = &app.banner {
+        lines.push(Line::from(Span::styled(format!(" {b}"), t.dim())));
+    }
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 /// The footer: the filter being typed, a status message, or the key hints from the binding

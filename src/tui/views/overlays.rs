@@ -125,6 +125,15 @@ pub fn launch(f: &mut Frame<'_>, app: &App, form: &LaunchForm) {
     if let Some(e) = &form.error {
         lines.push(Line::from(Span::styled(e.clone(), t.bad())));
     }
+    if !app.setup.needs.is_empty() && form.launching.is_none() {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "this machine lacks what a launch needs: esc, then {} builds it",
+                app.keymap.key_of("build")
+            ),
+            t.warn(),
+        )));
+    }
     lines.push(Line::from(""));
     lines.push(Line::from(vec![
         Span::styled(" ↑↓ ", t.key()),
@@ -140,6 +149,54 @@ pub fn launch(f: &mut Frame<'_>, app: &App, form: &LaunchForm) {
             "cancel"
         }),
     ]));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// What a launch needs and this machine lacks, the offer to build it, and the build's progress.
+pub fn setup(f: &mut Frame<'_>, app: &App) {
+    let t = app.theme;
+    let s = &app.setup;
+    let shown = s.lines.len().min(12);
+    let h = u16::try_from(s.needs.len() + shown).unwrap_or(20) + 9;
+    let inner = dialog(f, 100, h, " set up this machine ".into());
+    let mut lines = Vec::new();
+    if !s.checked {
+        lines.push(Line::from(Span::styled("checking what a launch needs…", t.dim())));
+    } else if s.needs.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "a launch has everything it needs",
+            t.good(),
+        )));
+    } else {
+        lines.push(Line::from("A launch needs, and this machine lacks:"));
+        for n in &s.needs {
+            lines.push(Line::from(format!("  • {n}")));
+        }
+    }
+    if s.building {
+        lines.push(Line::from(Span::styled(
+            "building… (minutes the first time; esc hides this, the build goes on)",
+            t.warn(),
+        )));
+    }
+    for l in s.lines.iter().rev().take(shown).rev() {
+        lines.push(Line::from(Span::styled(format!("  {l}"), t.dim())));
+    }
+    if let Some(e) = &s.error {
+        lines.push(Line::from(Span::styled(e.clone(), t.bad())));
+    }
+    lines.push(Line::from(""));
+    let mut keys = Vec::new();
+    if !s.building && !s.needs.is_empty() {
+        keys.push(Span::styled(
+            format!(" {} ", app.keymap.key_of("build")),
+            t.key(),
+        ));
+        keys.push(Span::raw("build it now (same as `bottle-tui image build`) "));
+    }
+    keys.push(Span::styled(" esc ", t.key()));
+    keys.push(Span::raw("close"));
+    lines.push(Line::from(keys));
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
