@@ -237,9 +237,46 @@ fn a_session_without_an_agent_command_is_a_usage_error() {
 }
 
 #[test]
-fn first_run_without_a_config_explains_where_it_looked() {
+fn first_run_without_a_config_plans_the_built_in_default_and_says_so() {
     let scratch = Scratch::new();
-    let out = scratch.run(&[]);
+    let out = scratch
+        .command(&["plan", "claude", "--json"])
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "tok-from-env")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("built-in default"), "{err}");
+    assert!(err.contains("bottle-tui config init"), "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan json");
+    let text = plan.to_string();
+    assert!(text.contains("api.anthropic.com"), "{text}");
+    assert!(text.contains("CLAUDE_CODE_OAUTH_TOKEN"), "{text}");
+    assert!(
+        !text.contains("tok-from-env"),
+        "the plan must not carry the token: {text}"
+    );
+
+    // With only an API key in the environment the default routes it as x-api-key.
+    let out = scratch
+        .command(&["plan", "claude", "--json"])
+        .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
+        .env("ANTHROPIC_API_KEY", "key-from-env")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("x-api-key") && text.contains("ANTHROPIC_API_KEY"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_check_without_a_config_explains_where_it_looked() {
+    let scratch = Scratch::new();
+    let out = scratch.run(&["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("no config file found"), "{err}");

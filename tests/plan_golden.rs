@@ -144,8 +144,28 @@ fn full_config_plan_and_files() {
 #[test]
 fn example_config_plan_and_files() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/example.toml");
-    let p = prepare(&std::fs::read_to_string(example).expect("example"), "demo");
-    insta::assert_snapshot!("example_pipelock", p.file("pipelock.yaml"));
+    let text = std::fs::read_to_string(example).expect("example");
+    let p = prepare(&text, "demo");
+    // Shipped with pipelock commented out (its image cannot be built here); uncommenting the
+    // documented block must give a working pipelock config.
+    assert!(!p.plan.state_dir.join("pipelock.yaml").exists());
+    let uncommented = text.replace("#[bottles.demo.pipelock]", "[bottles.demo.pipelock]");
+    let uncommented = uncommented
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest)
+                if ["enabled", "image", "mode"]
+                    .iter()
+                    .any(|k| rest.starts_with(k)) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let with_pipelock = prepare(&uncommented, "demo");
+    insta::assert_snapshot!("example_pipelock", with_pipelock.file("pipelock.yaml"));
     insta::assert_snapshot!("example_git_gate", p.file("git-gate.json"));
     insta::assert_snapshot!("example_prompt", p.file("prompt.md"));
     insta::assert_snapshot!("example_plan", p.plan_json());
@@ -320,9 +340,13 @@ fn cli_plan_json_has_inner_plans_and_no_real_token_anywhere() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan JSON");
-    for inner in ["gateway", "pipelock", "git_gate", "supervise", "agent"] {
+    for inner in ["gateway", "git_gate", "supervise", "agent"] {
         assert!(v[inner].is_object(), "inner plan {inner} in {v}");
     }
+    assert!(
+        v["pipelock"].is_null(),
+        "the example ships pipelock off: {v}"
+    );
     assert_eq!(
         v["gateway"]["routes"][0]["token_source"]["env"],
         "CLAUDE_CODE_OAUTH_TOKEN"
@@ -348,6 +372,8 @@ fn cli_plan_json_has_inner_plans_and_no_real_token_anywhere() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("plan JSON");
+    assert!(v["pipelock"].is_object(), "inner plan pipelock in {v}");
     assert!(!stdout(&out).contains(FILE_TOKEN) && !stdout(&out).contains(ENV_TOKEN));
     for token in [ENV_TOKEN, FILE_TOKEN] {
         assert!(

@@ -221,11 +221,13 @@ pub enum ImageCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "With no image named, builds the bundle and agent images. The agent image's \
+#[command(
+    after_help = "With no image named, builds the bundle and agent images. The agent image's \
 Claude Code is fetched on this host from the npm registry ($npm_config_registry, default \
 https://registry.npmjs.org/), checked against the registry's sha512 and cached under \
 ~/.cache/bottle-tui/claude-code, so the build container needs no network beyond Debian's mirror. \
-A missing static bottle-sidecar is built first with cargo.")]
+A missing static bottle-sidecar is built first with cargo."
+)]
 pub struct ImageBuild {
     /// The bundle image (the sidecar daemons).
     #[arg(long)]

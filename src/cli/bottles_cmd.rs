@@ -177,6 +177,8 @@ pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
                 "name": c.name,
                 "role": c.labels.get(label::ROLE),
                 "image": c.image,
+                // Docker copies image labels onto the container: the agent image's pin.
+                "claude_code": c.labels.get(crate::engine::claude_code::VERSION_LABEL),
                 "state": c.state,
                 "exit_code": c.exit_code,
                 "health": c.health,
@@ -202,6 +204,9 @@ pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
             c["state"].as_str().unwrap_or(""),
             c["image"].as_str().unwrap_or("")
         );
+        if let Some(v) = c["claude_code"].as_str() {
+            println!("      Claude Code {v}");
+        }
         if let Some(nets) = c["networks"].as_object() {
             for (n, ip) in nets {
                 println!("      network {n} {}", ip.as_str().unwrap_or("-"));

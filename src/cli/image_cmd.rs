@@ -26,7 +26,10 @@ pub fn build(args: ImageBuild) -> Outcome {
         let docker = crate::backend::docker::connect().await?;
         // Progress goes to stderr; stdout gets one tag per built image, for scripts.
         setup::build(&docker, &kinds, &claude, &mut |line| {
-            if line.starts_with("built ") || line.starts_with("building ") || line.starts_with("Claude Code") {
+            if line.starts_with("built ")
+                || line.starts_with("building ")
+                || line.starts_with("Claude Code")
+            {
                 eprintln!("{line}");
             } else {
                 eprintln!("  {line}");

@@ -47,6 +47,8 @@ pub struct Agent {
     pub memory: ByteSize,
     pub pids: u32,
     pub cpus: Option<f64>,
+    /// `claude_code = true|false`: whether the command runs Claude Code; unset, it is inferred.
+    pub claude_code: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,13 +151,24 @@ pub struct Pipelock {
 }
 
 impl Agent {
-    /// True when the agent's command is Claude Code (`claude`, by any path): provision then
-    /// answers its first-run screens and installs the prompt where it reads one.
+    /// True when the agent runs Claude Code: `claude_code = true`, or unset and the command is
+    /// `claude` by any path. Provision then answers its first-run screens and installs the
+    /// prompt where it reads one. A wrapper script that runs `claude` sets the key.
     pub fn is_claude_code(&self) -> bool {
+        self.claude_code.unwrap_or_else(|| {
+            self.command
+                .first()
+                .and_then(|c| std::path::Path::new(c).file_name())
+                .is_some_and(|n| n == "claude")
+        })
+    }
+
+    /// True when Claude Code runs with `--dangerously-skip-permissions` (also inside a
+    /// wrapper's `sh -c` script): provision then accepts the mode's warning for it.
+    pub fn skips_permissions(&self) -> bool {
         self.command
-            .first()
-            .and_then(|c| std::path::Path::new(c).file_name())
-            .is_some_and(|n| n == "claude")
+            .iter()
+            .any(|a| a.contains("--dangerously-skip-permissions"))
     }
 }
 

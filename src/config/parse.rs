@@ -37,6 +37,7 @@ const AGENT_KEYS: &[&str] = &[
     "memory",
     "pids",
     "cpus",
+    "claude_code",
 ];
 const BOTTLE_KEYS: &[&str] = &[
     "agent",
@@ -270,6 +271,7 @@ impl Parser<'_> {
                 None
             }
         });
+        let claude_code = t.bool(d, "claude_code");
         Agent {
             name,
             image,
@@ -280,6 +282,7 @@ impl Parser<'_> {
             memory,
             pids,
             cpus,
+            claude_code,
         }
     }
 
@@ -636,6 +639,7 @@ fn builtin_agent() -> Agent {
         memory: DEFAULT_MEMORY,
         pids: DEFAULT_PIDS,
         cpus: None,
+        claude_code: None,
     }
 }
 

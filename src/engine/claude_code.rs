@@ -41,7 +41,11 @@ pub struct Package {
 pub fn wanted_version(explicit: Option<&str>) -> String {
     explicit
         .map(str::to_owned)
-        .or_else(|| std::env::var(VERSION_ENV).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(|| {
+            std::env::var(VERSION_ENV)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        })
         .unwrap_or_else(|| VERSION.to_owned())
 }
 
@@ -70,7 +74,11 @@ pub fn cache_dir() -> PathBuf {
 
 /// The package for `version` and `arch`: from the cache if it is there and still matches the
 /// integrity recorded beside it, else fetched from the registry and verified.
-pub async fn fetch(version: &str, arch: &str, progress: &mut (dyn FnMut(&str) + Send)) -> Result<Package> {
+pub async fn fetch(
+    version: &str,
+    arch: &str,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Package> {
     validate_version(version)?;
     let name = format!("claude-code-linux-{arch}");
     let dir = cache_dir();
@@ -95,7 +103,9 @@ pub async fn fetch(version: &str, arch: &str, progress: &mut (dyn FnMut(&str) + 
     let registry = registry.trim_end_matches('/');
     let meta_url = format!("{registry}/@anthropic-ai%2f{name}/{version}");
     progress(&format!("Claude Code {version}: asking {meta_url}"));
-    let meta = get(&meta_url, None).await.wrap_err_with(|| hint(&meta_url))?;
+    let meta = get(&meta_url, None)
+        .await
+        .wrap_err_with(|| hint(&meta_url))?;
     let meta: Meta = serde_json::from_slice(&meta)
         .wrap_err_with(|| format!("{meta_url} did not answer with a package description"))?;
     let integrity = meta.dist.integrity.ok_or_else(|| {
@@ -118,7 +128,10 @@ pub async fn fetch(version: &str, arch: &str, progress: &mut (dyn FnMut(&str) + 
     }
     verify_file(&partial, &integrity).wrap_err_with(|| {
         let _ = std::fs::remove_file(&partial);
-        format!("the download of {} is not the published package", meta.dist.tarball)
+        format!(
+            "the download of {} is not the published package",
+            meta.dist.tarball
+        )
     })?;
     std::fs::rename(&partial, &archive)
         .wrap_err_with(|| format!("cannot move the download to {}", archive.display()))?;
@@ -343,12 +356,14 @@ async fn get_once(
     .map_err(|e| eyre!("TLS setup: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let server_name = rustls::pki_types::ServerName::try_from(host.clone())
-        .map_err(|e| eyre!("{host}: {e}"))?;
+    let server_name =
+        rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| eyre!("{host}: {e}"))?;
     let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(server_name, tcp)
         .await
-        .wrap_err_with(|| format!("TLS with {host} failed (is its CA in the system's trust store?)"))?;
+        .wrap_err_with(|| {
+            format!("TLS with {host} failed (is its CA in the system's trust store?)")
+        })?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -357,8 +372,14 @@ async fn get_once(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let req = hyper::Request::get(path)
         .header(hyper::header::HOST, host.as_str())
-        .header(hyper::header::USER_AGENT, concat!("bottle-tui/", env!("CARGO_PKG_VERSION")))
-        .header(hyper::header::ACCEPT, "application/json, application/octet-stream")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("bottle-tui/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(
+            hyper::header::ACCEPT,
+            "application/json, application/octet-stream",
+        )
         .body(Empty::<Bytes>::new())
         .wrap_err("cannot build the request")?;
     let resp = sender.send_request(req).await.wrap_err("request failed")?;

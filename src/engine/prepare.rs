@@ -375,10 +375,7 @@ fn agent_plan(
         }
         env.insert("DISABLE_AUTOUPDATER".into(), "1".into());
         ClaudeSeed {
-            skip_permissions: agent
-                .command
-                .iter()
-                .any(|a| a == "--dangerously-skip-permissions"),
+            skip_permissions: agent.skips_permissions(),
             approved_key_suffix: env.get("ANTHROPIC_API_KEY").map(|k| {
                 let start = k.len().saturating_sub(20);
                 k.get(start..).unwrap_or(k).to_owned()

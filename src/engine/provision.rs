@@ -12,14 +12,9 @@ use std::path::Path;
 /// `update-ca-certificates` would — the
 /// `/etc/ssl/certs` link, its OpenSSL hash link, and the bundle — without re-processing every
 /// certificate (which costs ~0.8 s of CPU per bottle). Falls back to `update-ca-certificates`
-/// where `openssl` is missing. Then checks the bundle holds it. $1 cert, $2 bundle, $3 probe;
-/// with $4 (a folder) and $5 (uid:gid), also makes the agent's workdir, owned by the agent
-/// (only when the bottle mounts no workspace there: a host folder is never chowned).
+/// where `openssl` is missing. Then checks the bundle holds it. $1 cert, $2 bundle, $3 probe.
 pub const INSTALL_CA: &str = r#"set -e
 cert="$1"; bundle="$2"; probe="$3"
-if [ -n "$4" ]; then
-  mkdir -p "$4" && chown "$5" "$4" || { echo "cannot make the workdir $4" >&2; exit 6; }
-fi
 # /tmp must be world-writable with the sticky bit (smolvm packs lose it; some images too).
 chmod 1777 /tmp /var/tmp 2>/dev/null || true
 [ "$(stat -c %a /tmp)" = 1777 ] || { echo "/tmp is not 1777 after repair" >&2; exit 5; }
@@ -127,6 +122,32 @@ pub async fn provision(
 
     // The CA step is the slow one: run it beside the file steps rather than after them.
     let files = async {
+        if plan.agent.workspace.is_none() {
+            // A folder of the agent's own to work in. The engine unpacks the archive with its
+            // own privileges, so this works although the agent (even as root) has no CAP_CHOWN.
+            let workdir = plan.agent.workdir.display().to_string();
+            let (parent, name) = split(&workdir)?;
+            backend
+                .copy_in(
+                    a.container,
+                    parent,
+                    owned_tar(&[(name, Content::Dir(0o755))], uid, gid)?,
+                )
+                .await?;
+            a.ok(
+                user,
+                "checking the workdir",
+                &[
+                    "sh",
+                    "-c",
+                    "test -d \"$1\" && test -w \"$1\"",
+                    "sh",
+                    &workdir,
+                ],
+            )
+            .await
+            .wrap_err_with(|| format!("the agent cannot write its workdir {workdir}"))?;
+        }
         if let Some(prompt) = &plan.agent.prompt {
             progress("provision: prompt");
             let text = std::fs::read(&prompt.host)
@@ -252,23 +273,14 @@ pub async fn provision(
             .get("SSL_CERT_FILE")
             .cloned()
             .unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-        let workdir = if plan.agent.workspace.is_none() {
-            plan.agent.workdir.display().to_string()
-        } else {
-            String::new()
-        };
-        let owner = format!("{uid}:{gid}");
         let installed = a
             .run(
                 "root",
-                &[
-                    "sh", "-c", INSTALL_CA, "sh", &ca_path, &bundle, &probe, &workdir, &owner,
-                ],
+                &["sh", "-c", INSTALL_CA, "sh", &ca_path, &bundle, &probe],
             )
             .await?;
         match installed.code {
             0 => {}
-            6 => bail!("{}", installed.stderr_text().trim()),
             5 => bail!("repairing /tmp: {}", installed.stderr_text().trim()),
             3 => bail!(
                 "installing the bottle CA: update-ca-certificates failed: {}",
@@ -286,7 +298,10 @@ pub async fn provision(
 }
 
 /// Reads a JSON object from the agent (an absent or empty file is `{}`).
-async fn read_json(a: &Agent<'_>, path: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+async fn read_json(
+    a: &Agent<'_>,
+    path: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     let existing = a.run(a.user, &["cat", path]).await?;
     if existing.code != 0 || existing.stdout.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
@@ -328,7 +343,10 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
     if let Some(seed) = &plan.agent.claude {
         for (k, v) in [
             ("hasCompletedOnboarding", serde_json::json!(true)),
-            ("lastOnboardingVersion", serde_json::json!(super::claude_code::VERSION)),
+            (
+                "lastOnboardingVersion",
+                serde_json::json!(super::claude_code::VERSION),
+            ),
             ("autoUpdates", serde_json::json!(false)),
         ] {
             doc.insert(k.into(), v);
@@ -336,11 +354,17 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
         // A theme the image chose is kept; without one Claude Code would ask.
         doc.entry("theme").or_insert(serde_json::json!("dark"));
         if seed.skip_permissions {
-            doc.insert("bypassPermissionsModeAccepted".into(), serde_json::json!(true));
+            doc.insert(
+                "bypassPermissionsModeAccepted".into(),
+                serde_json::json!(true),
+            );
         }
         let project = object(object(&mut doc, "projects", &path)?, &workdir, &path)?;
         project.insert("hasTrustDialogAccepted".into(), serde_json::json!(true));
-        project.insert("hasCompletedProjectOnboarding".into(), serde_json::json!(true));
+        project.insert(
+            "hasCompletedProjectOnboarding".into(),
+            serde_json::json!(true),
+        );
         if let Some(suffix) = &seed.approved_key_suffix {
             let responses = object(&mut doc, "customApiKeyResponses", &path)?;
             let approved = responses
@@ -372,10 +396,17 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
         ".claude.json".into(),
         serde_json::to_vec_pretty(&doc).wrap_err("cannot encode .claude.json")?,
     ));
-    let entries: Vec<(&str, Content<'_>)> = files
-        .iter()
-        .map(|(p, bytes)| (p.as_str(), Content::File(bytes, 0o600)))
-        .collect();
+    // The prompt and skill mounts make Docker create ~/.claude as root; Claude Code writes its
+    // sessions there, so the directory entry hands it to the agent (files inside stay as mounted).
+    let mut entries: Vec<(&str, Content<'_>)> = Vec::new();
+    if plan.agent.claude.is_some() {
+        entries.push((".claude", Content::Dir(0o700)));
+    }
+    entries.extend(
+        files
+            .iter()
+            .map(|(p, bytes)| (p.as_str(), Content::File(bytes, 0o600))),
+    );
     a.backend
         .copy_in(a.container, home, owned_tar(&entries, uid, gid)?)
         .await?;
@@ -384,19 +415,23 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
     let mut argv = vec!["sh", "-c", script, "sh"];
     let full: Vec<String> = files.iter().map(|(p, _)| format!("{home}/{p}")).collect();
     argv.extend(full.iter().map(String::as_str));
-    let back = a.ok(a.user, "reading Claude Code's settings back", &argv).await?;
+    let back = a
+        .ok(a.user, "reading Claude Code's settings back", &argv)
+        .await?;
     let parts: Vec<&str> = back.split("\n\u{1e}\n").collect();
     for ((p, _), text) in files.iter().zip(&parts) {
         let parsed: serde_json::Value = serde_json::from_str(text)
             .wrap_err_with(|| format!("{home}/{p} as written is not JSON"))?;
         let ok = match p.as_str() {
             ".claude.json" => {
-                plan.supervise.as_ref().is_none_or(|s| {
-                    parsed["mcpServers"]["supervise"]["url"] == s.url.as_str()
-                }) && plan.agent.claude.as_ref().is_none_or(|_| {
-                    parsed["hasCompletedOnboarding"] == true
-                        && parsed["projects"][workdir.as_str()]["hasTrustDialogAccepted"] == true
-                })
+                plan.supervise
+                    .as_ref()
+                    .is_none_or(|s| parsed["mcpServers"]["supervise"]["url"] == s.url.as_str())
+                    && plan.agent.claude.as_ref().is_none_or(|_| {
+                        parsed["hasCompletedOnboarding"] == true
+                            && parsed["projects"][workdir.as_str()]["hasTrustDialogAccepted"]
+                                == true
+                    })
             }
             _ => parsed["skipDangerousModePermissionPrompt"] == true,
         };

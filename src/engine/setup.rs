@@ -19,7 +19,9 @@ pub enum Need {
 impl Need {
     pub fn describe(&self) -> String {
         match self {
-            Self::Sidecar => "the static bottle-sidecar (built from this program's source with cargo)".into(),
+            Self::Sidecar => {
+                "the static bottle-sidecar (built from this program's source with cargo)".into()
+            }
             Self::Image(kind) => format!("{} {}", kind.tag(), kind.describe()),
         }
     }

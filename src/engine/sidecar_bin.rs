@@ -17,7 +17,10 @@ const SOURCE: &str = env!("CARGO_MANIFEST_DIR");
 fn built_target_dir() -> PathBuf {
     crate::engine::claude_code::cache_dir()
         .parent()
-        .map_or_else(|| PathBuf::from("sidecar-target"), |p| p.join("sidecar-target"))
+        .map_or_else(
+            || PathBuf::from("sidecar-target"),
+            |p| p.join("sidecar-target"),
+        )
 }
 
 /// Builds the static sidecar from this executable's own source with cargo, reporting cargo's
@@ -39,18 +42,27 @@ pub async fn build(progress: &mut (dyn FnMut(&str) + Send)) -> Result<PathBuf> {
     progress(&format!(
         "building the static bottle-sidecar from {SOURCE} with cargo (a few minutes the first time)"
     ));
-    let mut child = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--profile", "sidecar", "--target", &triple(), "--bin", "bottle-sidecar"])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(source)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .wrap_err("cannot run cargo to build the sidecar (is cargo on PATH?)")?;
+    let mut child =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--profile",
+                "sidecar",
+                "--target",
+                &triple(),
+                "--bin",
+                "bottle-sidecar",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(source)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .wrap_err("cannot run cargo to build the sidecar (is cargo on PATH?)")?;
     let mut tail: Vec<String> = Vec::new();
     if let Some(stderr) = child.stderr.take() {
         use tokio::io::AsyncBufReadExt;
@@ -69,9 +81,15 @@ pub async fn build(progress: &mut (dyn FnMut(&str) + Send)) -> Result<PathBuf> {
     }
     let status = child.wait().await.wrap_err("cargo did not finish")?;
     if !status.success() {
-        bail!("building the sidecar failed ({status}):\n{}", tail.join("\n"));
+        bail!(
+            "building the sidecar failed ({status}):\n{}",
+            tail.join("\n")
+        );
     }
-    let path = target_dir.join(triple()).join("sidecar").join("bottle-sidecar");
+    let path = target_dir
+        .join(triple())
+        .join("sidecar")
+        .join("bottle-sidecar");
     check_static(&path)?;
     Ok(path)
 }

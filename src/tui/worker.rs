@@ -108,9 +108,9 @@ async fn check_setup(s: &Shared) {
     let images = agent_images(&s.ctx.config);
     match setup::missing(b.client(), &images).await {
         Ok(needs) => {
-            let _ = s
-                .out
-                .send(Msg::Setup(needs.iter().map(setup::Need::describe).collect()));
+            let _ = s.out.send(Msg::Setup(
+                needs.iter().map(setup::Need::describe).collect(),
+            ));
         }
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "setup check failed"),
     }
@@ -139,9 +139,14 @@ async fn build_setup(s: &Shared) -> Result<(), String> {
             .await
             .map_err(|e| format!("{e:#}"))?;
     }
-    setup::build(b.client(), &kinds, &setup::ClaudeSource::default(), &mut progress)
-        .await
-        .map_err(|e| format!("{e:#}"))
+    setup::build(
+        b.client(),
+        &kinds,
+        &setup::ClaudeSource::default(),
+        &mut progress,
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))
 }
 
 async fn run(s: Arc<Shared>, cmd: Command) {

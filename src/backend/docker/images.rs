@@ -87,7 +87,12 @@ pub fn context(kind: ImageKind, inputs: Inputs<'_>) -> Result<Vec<u8>> {
         header.set_mtime(0);
         header.set_cksum();
         tar.append_data(&mut header, CLAUDE_ARCHIVE, &mut file)
-            .wrap_err_with(|| format!("cannot add {} to the build context", package.archive.display()))?;
+            .wrap_err_with(|| {
+                format!(
+                    "cannot add {} to the build context",
+                    package.archive.display()
+                )
+            })?;
     }
     tar.into_inner().wrap_err("cannot finish the build context")
 }

@@ -226,7 +226,11 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
                 " this machine lacks {} a launch needs — {} shows and builds {}",
                 plural(app.setup.needs.len(), "thing"),
                 app.keymap.key_of("build"),
-                if app.setup.needs.len() == 1 { "it" } else { "them" }
+                if app.setup.needs.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
             ),
             t.warn(),
         )));

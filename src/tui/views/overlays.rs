@@ -161,7 +161,10 @@ pub fn setup(f: &mut Frame<'_>, app: &App) {
     let inner = dialog(f, 100, h, " set up this machine ".into());
     let mut lines = Vec::new();
     if !s.checked {
-        lines.push(Line::from(Span::styled("checking what a launch needs…", t.dim())));
+        lines.push(Line::from(Span::styled(
+            "checking what a launch needs…",
+            t.dim(),
+        )));
     } else if s.needs.is_empty() {
         lines.push(Line::from(Span::styled(
             "a launch has everything it needs",
@@ -192,7 +195,9 @@ pub fn setup(f: &mut Frame<'_>, app: &App) {
             format!(" {} ", app.keymap.key_of("build")),
             t.key(),
         ));
-        keys.push(Span::raw("build it now (same as `bottle-tui image build`) "));
+        keys.push(Span::raw(
+            "build it now (same as `bottle-tui image build`) ",
+        ));
     }
     keys.push(Span::styled(" esc ", t.key()));
     keys.push(Span::raw("close"));

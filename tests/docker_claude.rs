@@ -1,0 +1,408 @@
+//! The real Claude Code binary, from the project's own agent image, in a real bottle: the
+//! Messages API is a FAKE (tests/fakes/anthropic_api.py, a local HTTPS server the bundle
+//! reaches under the route's host name), since Anthropic's servers cannot be reached here.
+//! Everything else is real: gateway, credential injection, supervise, sessions, attach.
+//!
+//! The agent command waits for a marker before starting Claude Code, so its first request
+//! cannot leave before the stand-in answers under the route's name (the gateway would
+//! otherwise resolve the name on the public DNS).
+
+mod common;
+
+use common::docker::{Bottle, docker, docker_ok, unique_slug};
+use common::tmux::Tmux;
+use common::{Scratch, stderr, stdout};
+use std::time::{Duration, Instant};
+
+const AGENT_IMAGE: &str = "bottle-agent:latest";
+const READY: &str = "/tmp/stand-in-ready";
+const ANSWER: &str = "STAND-IN ANSWER";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A config whose `demo` bottle runs Claude Code (after the marker) and reaches `host`
+/// through a route that injects `header: format` from `token_env`.
+fn config(host: &str, header: &str, format: &str, token_env: &str, env: &str) -> String {
+    format!(
+        r#"[agents.cc]
+image = "{AGENT_IMAGE}"
+command = ["sh", "-c", "while [ ! -e {READY} ]; do sleep 0.1; done; exec claude --dangerously-skip-permissions"]
+claude_code = true
+prompt = "You are in a test bottle."
+env = {{ {env} }}
+
+[bottles.demo]
+agent = "cc"
+allow = ["{host}"]
+allow_private = ["{host}:443"]
+upstream_ca = "origin-ca.pem"
+
+[[bottles.demo.routes]]
+host = "{host}"
+header = "{header}"
+format = "{format}"
+token_env = "{token_env}"
+
+[bottles.demo.supervise]
+enabled = true
+timeout = "2m"
+"#
+    )
+}
+
+/// The fake Messages API on the bottle's way out, under `host`; removed when dropped.
+struct StandIn {
+    name: String,
+}
+
+impl StandIn {
+    fn start(scratch: &Scratch, slug: &str, host: &str) -> Self {
+        let name = format!("{slug}-api");
+        let fakes = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes");
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &format!("bottle-{slug}-ext"),
+            "--network-alias",
+            host,
+            "-v",
+            &format!("{}:/pki:ro", scratch.path().display()),
+            "-v",
+            &format!("{fakes}:/fake:ro"),
+            "--user",
+            "root",
+            common::docker::TEST_AGENT,
+            "python3",
+            "-u",
+            "/fake/anthropic_api.py",
+            "443",
+            "/pki/origin.pem",
+            "/pki/origin.key",
+        ]);
+        let s = Self { name };
+        let start = Instant::now();
+        while !s.log().contains("\"listening\"") {
+            assert!(
+                start.elapsed() < WAIT,
+                "the stand-in never listened:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        let out = docker(&["logs", &self.name]);
+        format!("{}{}", stdout(&out), stderr(&out))
+    }
+
+    /// Every request the stand-in logged.
+    fn requests(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["method"].is_string())
+            .collect()
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
+/// Lets the agent command start Claude Code; returns when the marker is there.
+fn release(bottle: &Bottle<'_>) -> Instant {
+    docker_ok(&["exec", &bottle.agent(), "touch", READY]);
+    Instant::now()
+}
+
+/// Checks every request the stand-in saw: the real credential in `header`, never a
+/// placeholder; returns "METHOD path" of each (query strings cut) for the log.
+fn check_credentials(api: &StandIn, header: &str, expected: &str) -> Vec<String> {
+    let requests = api.requests();
+    assert!(!requests.is_empty(), "the stand-in saw no request");
+    let mut seen = Vec::new();
+    for r in &requests {
+        let line = r.to_string();
+        assert!(
+            !line.contains("bottle-placeholder"),
+            "a placeholder reached the API: {line}"
+        );
+        let path = r["path"].as_str().unwrap_or_default();
+        if path.starts_with("/v1/") || path.starts_with("/api/") {
+            assert_eq!(
+                r["headers"][header].as_str(),
+                Some(expected),
+                "request without the real credential in {header}: {line}"
+            );
+        }
+        let short = path.split('?').next().unwrap_or_default();
+        seen.push(format!("{} {short}", r["method"].as_str().unwrap_or("?")));
+    }
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+/// What the gateway refused while Claude Code started: the hosts it tried beyond the route.
+fn gateway_denials(scratch: &Scratch, slug: &str) -> Vec<String> {
+    let out = scratch.run(&["logs", slug, "--daemon", "gateway"]);
+    let mut hosts: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["decision"] == "deny")
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap_or("?").to_owned();
+            format!("{}:{} ({})", s("host"), v["port"], s("reason"))
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+fn queue(s: &Scratch) -> Vec<serde_json::Value> {
+    let out = s.run(&["queue", "--json"]);
+    assert!(out.status.success(), "queue: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("queue --json is JSON")
+}
+
+/// Text of first-run screens that must not appear: onboarding, trust, bypass and key dialogs.
+const DIALOGS: &[&str] = &[
+    "Do you trust",
+    "trust the files",
+    "Choose the text style",
+    "Unable to connect",
+    "Yes, I accept",
+    "Detected a custom API key",
+    "Select login method",
+];
+
+fn assert_no_dialog(screen: &str) {
+    for d in DIALOGS {
+        assert!(!screen.contains(d), "a first-run screen ({d:?}):\n{screen}");
+    }
+}
+
+#[test]
+fn oauth_claude_code_answers_lists_supervise_opens_ready_and_runs_the_approval_loop() {
+    let token = format!("sk-ant-oat01-REAL-{}", std::process::id());
+    let scratch = Scratch::new();
+    common::pki::origin(scratch.path(), "api.anthropic.com");
+    scratch.write_config(&config(
+        "api.anthropic.com",
+        "Authorization",
+        "Bearer {token}",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "",
+    ));
+    let slug = unique_slug("cc");
+    let began = Instant::now();
+    let bottle = Bottle::up(&scratch, &slug, &[("CLAUDE_CODE_OAUTH_TOKEN", &token)]);
+    let up_took = began.elapsed();
+    let api = StandIn::start(&scratch, &slug, "api.anthropic.com");
+    let released = release(&bottle);
+
+    // The interactive client in the session opens at its input box, no dialog first.
+    let tmux = Tmux::for_scratch(&scratch, &format!("{slug}-a"), &[]);
+    let attach = format!("{} attach {slug}", env!("CARGO_BIN_EXE_bottle-tui"));
+    tmux.line(&attach);
+    tmux.wait_for("bypass permissions on", WAIT);
+    let to_input_box = released.elapsed();
+    assert_no_dialog(&tmux.capture());
+    eprintln!(
+        "up took {up_took:?}; Claude Code's input box {to_input_box:?} after it was let start"
+    );
+
+    // A typed prompt gets the streamed answer on screen.
+    tmux.type_text("hello from the test");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(ANSWER, WAIT);
+
+    // Detach and re-attach from a new process: the answer is repainted.
+    tmux.keys(&["C-q"]);
+    tmux.wait_for(&format!("[detached from {slug}"), WAIT);
+    tmux.clear();
+    assert!(!tmux.capture().contains(ANSWER));
+    tmux.line(&attach);
+    tmux.wait_for(ANSWER, WAIT);
+
+    // A tool_use of the supervise tool: Claude Code files the request, `approve` answers it,
+    // and the tool result goes back to the API.
+    tmux.type_text("ASK-APPROVAL for the deploy");
+    tmux.keys(&["Enter"]);
+    let start = Instant::now();
+    let id = loop {
+        if let Some(r) = queue(&scratch)
+            .into_iter()
+            .find(|r| r["slug"] == slug.as_str() && r["action"] == "deploy the stand-in")
+        {
+            break r["id"].as_str().expect("id").to_owned();
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "Claude Code never filed the approval request; stand-in saw:\n{}\nscreen:\n{}",
+            api.log(),
+            tmux.capture()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = scratch.run(&["approve", &slug, &id, "--reason", "go ahead"]);
+    assert!(out.status.success(), "approve: {}", stderr(&out));
+    tmux.wait_for("STAND-IN GOT TOOL RESULT", WAIT);
+    tmux.keys(&["C-q"]);
+    let results: Vec<String> = api
+        .requests()
+        .iter()
+        .filter_map(|r| r["user_text"].as_str().map(str::to_owned))
+        .filter(|t| t.contains("approved"))
+        .collect();
+    assert!(
+        results.iter().any(|t| t.contains("go ahead")),
+        "the tool result never reached the API: {results:?}"
+    );
+
+    // `claude -p` prints the stand-in's answer; `claude mcp list` shows supervise connected.
+    let out = bottle.sh("claude -p 'say hello'");
+    assert!(
+        stdout(&out).contains(ANSWER),
+        "claude -p: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = bottle.sh("claude mcp list");
+    let listed = stdout(&out);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("supervise"))
+        .unwrap_or_else(|| panic!("no supervise server in:\n{listed}{}", stderr(&out)));
+    assert!(line.contains("Connected"), "{line}");
+
+    // Every request carried the real token, and the model was offered the supervise tools
+    // directly (not behind ToolSearch).
+    let endpoints = check_credentials(&api, "authorization", &format!("Bearer {token}"));
+    let offered = api
+        .requests()
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/v1/messages")
+        })
+        .any(|r| {
+            r["tools"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|n| n == "mcp__supervise__request_approval"))
+        });
+    assert!(
+        offered,
+        "the supervise tool was never offered:\n{}",
+        api.log()
+    );
+    eprintln!("endpoints the stand-in served: {endpoints:?}");
+    eprintln!(
+        "the gateway refused: {:?}",
+        gateway_denials(&scratch, &slug)
+    );
+    let agent_env = stdout(&bottle.sh("env"));
+    assert!(
+        !agent_env.contains(&token),
+        "the agent holds the real token"
+    );
+}
+
+#[test]
+fn api_key_through_an_own_llm_gateway_needs_no_key_dialog() {
+    let key = format!("sk-ant-api03-REAL-{}", std::process::id());
+    let host = "llm.gateway.test";
+    let scratch = Scratch::new();
+    common::pki::origin(scratch.path(), host);
+    scratch.write_config(&config(
+        host,
+        "x-api-key",
+        "{token}",
+        "ANTHROPIC_API_KEY",
+        &format!("ANTHROPIC_BASE_URL = \"https://{host}\""),
+    ));
+    let slug = unique_slug("cckey");
+    let bottle = Bottle::up(&scratch, &slug, &[("ANTHROPIC_API_KEY", &key)]);
+    let api = StandIn::start(&scratch, &slug, host);
+    release(&bottle);
+
+    let tmux = Tmux::for_scratch(&scratch, &format!("{slug}-k"), &[]);
+    tmux.line(&format!(
+        "{} attach {slug}",
+        env!("CARGO_BIN_EXE_bottle-tui")
+    ));
+    tmux.wait_for("bypass permissions on", WAIT);
+    assert_no_dialog(&tmux.capture());
+    tmux.type_text("hello through the LLM gateway");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(ANSWER, WAIT);
+    tmux.keys(&["C-q"]);
+
+    let out = bottle.sh("claude -p 'say hello'");
+    assert!(
+        stdout(&out).contains(ANSWER),
+        "claude -p: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let endpoints = check_credentials(&api, "x-api-key", &key);
+    assert!(
+        endpoints.iter().any(|e| e.starts_with("POST /v1/messages")),
+        "{endpoints:?}"
+    );
+    eprintln!("endpoints the LLM gateway stand-in served: {endpoints:?}");
+    eprintln!(
+        "the gateway refused: {:?}",
+        gateway_denials(&scratch, &slug)
+    );
+}
+
+#[test]
+fn without_a_workspace_claude_code_works_in_its_own_writable_folder() {
+    let scratch = Scratch::new();
+    common::pki::origin(scratch.path(), "api.anthropic.com");
+    scratch.write_config(&config(
+        "api.anthropic.com",
+        "Authorization",
+        "Bearer {token}",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "",
+    ));
+    let bottle = Bottle::up(
+        &scratch,
+        &unique_slug("ccwd"),
+        &[("CLAUDE_CODE_OAUTH_TOKEN", "t")],
+    );
+    let out = bottle.sh("pwd && touch made-here && ls -ld . ~/.claude && stat -c %U ~/.claude");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.starts_with("/workspace\n"), "{text}");
+    assert!(
+        text.trim_end().ends_with("node"),
+        "~/.claude is not the agent's: {text}"
+    );
+    let trusted = stdout(&bottle.sh("cat ~/.claude.json"));
+    let doc: serde_json::Value = serde_json::from_str(&trusted).expect(".claude.json");
+    assert_eq!(
+        doc["projects"]["/workspace"]["hasTrustDialogAccepted"],
+        true
+    );
+    assert_eq!(doc["hasCompletedOnboarding"], true);
+    assert_eq!(doc["autoUpdates"], false);
+    let settings = stdout(&bottle.sh("cat ~/.claude/settings.json"));
+    assert!(
+        settings.contains("\"skipDangerousModePermissionPrompt\": true"),
+        "{settings}"
+    );
+    let prompt = stdout(&bottle.sh("cat ~/.claude/CLAUDE.md"));
+    assert_eq!(prompt.trim(), "You are in a test bottle.");
+}
