@@ -580,3 +580,60 @@ fn every_view_draws_in_a_tiny_terminal_without_panicking() {
         }
     }
 }
+
+#[test]
+fn first_run_banner_and_the_setup_dialog_check_build_and_finish() {
+    let mut a = app();
+    a.banner = Some(
+        "no config file: using the built-in default (bottle `claude`, credential from $CLAUDE_CODE_OAUTH_TOKEN); `bottle-tui config init` writes one to ~/.config/bottle-tui/config.toml".into(),
+    );
+    snap("first_run_banner", &a);
+
+    // The first check that finds something missing opens the dialog.
+    let needs = vec![
+        "bottle-bundle:latest (gateway, git gate, supervise)".to_owned(),
+        "bottle-agent:latest (Claude Code 2.1.334)".to_owned(),
+    ];
+    assert!(a.on_msg(Msg::Setup(needs.clone())).is_empty());
+    assert_eq!(a.mode, Mode::Setup);
+    snap("setup_missing", &a);
+
+    // b builds; progress lines show; a second b while building does nothing.
+    assert_eq!(
+        press(&mut a, KeyCode::Char('b')),
+        vec![Command::BuildSetup]
+    );
+    assert!(press(&mut a, KeyCode::Char('b')).is_empty());
+    for line in [
+        "Claude Code 2.1.334: downloading 183 MiB",
+        "Claude Code 2.1.334: verified sha512",
+        "building bottle-agent:latest ...",
+        "  Step 3/6 : ADD claude-code.archive /opt/claude-code/",
+    ] {
+        assert!(a.on_msg(Msg::SetupLine(line.into())).is_empty());
+    }
+    snap("setup_building", &a);
+
+    // Esc hides the dialog while the build goes on; the header still says what is missing.
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.mode, Mode::Table);
+    assert!(a.setup.building);
+    snap("setup_hidden_while_building", &a);
+
+    // A failure says why and keeps the dialog's lines; success re-checks and says so.
+    assert_eq!(
+        a.on_msg(Msg::SetupDone(Some("cannot reach registry.npmjs.org".into()))),
+        vec![Command::CheckSetup]
+    );
+    assert!(!a.setup.building);
+    press(&mut a, KeyCode::Char('b'));
+    assert_eq!(a.mode, Mode::Setup);
+    assert_eq!(
+        a.on_msg(Msg::SetupDone(None)),
+        vec![Command::CheckSetup]
+    );
+    assert_eq!(a.mode, Mode::Table);
+    assert!(a.on_msg(Msg::Setup(Vec::new())).is_empty());
+    assert_eq!(a.mode, Mode::Table, "a later check never reopens the dialog");
+    assert!(a.setup.needs.is_empty());
+}

@@ -426,3 +426,33 @@ fn approvals_answered_from_the_dashboard() {
     assert_eq!(trail[1]["decision"], "approved");
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn first_run_without_a_config_opens_on_the_built_in_default_and_lists_the_engines_bottles() {
+    // A bottle launched elsewhere (another config) is on the engine.
+    let other = scratch_with("");
+    let slug = unique_slug("first");
+    let _running = Bottle::up(&other, &slug, &[]);
+
+    let scratch = common::Scratch::new();
+    assert!(!scratch.path().join("bottle.toml").exists());
+    let tmux = Tmux::for_scratch(&scratch, &slug, &[]);
+    tmux.line(BIN);
+    // The banner names the config in use and how to write one; the bottle is listed.
+    tmux.wait_for("using the built-in default", WAIT);
+    wait_until(&tmux, "the engine's bottle listed", WAIT, |s| {
+        row(s, &slug).is_some()
+    });
+    assert!(tmux.capture().contains("config init"));
+    // The launch dialog offers the default bottle.
+    tmux.keys(&["n"]);
+    tmux.wait_for("launch a bottle", WAIT);
+    wait_until(&tmux, "the default bottle in the dialog", WAIT, |s| {
+        s.lines()
+            .any(|l| l.contains("claude") && !l.contains("built-in default"))
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_gone("launch a bottle", WAIT);
+    tmux.keys(&["q"]);
+    tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
+}

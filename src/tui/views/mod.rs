@@ -220,7 +220,16 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
     ));
     let mut lines = vec![Line::from(spans)];
     // The second line: what a launch lacks (with the key that builds it), else which config.
-    if !app.setup.needs.is_empty() {
+    if app.setup.building {
+        let last = app.setup.lines.last().map_or("", |l| l.trim());
+        lines.push(Line::from(Span::styled(
+            format!(
+                " building what a launch needs — {} shows progress: {last}",
+                app.keymap.key_of("build")
+            ),
+            t.warn(),
+        )));
+    } else if !app.setup.needs.is_empty() {
         lines.push(Line::from(Span::styled(
             format!(
                 " this machine lacks {} a launch needs — {} shows and builds {}",
