@@ -599,10 +599,7 @@ fn first_run_banner_and_the_setup_dialog_check_build_and_finish() {
     snap("setup_missing", &a);
 
     // b builds; progress lines show; a second b while building does nothing.
-    assert_eq!(
-        press(&mut a, KeyCode::Char('b')),
-        vec![Command::BuildSetup]
-    );
+    assert_eq!(press(&mut a, KeyCode::Char('b')), vec![Command::BuildSetup]);
     assert!(press(&mut a, KeyCode::Char('b')).is_empty());
     for line in [
         "Claude Code 2.1.334: downloading 183 MiB",
@@ -622,18 +619,21 @@ fn first_run_banner_and_the_setup_dialog_check_build_and_finish() {
 
     // A failure says why and keeps the dialog's lines; success re-checks and says so.
     assert_eq!(
-        a.on_msg(Msg::SetupDone(Some("cannot reach registry.npmjs.org".into()))),
+        a.on_msg(Msg::SetupDone(Some(
+            "cannot reach registry.npmjs.org".into()
+        ))),
         vec![Command::CheckSetup]
     );
     assert!(!a.setup.building);
     press(&mut a, KeyCode::Char('b'));
     assert_eq!(a.mode, Mode::Setup);
-    assert_eq!(
-        a.on_msg(Msg::SetupDone(None)),
-        vec![Command::CheckSetup]
-    );
+    assert_eq!(a.on_msg(Msg::SetupDone(None)), vec![Command::CheckSetup]);
     assert_eq!(a.mode, Mode::Table);
     assert!(a.on_msg(Msg::Setup(Vec::new())).is_empty());
-    assert_eq!(a.mode, Mode::Table, "a later check never reopens the dialog");
+    assert_eq!(
+        a.mode,
+        Mode::Table,
+        "a later check never reopens the dialog"
+    );
     assert!(a.setup.needs.is_empty());
 }

@@ -121,7 +121,13 @@ pub async fn fetch(
     {
         let mut file = std::fs::File::create(&partial)
             .wrap_err_with(|| format!("cannot write {}", partial.display()))?;
-        get(&meta.dist.tarball, Some(&mut file))
+        let mut sink = Sink {
+            file: &mut file,
+            progress: &mut |done, total| {
+                progress(&format!("Claude Code {version}: {}", fraction(done, total)))
+            },
+        };
+        get(&meta.dist.tarball, Some(&mut sink))
             .await
             .wrap_err_with(|| hint(&meta.dist.tarball))?;
         file.flush()?;
@@ -309,8 +315,28 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// Where a download goes, and who hears how far it got (bytes so far, bytes in all if known).
+struct Sink<'a> {
+    file: &'a mut std::fs::File,
+    progress: &'a mut (dyn FnMut(u64, Option<u64>) + Send),
+}
+
+/// "40 of 192 MB (21%)", or "40 MB" when the size is not known.
+fn fraction(done: u64, total: Option<u64>) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    match total {
+        Some(t) if t > 0 => format!(
+            "{:.0} of {:.0} MB ({}%)",
+            mb(done),
+            mb(t),
+            done.saturating_mul(100) / t
+        ),
+        _ => format!("{:.0} MB", mb(done)),
+    }
+}
+
 /// GETs an https URL (following redirects); the body goes to `sink`, or is returned.
-async fn get(url: &str, mut sink: Option<&mut std::fs::File>) -> Result<Vec<u8>> {
+async fn get(url: &str, mut sink: Option<&mut Sink<'_>>) -> Result<Vec<u8>> {
     let mut url = url.to_owned();
     for _ in 0..=MAX_REDIRECTS {
         let (status, location, body) =
@@ -331,7 +357,7 @@ async fn get(url: &str, mut sink: Option<&mut std::fs::File>) -> Result<Vec<u8>>
 
 async fn get_once(
     url: &str,
-    sink: Option<&mut std::fs::File>,
+    sink: Option<&mut Sink<'_>>,
 ) -> Result<(u16, Option<String>, Vec<u8>)> {
     let uri: hyper::Uri = url.parse().wrap_err_with(|| format!("bad URL {url}"))?;
     if uri.scheme_str() != Some("https") {
@@ -389,15 +415,32 @@ async fn get_once(
         .get(hyper::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let total = resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let mut body = resp.into_body();
     let mut buf = Vec::new();
     let ok = (200..300).contains(&status);
     let mut sink = sink.filter(|_| ok);
+    let (mut done, mut reported) = (0u64, 0u64);
     while let Some(frame) = body.frame().await {
         let frame = frame.wrap_err("the download broke off")?;
         if let Some(data) = frame.data_ref() {
             match sink.as_deref_mut() {
-                Some(f) => f.write_all(data).wrap_err("cannot write the download")?,
+                Some(s) => {
+                    s.file
+                        .write_all(data)
+                        .wrap_err("cannot write the download")?;
+                    done += data.len() as u64;
+                    // A line per 10% (or per 20 MB when the size is unknown).
+                    let step = total.map_or(20_000_000, |t| (t / 10).max(1));
+                    if done / step > reported {
+                        reported = done / step;
+                        (s.progress)(done, total);
+                    }
+                }
                 None => buf.extend_from_slice(data),
             }
         }
@@ -408,6 +451,16 @@ async fn get_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn download_progress_reads_as_a_fraction() {
+        assert_eq!(
+            fraction(40_000_000, Some(192_000_000)),
+            "40 of 192 MB (20%)"
+        );
+        assert_eq!(fraction(5_000_000, None), "5 MB");
+        assert_eq!(fraction(0, Some(0)), "0 MB");
+    }
 
     #[test]
     fn base64_matches_the_rfc_vectors() {
