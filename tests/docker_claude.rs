@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::docker::{Bottle, docker, docker_ok, unique_slug};
+use common::docker::{Bottle, FakeOrigin, docker_ok, unique_slug};
 use common::tmux::Tmux;
 use common::{Scratch, stderr, stdout};
 use std::time::{Duration, Instant};
@@ -49,72 +49,6 @@ timeout = "2m"
     )
 }
 
-/// The fake Messages API on the bottle's way out, under `host`; removed when dropped.
-struct StandIn {
-    name: String,
-}
-
-impl StandIn {
-    fn start(scratch: &Scratch, slug: &str, host: &str) -> Self {
-        let name = format!("{slug}-api");
-        let fakes = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes");
-        docker_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            &format!("bottle-{slug}-ext"),
-            "--network-alias",
-            host,
-            "-v",
-            &format!("{}:/pki:ro", scratch.path().display()),
-            "-v",
-            &format!("{fakes}:/fake:ro"),
-            "--user",
-            "root",
-            common::docker::TEST_AGENT,
-            "python3",
-            "-u",
-            "/fake/anthropic_api.py",
-            "443",
-            "/pki/origin.pem",
-            "/pki/origin.key",
-        ]);
-        let s = Self { name };
-        let start = Instant::now();
-        while !s.log().contains("\"listening\"") {
-            assert!(
-                start.elapsed() < WAIT,
-                "the stand-in never listened:\n{}",
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    fn log(&self) -> String {
-        let out = docker(&["logs", &self.name]);
-        format!("{}{}", stdout(&out), stderr(&out))
-    }
-
-    /// Every request the stand-in logged.
-    fn requests(&self) -> Vec<serde_json::Value> {
-        self.log()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["method"].is_string())
-            .collect()
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.name]);
-    }
-}
-
 /// Lets the agent command start Claude Code; returns when the marker is there.
 fn release(bottle: &Bottle<'_>) -> Instant {
     docker_ok(&["exec", &bottle.agent(), "touch", READY]);
@@ -123,7 +57,7 @@ fn release(bottle: &Bottle<'_>) -> Instant {
 
 /// Checks every request the stand-in saw: the real credential in `header`, never a
 /// placeholder; returns "METHOD path" of each (query strings cut) for the log.
-fn check_credentials(api: &StandIn, header: &str, expected: &str) -> Vec<String> {
+fn check_credentials(api: &FakeOrigin, header: &str, expected: &str) -> Vec<String> {
     let requests = api.requests();
     assert!(!requests.is_empty(), "the stand-in saw no request");
     let mut seen = Vec::new();
@@ -205,7 +139,13 @@ fn oauth_claude_code_answers_lists_supervise_opens_ready_and_runs_the_approval_l
     let began = Instant::now();
     let bottle = Bottle::up(&scratch, &slug, &[("CLAUDE_CODE_OAUTH_TOKEN", &token)]);
     let up_took = began.elapsed();
-    let api = StandIn::start(&scratch, &slug, "api.anthropic.com");
+    let api = FakeOrigin::start(
+        &scratch,
+        &slug,
+        "api.anthropic.com",
+        "anthropic_api.py",
+        443,
+    );
     let released = release(&bottle);
 
     // The interactive client in the session opens at its input box, no dialog first.
@@ -332,7 +272,7 @@ fn api_key_through_an_own_llm_gateway_needs_no_key_dialog() {
     ));
     let slug = unique_slug("cckey");
     let bottle = Bottle::up(&scratch, &slug, &[("ANTHROPIC_API_KEY", &key)]);
-    let api = StandIn::start(&scratch, &slug, host);
+    let api = FakeOrigin::start(&scratch, &slug, host, "anthropic_api.py", 443);
     release(&bottle);
 
     let tmux = Tmux::for_scratch(&scratch, &format!("{slug}-k"), &[]);

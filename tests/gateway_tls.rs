@@ -239,14 +239,23 @@ fn the_routed_host_gets_the_real_token_through_interception() {
     );
     assert_eq!(code, "200", "{body}");
     assert!(body.starts_with("GET /v1/messages HTTP/1.1"), "{body}");
+    // The origin got the real token (its own record); its echo comes back to the agent with
+    // the token masked.
+    let seen = s.seen.lock().expect("seen").join("\n");
     assert!(
-        body.to_ascii_lowercase().contains(&format!(
+        seen.to_ascii_lowercase().contains(&format!(
             "authorization: bearer {}",
             TOKEN.to_ascii_lowercase()
         )),
+        "{seen}"
+    );
+    assert!(!seen.contains(PLACEHOLDER), "{seen}");
+    assert!(!body.contains(TOKEN), "the echo returned the token: {body}");
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("authorization: bearer [redacted]"),
         "{body}"
     );
-    assert!(!body.contains(PLACEHOLDER), "{body}");
     // Keep-alive: two requests on one agent connection both get the token.
     let url = format!("https://api.routed.test:{}/a", s.origin);
     let (code, body) = s.curl(
@@ -269,7 +278,9 @@ fn the_routed_host_gets_the_real_token_through_interception() {
         ],
     );
     assert_eq!(code, "200");
-    assert_eq!(body.matches(TOKEN).count(), 2, "{body}");
+    assert_eq!(body.matches("Bearer [REDACTED]").count(), 2, "{body}");
+    let seen = s.seen.lock().expect("seen").join("\n");
+    assert_eq!(seen.matches(TOKEN).count(), 3, "{seen}");
     let logs = s.logs();
     assert!(logs.contains("\"decision\":\"inject\""), "{logs}");
     assert!(
@@ -313,7 +324,7 @@ fn a_host_header_that_disagrees_with_the_tunnel_is_refused() {
     );
     assert_eq!(code, "421", "{body}");
     assert!(
-        body.contains("this tunnel is for api.routed.test"),
+        body.contains("this request goes to api.routed.test"),
         "{body}"
     );
     assert!(!s.all_seen().contains(TOKEN), "the token went out");
@@ -389,17 +400,34 @@ fn the_token_is_re_read_on_sighup() {
     std::fs::write(s.dir.join("route-0.token"), "ROTATED-TOKEN-42\n").expect("rotate");
     let pid = nix::unistd::Pid::from_raw(s.gateway.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, body) = s.curl(
-        &s.bottle_ca,
-        &format!("https://api.routed.test:{}/", s.origin),
-        &["-H", &auth()],
-    );
-    assert_eq!(code, "200", "{body}");
-    assert!(
-        body.contains("ROTATED-TOKEN-42") && !body.contains(TOKEN),
-        "{body}"
-    );
+    // The signal is handled asynchronously: ask until a request carries the new token.
+    let start = std::time::Instant::now();
+    loop {
+        let (code, body) = s.curl(
+            &s.bottle_ca,
+            &format!("https://api.routed.test:{}/", s.origin),
+            &["-H", &auth()],
+        );
+        assert_eq!(code, "200", "{body}");
+        let last = s
+            .seen
+            .lock()
+            .expect("seen")
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        if last.contains("ROTATED-TOKEN-42") {
+            assert!(!last.contains(TOKEN), "{last}");
+            assert!(!body.contains("ROTATED-TOKEN-42"), "echoed back: {body}");
+            break;
+        }
+        assert!(last.contains(TOKEN), "{last}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGHUP never rotated the token"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

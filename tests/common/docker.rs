@@ -139,3 +139,75 @@ pub fn scratch_with(extra: &str) -> Scratch {
     s.write_config(&config(extra));
     s
 }
+
+/// A FAKE server (a script from tests/fakes, run by python3 in the test-agent image) on a
+/// bottle's way out under `alias`, with the scratch folder's `origin.pem`/`origin.key` (see
+/// `pki::origin`); ready when it has logged `"listening"`, removed when dropped. Only the
+/// bundle reaches it: it sits on the bottle's egress bridge, never on the host's routes.
+pub struct FakeOrigin {
+    pub name: String,
+}
+
+impl FakeOrigin {
+    pub fn start(scratch: &Scratch, slug: &str, alias: &str, script: &str, port: u16) -> Self {
+        let name = format!(
+            "{slug}-{}",
+            script.trim_end_matches(".py").replace('_', "-")
+        );
+        let fakes = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes");
+        docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &format!("bottle-{slug}-ext"),
+            "--network-alias",
+            alias,
+            "-v",
+            &format!("{}:/pki:ro", scratch.path().display()),
+            "-v",
+            &format!("{fakes}:/fake:ro"),
+            "--user",
+            "root",
+            TEST_AGENT,
+            "python3",
+            "-u",
+            &format!("/fake/{script}"),
+            &port.to_string(),
+            "/pki/origin.pem",
+            "/pki/origin.key",
+        ]);
+        let s = Self { name };
+        let start = std::time::Instant::now();
+        while !s.log().contains("\"listening\"") {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "{script} never listened:\n{}",
+                s.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        s
+    }
+
+    pub fn log(&self) -> String {
+        let out = docker(&["logs", &self.name]);
+        format!("{}{}", stdout(&out), stderr(&out))
+    }
+
+    /// The JSON lines it logged, but the `listening` one.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["method"].is_string())
+            .collect()
+    }
+}
+
+impl Drop for FakeOrigin {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}

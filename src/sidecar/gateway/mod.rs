@@ -2,6 +2,8 @@
 //! requests and CONNECT) that denies by default, resolves names itself and refuses every
 //! non-public address after resolution, and logs one JSON line per request.
 
+mod echo_redact;
+mod host_header;
 mod intercept;
 pub mod policy;
 mod routed;

@@ -105,32 +105,12 @@ async fn request(
         port,
         started,
     };
-    // Host header (or an absolute URI) must name the CONNECT host.
-    let named = req
-        .uri()
-        .host()
-        .map(str::to_owned)
-        .or_else(|| {
-            let h = req.headers().get(header::HOST)?.to_str().ok()?;
-            Some(
-                h.rsplit_once(':')
-                    .map_or(h, |(n, p)| {
-                        if p.bytes().all(|b| b.is_ascii_digit()) {
-                            n
-                        } else {
-                            h
-                        }
-                    })
-                    .to_owned(),
-            )
-        })
-        .unwrap_or_default();
-    if !named.eq_ignore_ascii_case(host) {
-        entry.log("deny", "host-mismatch", 421, 0, 0);
-        return text(
-            StatusCode::MISDIRECTED_REQUEST,
-            format!("bottle gateway: this tunnel is for {host}; the request names {named:?}"),
-        );
+    // The CONNECT host is the only host: the URI and the one Host header must name it, and
+    // Host is rewritten to it before anything is injected.
+    let uri = req.uri().clone();
+    if let Err(r) = super::host_header::pin(&uri, req.headers_mut(), host, port, 443) {
+        entry.log("deny", r.reason(), 421, 0, 0);
+        return text(StatusCode::MISDIRECTED_REQUEST, r.message(host, port));
     }
     let leaks = state.placeholders.iter().any(|(placeholder, owner)| {
         !owner.eq_ignore_ascii_case(host)
@@ -170,6 +150,11 @@ async fn request(
                         );
                     };
                     req.headers_mut().insert(name, v);
+                    // Plain bodies, so an echo of the token can be masked on the way back.
+                    req.headers_mut().insert(
+                        header::ACCEPT_ENCODING,
+                        header::HeaderValue::from_static("identity"),
+                    );
                     decision = "inject";
                 }
                 Err(_) => {
@@ -236,7 +221,10 @@ async fn request(
                 bytes_in,
                 bytes_out,
             );
-            downstream(resp)
+            match state.token(host) {
+                Some(token) => redacted(resp, &token, host, port),
+                None => downstream(resp),
+            }
         }
         Err(e) => {
             *guard = None;
@@ -271,4 +259,25 @@ async fn connect_upstream(
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     Ok(sender)
+}
+
+/// The response with the real token masked wherever the host echoes it; the masking is
+/// logged once the body is done.
+fn redacted(mut resp: Response<Incoming>, token: &str, host: &str, port: u16) -> Response<Body> {
+    use super::echo_redact::{Redacted, headers};
+    let in_headers = headers(resp.headers_mut(), token.as_bytes());
+    let (host, token) = (host.to_owned(), token.as_bytes().to_vec());
+    downstream(resp).map(move |body| {
+        let report = move |hits: usize| {
+            if hits > 0 {
+                crate::sidecar::log::event(
+                    "gateway",
+                    "warn",
+                    "token-echo-redacted",
+                    serde_json::json!({ "host": host, "port": port, "occurrences": hits }),
+                );
+            }
+        };
+        http_body_util::BodyExt::boxed(Redacted::new(body, &token, in_headers, Box::new(report)))
+    })
 }

@@ -530,6 +530,12 @@ async fn forward(
     if let Err(d) = state.policy.admits(&host, port) {
         return entry.deny(&d);
     }
+    // The checked host is the only host: a Host naming another site on the same address
+    // would reach a site the allowlist never admitted.
+    if let Err(r) = super::host_header::pin(&uri, req.headers_mut(), &host, port, 80) {
+        entry.log("deny", r.reason(), 421, 0, 0);
+        return text(StatusCode::MISDIRECTED_REQUEST, r.message(&host, port));
+    }
     // A placeholder on its way to any host but its own is a leak attempt.
     let target = uri.path_and_query().map_or("", |p| p.as_str());
     let leaks = state.placeholders.iter().any(|(placeholder, owner)| {
