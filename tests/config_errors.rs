@@ -244,3 +244,29 @@ fn a_valid_config_checks_clean() {
     let out = scratch.run(&["--config", path.to_str().expect("utf-8"), "config", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+fn duplicates_are_reported_with_the_other_errors_of_their_tables() {
+    // Before: the missing paths hid the duplicate names until they were fixed.
+    let scratch = Scratch::new();
+    let path = scratch.write_config(
+        "[bottles.demo]\nallow = [\"a.com\"]\n\
+         [[bottles.demo.git]]\nname = \"web\"\nupstream = \"file:///nonexistent/one\"\n\
+         [[bottles.demo.git]]\nname = \"web\"\nupstream = \"file:///nonexistent/two\"\n\
+         [[bottles.demo.routes]]\nhost = \"a.com\"\ntoken_file = \"missing.token\"\n\
+         [[bottles.demo.routes]]\nhost = \"A.com\"\ntoken_file = \"missing.token\"\n",
+    );
+    let out = scratch.run(&["--config", path.to_str().expect("utf-8"), "config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    for fragment in [
+        "git[0].upstream: cannot read `/nonexistent/one`",
+        "git[1].name: duplicate git upstream name `web`",
+        "git[1].upstream: cannot read `/nonexistent/two`",
+        "routes[0].placeholder_env: missing required key",
+        "routes[1].host: duplicate route for `a.com`",
+        "routes[1].placeholder_env: missing required key",
+    ] {
+        assert!(err.contains(fragment), "{fragment:?} missing from:\n{err}");
+    }
+}

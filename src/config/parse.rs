@@ -337,15 +337,23 @@ impl Parser<'_> {
         let agent_env = agents.get(&agent).map(|a| &a.env);
 
         let mut routes: Vec<Route> = Vec::new();
+        // Duplicates are found on the raw names, so they are reported together with whatever
+        // else is wrong in the same tables (one run shows every error).
+        let mut route_hosts = std::collections::BTreeSet::new();
         for rt in t.table_list(d, "routes", ROUTE_KEYS) {
-            if let Some(route) = self.route(d, &rt, &allow) {
-                if routes.iter().any(|r| r.host == route.host) {
-                    d.error(
-                        &rt.span_of("host"),
-                        &rt.key_path("host"),
-                        format!("duplicate route for `{}`; one route per host", route.host),
-                    );
-                } else if routes
+            let duplicate = rt.peek_str("host").is_some_and(|h| !route_hosts.insert(h));
+            if duplicate {
+                d.error(
+                    &rt.span_of("host"),
+                    &rt.key_path("host"),
+                    format!(
+                        "duplicate route for `{}`; one route per host",
+                        rt.peek_str("host").unwrap_or_default()
+                    ),
+                );
+            }
+            if let Some(route) = self.route(d, &rt, &allow).filter(|_| !duplicate) {
+                if routes
                     .iter()
                     .any(|r| r.placeholder_env == route.placeholder_env)
                 {
@@ -373,17 +381,21 @@ impl Parser<'_> {
         }
 
         let mut git: Vec<GitUpstream> = Vec::new();
+        let mut git_names = std::collections::BTreeSet::new();
         for gt in t.table_list(d, "git", GIT_KEYS) {
-            if let Some(up) = self.git(d, &gt) {
-                if git.iter().any(|g| g.name == up.name) {
-                    d.error(
-                        &gt.span_of("name"),
-                        &gt.key_path("name"),
-                        format!("duplicate git upstream name `{}`", up.name),
-                    );
-                } else {
-                    git.push(up);
-                }
+            let duplicate = gt.peek_str("name").is_some_and(|n| !git_names.insert(n));
+            if duplicate {
+                d.error(
+                    &gt.span_of("name"),
+                    &gt.key_path("name"),
+                    format!(
+                        "duplicate git upstream name `{}`",
+                        gt.peek_str("name").unwrap_or_default()
+                    ),
+                );
+            }
+            if let Some(up) = self.git(d, &gt).filter(|_| !duplicate) {
+                git.push(up);
             }
         }
 

@@ -113,6 +113,15 @@ impl<'a, 'i> Table<'a, 'i> {
         self.map.get(key)
     }
 
+    /// A key's string value, lower-cased, without diagnostics (for checks across tables that
+    /// must run even when the rest of a table is invalid, such as duplicate names).
+    pub fn peek_str(&self, key: &str) -> Option<String> {
+        match self.get(key)?.get_ref() {
+            DeValue::String(s) => Some(s.to_ascii_lowercase()),
+            _ => None,
+        }
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.map.get(key).is_some()
     }

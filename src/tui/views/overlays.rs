@@ -259,7 +259,10 @@ pub fn logs(f: &mut Frame<'_>, app: &App, view: &LogsView, area: Rect) {
     }
 }
 
-/// `text` with every match of `needle` (case-insensitive) in `hit`.
+/// `text` with every match of `needle` (case-insensitive) in `hit`. Matching runs on the
+/// lower-cased text; each of its bytes maps back to the original character it came from, so
+/// the spans are cut on the original's character boundaries whatever case folding does to
+/// lengths (`İ` grows, the Kelvin sign shrinks: text the agent plants must not panic this).
 fn highlight(
     text: &str,
     needle: &str,
@@ -269,41 +272,39 @@ fn highlight(
     if needle.is_empty() {
         return vec![Span::styled(text.to_owned(), base)];
     }
-    let lower = text.to_lowercase();
+    let (lower, origin) = fold(text);
     let n = needle.to_lowercase();
-    if lower.len() != text.len() {
-        // Case folding changed byte lengths: match exactly instead.
-        return split_on(text, needle, base, hit);
-    }
     let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(i) = lower[at..].find(&n) {
-        let s = at + i;
-        if s > at {
-            out.push(Span::styled(text[at..s].to_owned(), base));
+    let (mut at, mut search) = (0, 0);
+    while let Some(i) = lower[search..].find(&n) {
+        let (s, e) = (search + i, search + i + n.len());
+        let start = origin[s].0.max(at);
+        let end = origin[e - 1].1.max(start);
+        if start > at {
+            out.push(Span::styled(text[at..start].to_owned(), base));
         }
-        out.push(Span::styled(text[s..s + n.len()].to_owned(), hit));
-        at = s + n.len();
+        if end > start {
+            out.push(Span::styled(text[start..end].to_owned(), hit));
+        }
+        at = end;
+        search = e;
     }
     out.push(Span::styled(text[at..].to_owned(), base));
     out
 }
 
-fn split_on(
-    text: &str,
-    needle: &str,
-    base: ratatui::style::Style,
-    hit: ratatui::style::Style,
-) -> Vec<Span<'static>> {
-    let mut out = Vec::new();
-    let mut parts = text.split(needle).peekable();
-    while let Some(p) = parts.next() {
-        out.push(Span::styled(p.to_owned(), base));
-        if parts.peek().is_some() {
-            out.push(Span::styled(needle.to_owned(), hit));
+/// `text` lower-cased, and for each of its bytes the original character's byte range.
+fn fold(text: &str) -> (String, Vec<(usize, usize)>) {
+    let mut lower = String::with_capacity(text.len());
+    let mut origin = Vec::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let range = (i, i + c.len_utf8());
+        for l in c.to_lowercase() {
+            lower.push(l);
+            origin.extend(std::iter::repeat_n(range, l.len_utf8()));
         }
     }
-    out
+    (lower, origin)
 }
 
 pub fn aliases(f: &mut Frame<'_>, app: &App, area: Rect) {
@@ -483,4 +484,71 @@ pub fn approvals(f: &mut Frame<'_>, app: &App, view: &ApprovalsView) {
     };
     let inner = dialog(f, width, h, title);
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::style::{Modifier, Style};
+
+    fn check(text: &str, needle: &str) {
+        let hit = Style::default().add_modifier(Modifier::BOLD);
+        let spans = highlight(text, needle, Style::default(), hit);
+        let joined: String = spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(
+            joined, text,
+            "the spans are the text, in order ({needle:?})"
+        );
+        for s in spans.iter().filter(|s| s.style == hit) {
+            assert!(
+                s.content.to_lowercase().contains(&needle.to_lowercase())
+                    || needle.to_lowercase().contains(&s.content.to_lowercase()),
+                "{:?} highlighted for {needle:?} in {text:?}",
+                s.content
+            );
+        }
+    }
+
+    #[test]
+    fn case_folding_that_changes_lengths_does_not_break_the_cut() {
+        // İ grows by a byte when lower-cased, the Kelvin sign shrinks by two: in total the
+        // length is the same, which fooled the old length check into slicing mid-character.
+        for text in ["İİxK", "bottle/İİxK main", "KİK", "ẞİ-ǅ"] {
+            for needle in ["x", "k", "i", "İ", "\u{307}", "xk", "b", "ǆ"] {
+                check(text, needle);
+            }
+        }
+        let hit = Style::default().add_modifier(Modifier::BOLD);
+        let spans = highlight("a İİxK b", "xk", Style::default(), hit);
+        let hits: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.style == hit)
+            .map(|s| s.content.as_ref())
+            .collect();
+        assert_eq!(hits, ["xK"]);
+    }
+
+    /// Arbitrary Unicode, from a fixed-seed generator (no extra crate): every text and needle
+    /// drawn from characters whose case mappings change lengths, mixed with ASCII.
+    #[test]
+    fn arbitrary_unicode_never_panics_and_keeps_the_text() {
+        const POOL: &[char] = &[
+            'a', 'K', 'x', ' ', '/', 'İ', 'K', 'ẞ', 'ß', 'Σ', 'ς', 'ǅ', 'Ω', 'é', '\u{307}', '😀',
+            'ﬃ', 'Ⅻ', 'Ａ', 'ı',
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |m: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % m as u64) as usize
+        };
+        for _ in 0..5000 {
+            let len = next(12);
+            let text: String = (0..len).map(|_| POOL[next(POOL.len())]).collect();
+            let nlen = 1 + next(3);
+            let needle: String = (0..nlen).map(|_| POOL[next(POOL.len())]).collect();
+            check(&text, &needle);
+        }
+    }
 }
