@@ -289,9 +289,8 @@ async fn a_client_that_never_reads_stalls_neither_the_agent_nor_others_and_memor
         ],
         true,
     );
-    // Even a lossless client that stops reading holds the agent back only briefly.
-    let _stuck = h.connect_with(SIZE, true).await;
-    let _stuck_too = h.connect(SIZE).await;
+    // A default client that stops reading holds nothing back (it is repainted later).
+    let _stuck = h.connect(SIZE).await;
     let mut reader = h.connect_with(SIZE, true).await;
     reader.send(b"\r").await;
     assert!(matches!(reader.until("all-done", LONG).await, Seen::Found));
@@ -300,6 +299,34 @@ async fn a_client_that_never_reads_stalls_neither_the_agent_nor_others_and_memor
     assert!(peak < 64 * 1024, "holder peak RSS {peak} KiB");
     reader.send(b"\r").await;
     assert!(matches!(reader.until("never", LONG).await, Seen::Exit(0)));
+    assert_eq!(h.wait_exit(LONG), 0);
+}
+
+#[tokio::test]
+async fn a_lossless_client_that_stops_reading_holds_the_agent_until_it_leaves() {
+    // The promise of `--lossless`: every byte, like a terminal under flow control, so a
+    // lossless client that stops reading stops the agent — however long — until it leaves.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let done = dir.path().join("done");
+    let script = format!(
+        "read x; head -c 20000000 /dev/zero | tr '\\0' 'x'; touch {}; echo all-done; read y",
+        done.display()
+    );
+    let mut h = Holder::start(&["sh", "-c", &script], true);
+    let stuck = h.connect_with(SIZE, true).await;
+    let mut reader = h.connect(SIZE).await;
+    reader.send(b"\r").await;
+    // No condition can be awaited for "not yet": give the agent far longer than 20 MB takes
+    // unhindered (well under a second), then check it is still held.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !done.exists(),
+        "the agent ran past a lossless client that reads nothing"
+    );
+    drop(stuck);
+    assert!(matches!(reader.until("all-done", LONG).await, Seen::Found));
+    assert!(done.exists());
+    reader.send(b"\r").await;
     assert_eq!(h.wait_exit(LONG), 0);
 }
 

@@ -3,7 +3,7 @@
 //! model of the screen, and serves any number of attach clients on a unix socket. The agent
 //! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
 
-use super::flow::{Flow, Viewer};
+use super::flow::{Flow, Pos, Viewer};
 use super::model::{Model, Op, Replay};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
 use super::{Paths, SessionRecord, now};
@@ -25,8 +25,8 @@ use tokio::task::JoinSet;
 
 const DAEMON: &str = "session";
 /// Output events kept for clients that fall behind; past that a client gets a repaint instead.
-/// It must hold more than `flow::BUDGET` of PTY reads (about 4 KiB each); with reads of at
-/// most `READ_CHUNK` bytes it bounds the holder's buffering.
+/// It must hold more than `flow::EVENTS` (how far the agent may run ahead of a lossless
+/// client); with reads of at most `READ_CHUNK` bytes it bounds the holder's buffering.
 const BACKLOG: usize = 512;
 /// A client (not lossless) this many output events behind is repainted rather than fed the
 /// backlog: it shows the current screen sooner, and the agent never waits for it.
@@ -41,8 +41,8 @@ const INITIAL: Size = Size { rows: 24, cols: 80 };
 
 #[derive(Clone)]
 enum Event {
-    /// A chunk and the stream offset at its end.
-    Output(Bytes, u64),
+    /// A chunk and the stream position at its end.
+    Output(Bytes, Pos),
     Exit(i32),
 }
 
@@ -53,8 +53,8 @@ struct Feed {
     tx: broadcast::Sender<Event>,
     model: Model,
     exited: Option<i32>,
-    /// Bytes of output so far.
-    published: u64,
+    /// Output so far (bytes and events).
+    published: Pos,
 }
 
 struct Shared {
@@ -88,10 +88,11 @@ impl Shared {
     }
 
     /// Output from the PTY, to clients at once and to the model in order.
-    fn publish(&self, chunk: Bytes, published: &mut u64) {
+    fn publish(&self, chunk: Bytes, published: &mut Pos) {
         self.flow.wait_room(*published);
         let mut f = lock(&self.feed);
-        f.published += chunk.len() as u64;
+        f.published.bytes += chunk.len() as u64;
+        f.published.events += 1;
         *published = f.published;
         // No receiver is not an error: nobody is attached.
         let _ = f.tx.send(Event::Output(chunk.clone(), f.published));
@@ -137,7 +138,7 @@ struct Subscription {
     repaint: Bytes,
     rx: broadcast::Receiver<Event>,
     exited: Option<i32>,
-    at: u64,
+    at: Pos,
 }
 
 fn pty_size(s: Size) -> PtySize {
@@ -321,7 +322,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
             tx,
             model,
             exited: None,
-            published: 0,
+            published: Pos::default(),
         }),
         flow: Flow::default(),
         master: Mutex::new(pair.master),
@@ -406,7 +407,7 @@ fn forward(agent: Option<Pid>, sig: Signal) {
 /// PTY → clients and model. Clients never block this thread; a model far behind does.
 fn pump_output(mut reader: Box<dyn Read + Send>, shared: &Shared, drained: oneshot::Sender<()>) {
     let mut buf = vec![0u8; READ_CHUNK];
-    let mut published = 0;
+    let mut published = Pos::default();
     loop {
         match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -507,6 +508,9 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
     }
     writer.abort();
+    // A lossless viewer that left no longer holds the agent (its flow entry goes with the
+    // writer task; the reader re-checks within 50 ms if this wake comes first).
+    shared.flow.left();
 }
 
 async fn reject(wr: &mut tokio::net::unix::OwnedWriteHalf, why: String) {
@@ -604,7 +608,7 @@ enum Next {
 fn add(
     ev: Result<Event, broadcast::error::RecvError>,
     batch: &mut BytesMut,
-    upto: &mut u64,
+    upto: &mut Pos,
 ) -> Next {
     match ev {
         Ok(Event::Output(b, end)) => {
