@@ -230,7 +230,7 @@ fn names_that_resolve_to_non_public_addresses_are_refused_after_resolution() {
     let origin = echo_origin();
     let gw = Gateway::start(origin);
     for (url, why) in [
-        (format!("http://rebind.test:{origin}/"), "loopback"),
+        ("http://rebind.test/".to_owned(), "loopback"),
         ("http://meta.allowed.test/".to_owned(), "cloud metadata"),
         ("http://a.allowed.test/".to_owned(), "private"),
     ] {
@@ -501,5 +501,31 @@ fn a_reused_agent_connection_still_checks_every_request() {
         "200 1\n403 0\n403 0\n",
         "{}",
         common::stderr(&out)
+    );
+}
+
+#[test]
+fn plain_http_goes_to_port_80_only_and_trace_is_never_forwarded() {
+    let origin = echo_origin();
+    let gw = Gateway::start(origin);
+    // An allowed name on another port (say SMTP): refused before anything is resolved.
+    let (code, body) = gw.curl(&["http://rebind.test:25/"]);
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("port 80 only"), "{body}");
+    // The opted-in host:port is still reachable.
+    let (code, _) = gw.curl(&[&format!("http://origin.test:{origin}/")]);
+    assert_eq!(code, "200");
+    // TRACE reflects the request, credentials included.
+    let (code, body) = gw.curl(&["-X", "TRACE", &format!("http://origin.test:{origin}/")]);
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("TRACE requests are not forwarded"), "{body}");
+    let lines = gw.log_lines();
+    assert!(
+        lines.iter().any(|l| l["reason"] == "method-not-allowed"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l["reason"] == "port-not-allowed"),
+        "{lines:?}"
     );
 }

@@ -440,6 +440,26 @@ fn the_placeholder_of_a_route_sent_to_another_routed_host_is_a_leak() {
     );
     assert_eq!(code, "403", "{body}");
     assert!(body.contains("leak"), "{body}");
+    // In the URL too (before, only headers were checked on the routed path).
+    let (code, body) = s.curl(
+        &s.bottle_ca,
+        &format!(
+            "https://api.routed.test:{}/?k=bottle-placeholder-second",
+            s.origin
+        ),
+        &["-H", &auth()],
+    );
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("leak"), "{body}");
+    assert!(!s.all_seen().contains("bottle-placeholder-second"));
+    // TRACE would reflect the injected credential: refused, inside the tunnel too.
+    let (code, body) = s.curl(
+        &s.bottle_ca,
+        &format!("https://api.routed.test:{}/", s.origin),
+        &["-X", "TRACE", "-H", &auth()],
+    );
+    assert_eq!(code, "403", "{body}");
+    assert!(body.contains("TRACE requests are not forwarded"), "{body}");
 }
 
 #[test]

@@ -187,6 +187,15 @@ pub enum Denial {
         host: String,
         port: u16,
     },
+    /// Plain HTTP to a port other than 80.
+    BadHttpPort {
+        host: String,
+        port: u16,
+    },
+    /// TRACE echoes the request, headers included: never forwarded.
+    BadMethod {
+        method: String,
+    },
     Leak {
         host: String,
     },
@@ -200,7 +209,8 @@ impl Denial {
             Self::Address { .. } => "non-public-address",
             Self::HostAddress { .. } => "docker-host-address",
             Self::Unresolvable { .. } => "unresolvable",
-            Self::BadPort { .. } => "port-not-allowed",
+            Self::BadPort { .. } | Self::BadHttpPort { .. } => "port-not-allowed",
+            Self::BadMethod { .. } => "method-not-allowed",
             Self::Leak { .. } => "credential-leak",
         }
     }
@@ -221,6 +231,10 @@ impl std::fmt::Display for Denial {
             Self::BadPort { host, port } => {
                 write!(f, "{host}:{port}: tunnels are allowed to port 443 only")
             }
+            Self::BadHttpPort { host, port } => {
+                write!(f, "{host}:{port}: plain http is allowed to port 80 only")
+            }
+            Self::BadMethod { method } => write!(f, "{method} requests are not forwarded"),
             Self::Leak { host } => write!(
                 f,
                 "the request to {host} carries this bottle's placeholder credential, which belongs to another host; blocked as a leak"

@@ -112,12 +112,18 @@ async fn request(
         entry.log("deny", r.reason(), 421, 0, 0);
         return text(StatusCode::MISDIRECTED_REQUEST, r.message(host, port));
     }
+    if let Some(d) = super::server::refused_method(req.method()) {
+        return entry.deny(&d);
+    }
+    // Another route's placeholder, in a header or in the URL, is a leak attempt.
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
     let leaks = state.placeholders.iter().any(|(placeholder, owner)| {
         !owner.eq_ignore_ascii_case(host)
-            && req
-                .headers()
-                .values()
-                .any(|v| contains(v.as_bytes(), placeholder.as_bytes()))
+            && (target.contains(placeholder.as_str())
+                || req
+                    .headers()
+                    .values()
+                    .any(|v| contains(v.as_bytes(), placeholder.as_bytes())))
     });
     if leaks {
         return entry.deny(&Denial::Leak {

@@ -389,6 +389,16 @@ async fn handle(
     Ok(forward(req, state, started, upstream).await)
 }
 
+/// TRACE (and TRACK) reflect the request back, headers and injected credentials included.
+pub(super) fn refused_method(method: &Method) -> Option<Denial> {
+    let m = method.as_str();
+    (m.eq_ignore_ascii_case("TRACE") || m.eq_ignore_ascii_case("TRACK")).then(|| {
+        Denial::BadMethod {
+            method: m.to_owned(),
+        }
+    })
+}
+
 /// Resolves `host` (overrides first) and returns the first address the policy accepts; the
 /// connection goes to that very address, so a second lookup cannot rebind it.
 async fn pick_address(state: &State, host: &str, port: u16) -> Result<IpAddr, Denial> {
@@ -528,6 +538,15 @@ async fn forward(
         started,
     };
     if let Err(d) = state.policy.admits(&host, port) {
+        return entry.deny(&d);
+    }
+    if port != 80 && !state.policy.admits_port_freely(&host, port) {
+        return entry.deny(&Denial::BadHttpPort {
+            host: host.clone(),
+            port,
+        });
+    }
+    if let Some(d) = refused_method(req.method()) {
         return entry.deny(&d);
     }
     // The checked host is the only host: a Host naming another site on the same address
