@@ -254,3 +254,39 @@ fn the_agent_reaches_only_its_own_bundle_and_only_its_entry_ports() {
     assert_eq!(tcp_probe(&a, &b_bundle, 9418), "unreachable");
     assert_eq!(tcp_probe(&a, &b_agent, 22), "unreachable");
 }
+
+#[test]
+fn the_agent_has_no_ipv6_but_loopback_and_its_logs_rotate() {
+    let scratch = scratch_with("");
+    let bottle = Bottle::up(&scratch, &unique_slug("v6"), &[]);
+    // The kernel's own tables, read from inside; each line ends with its device.
+    let out = bottle.sh(
+        "cat /proc/net/if_inet6 && echo --- && cat /proc/net/ipv6_route && echo --- && \
+         cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let parts: Vec<&str> = text.split("---\n").collect();
+    assert_eq!(parts.len(), 3, "{text}");
+    // Positive control: eth0 is there to be asked about, and IPv6 is off on it.
+    assert_eq!(parts[2].trim(), "1", "IPv6 is on for eth0:\n{text}");
+    for (table, body) in [("address", parts[0]), ("route", parts[1])] {
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            let dev = line.split_whitespace().last().unwrap_or_default();
+            assert_eq!(dev, "lo", "an IPv6 {table} outside loopback: {line}");
+        }
+    }
+    // Every container of the bottle has its log rotated.
+    for c in [bottle.agent(), bottle.bundle()] {
+        let cfg = docker_ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", &c]);
+        let v: serde_json::Value = serde_json::from_str(cfg.trim()).expect("json");
+        assert_eq!(v["Type"], "json-file", "{c}: {cfg}");
+        assert_eq!(v["Config"]["max-size"], "10m", "{c}: {cfg}");
+        assert_eq!(v["Config"]["max-file"], "3", "{c}: {cfg}");
+    }
+    for n in ["int", "ext"] {
+        let net = format!("bottle-{}-{n}", bottle.slug);
+        let v6 = docker_ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", &net]);
+        assert_eq!(v6.trim(), "false", "{net}");
+    }
+}

@@ -63,6 +63,29 @@ fn doctor_probes_the_real_engine_and_cleans_up() {
     assert!(verdict == "no-leak" || verdict == "leaks", "{dns}");
     assert_eq!(dns["internal_resolved"], verdict == "leaks");
 
+    // The engine's IPv6 and log defaults are checked, and the answer matches the engine.
+    let checks = v["checks"].as_array().expect("checks");
+    let named = |n: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("no {n} check in {v:#}"))
+    };
+    let bridge_v6 =
+        common::docker::docker_ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "bridge"]);
+    let expected = if bridge_v6.trim() == "true" {
+        "warn"
+    } else {
+        "ok"
+    };
+    assert_eq!(named("IPv6")["status"], expected, "{v:#}");
+    assert!(
+        named("log rotation")["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("10m")),
+        "{v:#}"
+    );
+
     assert_eq!(
         leftover_probe_resources(),
         "",

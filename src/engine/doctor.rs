@@ -119,6 +119,7 @@ pub async fn run(root: &StateRoot) -> Report {
                     )),
                 }
             }
+            checks.extend(hygiene_checks(&client).await);
             let (c, probe) = dns_check(&client, base_present).await;
             checks.push(c);
             dns_leak = probe;
@@ -130,6 +131,54 @@ pub async fn run(root: &StateRoot) -> Report {
         dns_leak,
         checks,
     }
+}
+
+/// What of the engine's own defaults weakens a bottle, and what to change.
+async fn hygiene_checks(client: &bollard::Docker) -> Vec<Check> {
+    use crate::backend::docker::{LOG_MAX_FILES, LOG_MAX_SIZE};
+    let mut out = Vec::new();
+    match client.info().await {
+        Ok(info) => {
+            let driver = info.logging_driver.unwrap_or_default();
+            let ours = format!(
+                "bottle containers log to json-file rotated at {LOG_MAX_SIZE} × {LOG_MAX_FILES}"
+            );
+            out.push(if driver == "json-file" || driver.is_empty() {
+                check(
+                    "log rotation",
+                    Status::Ok,
+                    format!(
+                        "{ours}; the engine's default ({driver}) rotates other containers only if /etc/docker/daemon.json sets \"log-opts\": {{\"max-size\": \"10m\"}}"
+                    ),
+                )
+            } else {
+                check(
+                    "log rotation",
+                    Status::Ok,
+                    format!("{ours}; the engine's default driver is {driver}"),
+                )
+            });
+        }
+        Err(e) => out.push(check("log rotation", Status::Warn, format!("{e}"))),
+    }
+    match client.inspect_network("bridge", None).await {
+        Ok(net) if net.enable_ipv6 == Some(true) => out.push(check(
+            "IPv6",
+            Status::Warn,
+            "the engine's default bridge has IPv6 on: bottles create their networks with IPv6 off and turn it off inside, but containers started by hand get it; set \"ipv6\": false in /etc/docker/daemon.json unless you need it",
+        )),
+        Ok(_) => out.push(check(
+            "IPv6",
+            Status::Ok,
+            "off on the engine's default bridge; bottle networks and agents have it off too",
+        )),
+        Err(e) => out.push(check(
+            "IPv6",
+            Status::Warn,
+            format!("cannot inspect the default bridge: {e}"),
+        )),
+    }
+    out
 }
 
 async fn dns_check(

@@ -6,8 +6,8 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Ipam, IpamConfig,
+    Mount, MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, EventsOptions, InspectContainerOptions,
@@ -24,6 +24,10 @@ use std::time::Duration;
 pub struct DockerBackend {
     docker: Docker,
 }
+
+/// Rotation of every container's log (json-file): at most 3 × 10 MB per container.
+pub const LOG_MAX_SIZE: &str = "10m";
+pub const LOG_MAX_FILES: &str = "3";
 
 impl DockerBackend {
     pub async fn connect() -> Result<Self> {
@@ -134,6 +138,8 @@ impl Backend for DockerBackend {
                     )])
                 }),
                 labels: Some(spec.labels.clone().into_iter().collect()),
+                // The seal is IPv4: no IPv6 on bottle networks, whatever the daemon's default.
+                enable_ipv6: Some(false),
                 ..Default::default()
             };
             match self.docker.create_network(request).await {
@@ -169,21 +175,41 @@ impl Backend for DockerBackend {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
-        let binds = spec
+        // Mount structs, not `host:container:mode` strings, which break on paths with `:`.
+        let mounts = spec
             .mounts
             .iter()
-            .map(|m| {
-                format!(
-                    "{}:{}:{}",
-                    m.host.display(),
-                    m.container.display(),
-                    if m.read_only { "ro" } else { "rw" }
-                )
+            .map(|m| Mount {
+                target: Some(m.container.display().to_string()),
+                source: Some(m.host.display().to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(m.read_only),
+                ..Default::default()
             })
             .collect();
+        let shares_netns = spec.network.starts_with("container:");
         let host_config = HostConfig {
             network_mode: Some(spec.network.clone()),
-            binds: Some(binds),
+            mounts: Some(mounts),
+            // What an agent prints cannot fill the host's disk.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_owned(), LOG_MAX_SIZE.to_owned()),
+                    ("max-file".to_owned(), LOG_MAX_FILES.to_owned()),
+                ])),
+            }),
+            // IPv6 off inside: not even a link-local address on the bottle's network (the
+            // host's bridge has one). A container sharing another's namespace inherits it.
+            sysctls: (!shares_netns).then(|| {
+                HashMap::from([
+                    ("net.ipv6.conf.all.disable_ipv6".to_owned(), "1".to_owned()),
+                    (
+                        "net.ipv6.conf.default.disable_ipv6".to_owned(),
+                        "1".to_owned(),
+                    ),
+                ])
+            }),
             extra_hosts: Some(
                 spec.extra_hosts
                     .iter()
@@ -213,7 +239,6 @@ impl Backend for DockerBackend {
                 .then(|| vec!["no-new-privileges:true".to_owned()]),
             ..Default::default()
         };
-        let shares_netns = spec.network.starts_with("container:");
         let networking = NetworkingConfig {
             endpoints_config: (!shares_netns).then(|| {
                 HashMap::from([(

@@ -5,7 +5,7 @@ mod client;
 pub mod dns_probe;
 pub mod images;
 pub mod subnets;
-pub use client::DockerBackend;
+pub use client::{DockerBackend, LOG_MAX_FILES, LOG_MAX_SIZE};
 
 use bollard::Docker;
 use color_eyre::eyre::{Result, WrapErr};
