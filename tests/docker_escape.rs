@@ -290,3 +290,100 @@ fn the_agent_has_no_ipv6_but_loopback_and_its_logs_rotate() {
         assert_eq!(v6.trim(), "false", "{net}");
     }
 }
+
+/// A TCP connect from the host with a short timeout: true when something accepted.
+fn host_connects(ip: &str, port: u16) -> bool {
+    let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+}
+
+/// The device the host routes `ip` through.
+fn route_device(ip: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "route", "get", ip])
+        .output()
+        .expect("ip route get");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "dev" {
+            return words.next().unwrap_or_default().to_owned();
+        }
+    }
+    text
+}
+
+#[test]
+fn the_bundles_daemons_answer_on_the_internal_network_only() {
+    let scratch = common::Scratch::new();
+    let dir = scratch.path().display().to_string();
+    let made = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "set -e; cd \"$1\"; git init -q --bare -b main up.git; git init -q -b main w; cd w; \
+             echo hi > f; git add f; git -c user.name=t -c user.email=t@t commit -qm one; \
+             git push -q ../up.git main",
+            "sh",
+            &dir,
+        ])
+        .status()
+        .expect("git");
+    assert!(made.success());
+    scratch.write_config(&common::docker::config(&format!(
+        "[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://{dir}/up.git\"\n\
+         [bottles.demo.supervise]\nenabled = true\n"
+    )));
+    let bottle = Bottle::up(&scratch, &unique_slug("bind"), &[]);
+    let ports = [8888u16, 9418, 8900];
+    // Positive control, from the agent: every daemon answers on the bundle's internal address.
+    let internal = bottle.ip_of(&bottle.bundle());
+    for port in ports {
+        assert_eq!(
+            tcp_probe(&bottle, &internal, port),
+            "open",
+            "port {port} inside"
+        );
+    }
+    // From the host, on the bundle's egress address (a bridge of this host): nothing answers.
+    let format = format!(
+        "{{{{(index .NetworkSettings.Networks \"bottle-{}-ext\").IPAddress}}}}",
+        bottle.slug
+    );
+    let egress = docker_ok(&["inspect", "-f", &format, &bottle.bundle()])
+        .trim()
+        .to_owned();
+    let dev = route_device(&egress);
+    assert!(
+        dev.starts_with("br-"),
+        "{egress} is not on a bridge of this host ({dev})"
+    );
+    // Positive control for the host side: a listener in the bundle on the egress address is
+    // reached, so a refusal below is the daemons' binding and not the path.
+    let control = 47_123u16;
+    docker_ok(&[
+        "exec",
+        "-d",
+        &bottle.bundle(),
+        "sh",
+        "-c",
+        &format!(
+            "exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => \"{egress}\", \
+             LocalPort => {control}, Listen => 5, ReuseAddr => 1) or die $!; \
+             while (my $c = $s->accept) {{ close $c }}'"
+        ),
+    ]);
+    let start = std::time::Instant::now();
+    while !host_connects(&egress, control) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the control listener on {egress}:{control} was never reached from the host"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for port in ports {
+        assert!(
+            !host_connects(&egress, port),
+            "the host reached the bundle's port {port} on the egress bridge ({egress})"
+        );
+    }
+}

@@ -454,7 +454,11 @@ fn write_state(plan: &Plan, agent: &Agent, placeholders: &BTreeMap<String, Strin
     if let Some(g) = &plan.git_gate {
         fsutil::write(
             &g.config_file,
-            json(&render::git_gate::render(g))?.as_bytes(),
+            json(&render::git_gate::render(
+                g,
+                &render::listen_host(plan, super::plan::GIT_GATE_HOST),
+            ))?
+            .as_bytes(),
             fsutil::PUBLIC,
         )?;
         fsutil::private_dir(&g.hooks_dir)?;
@@ -467,7 +471,11 @@ fn write_state(plan: &Plan, agent: &Agent, placeholders: &BTreeMap<String, Strin
     }
 
     if let Some(s) = &plan.supervise {
-        let cfg = render::supervise::render(s, in_bundle::QUEUE);
+        let cfg = render::supervise::render(
+            s,
+            in_bundle::QUEUE,
+            &render::listen_host(plan, super::plan::SUPERVISE_HOST),
+        );
         fsutil::write(
             &dir.join(files::SUPERVISE),
             json(&cfg)?.as_bytes(),

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod git_gate;
 pub mod init;
+pub mod listen;
 pub mod log;
 pub mod session;
 pub mod supervise;

@@ -42,7 +42,11 @@ pub struct GatewayRoute {
 
 pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str) -> GatewayConfig {
     GatewayConfig {
-        listen: format!("0.0.0.0:{}", plan.gateway.listen_port),
+        listen: format!(
+            "{}:{}",
+            super::listen_host(plan, crate::engine::plan::GATEWAY_HOST),
+            plan.gateway.listen_port
+        ),
         allow: plan.gateway.allow.clone(),
         allow_private: plan.gateway.allow_private.clone(),
         intercept: plan.gateway.intercept.clone(),

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GitGateConfig {
     pub port: u16,
+    /// The name or address git daemon listens on (older configs: every interface).
+    #[serde(default = "every_interface")]
+    pub listen_host: String,
     pub repos: Vec<GitGateRepo>,
     /// A CA https upstreams may be signed by, trusted besides the system's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,9 +27,14 @@ pub struct GitGateRepo {
     pub protect: Vec<String>,
 }
 
-pub fn render(plan: &GitGatePlan) -> GitGateConfig {
+fn every_interface() -> String {
+    "0.0.0.0".into()
+}
+
+pub fn render(plan: &GitGatePlan, host: &str) -> GitGateConfig {
     GitGateConfig {
         port: plan.port,
+        listen_host: host.to_owned(),
         repos: plan
             .repos
             .iter()

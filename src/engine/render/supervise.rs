@@ -9,9 +9,9 @@ pub struct SuperviseConfig {
     pub timeout_seconds: u64,
 }
 
-pub fn render(plan: &SupervisePlan, queue_in_bundle: &str) -> SuperviseConfig {
+pub fn render(plan: &SupervisePlan, queue_in_bundle: &str, host: &str) -> SuperviseConfig {
     SuperviseConfig {
-        listen: format!("0.0.0.0:{}", plan.port),
+        listen: format!("{host}:{}", plan.port),
         queue_dir: queue_in_bundle.to_owned(),
         timeout_seconds: plan.timeout_seconds,
     }

@@ -147,10 +147,7 @@ pub async fn run(config: &Path, listen_override: Option<SocketAddr>) -> Result<(
         .wrap_err_with(|| format!("{} is not a gateway config", config.display()))?;
     let listen: SocketAddr = match listen_override {
         Some(a) => a,
-        None => cfg
-            .listen
-            .parse()
-            .wrap_err_with(|| format!("bad listen address {}", cfg.listen))?,
+        None => crate::sidecar::listen::resolve(&cfg.listen)?,
     };
     // Before the port opens: a SIGHUP must never find the default action (exit) in place.
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

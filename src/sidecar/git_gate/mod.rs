@@ -43,7 +43,10 @@ pub async fn run(config_path: &Path) -> Result<()> {
 
     let pid_file = PathBuf::from(DAEMON_PID);
     stop_orphan(&pid_file).await;
-    let mut daemon = git_daemon(&layout, config_path, config.port, &socket_path)?;
+    // The resolved address, so git and the gate agree on where it listens.
+    let listen =
+        crate::sidecar::listen::resolve(&format!("{}:{}", config.listen_host, config.port))?;
+    let mut daemon = git_daemon(&layout, config_path, listen, &socket_path)?;
     if let Some(pid) = daemon.id() {
         std::fs::write(&pid_file, pid.to_string())
             .wrap_err_with(|| format!("cannot write {}", pid_file.display()))?;
@@ -153,9 +156,10 @@ fn exec_path(layout: &Layout) -> Option<PathBuf> {
 fn git_daemon(
     layout: &Layout,
     config_path: &Path,
-    port: u16,
+    listen: std::net::SocketAddr,
     socket: &Path,
 ) -> Result<tokio::process::Child> {
+    let (host, port) = (listen.ip(), listen.port());
     let exe = std::env::current_exe().wrap_err("cannot find bottle-sidecar's own path")?;
     // git daemon runs the access hook through sh, with the service and path appended.
     let access_hook = format!(
@@ -181,7 +185,7 @@ fn git_daemon(
         .arg("--export-all")
         .arg("--enable=receive-pack")
         .arg("--informative-errors")
-        .arg("--listen=0.0.0.0")
+        .arg(format!("--listen={host}"))
         .arg(format!("--port={port}"))
         .arg(format!("--access-hook={access_hook}"))
         .arg("--init-timeout=30")

@@ -45,13 +45,8 @@ pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Re
     queue.ensure()?;
     let addr: std::net::SocketAddr = match listen {
         Some(a) => a,
-        None => config.listen.parse().wrap_err_with(|| {
-            format!(
-                "listen address `{}` in {}",
-                config.listen,
-                config_path.display()
-            )
-        })?,
+        None => crate::sidecar::listen::resolve(&config.listen)
+            .wrap_err_with(|| format!("in {}", config_path.display()))?,
     };
     let timeout = Duration::from_secs(config.timeout_seconds.max(1));
     let listener = tokio::net::TcpListener::bind(addr)
