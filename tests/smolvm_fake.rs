@@ -84,7 +84,8 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
     let state = s.state_dir();
     let bundle = format!("bottle-{slug}-bundle");
 
-    // The bundle publishes its entry ports on the alias (127.0.0.1 on Linux) and nowhere else.
+    // The bundle publishes its entry ports on the bottle's own alias and nowhere else (on Linux
+    // too: 127.0.0.1 would be shared by every bottle).
     let bindings: serde_json::Value = serde_json::from_str(&docker_ok(&[
         "inspect",
         "-f",
@@ -96,8 +97,17 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
     let mut published: Vec<&String> = bindings.keys().collect();
     published.sort();
     assert_eq!(published, ["8888/tcp", "8900/tcp", "9418/tcp"]);
+    let alias = bindings["8888/tcp"][0]["HostIp"]
+        .as_str()
+        .expect("host ip")
+        .to_owned();
+    let n: u8 = alias
+        .strip_prefix("127.0.0.")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{alias} is not a loopback alias"));
+    assert!((16..=31).contains(&n), "{alias} is outside the alias pool");
     for (_, b) in bindings {
-        assert_eq!(b[0]["HostIp"], "127.0.0.1", "{b}");
+        assert_eq!(b[0]["HostIp"], alias.as_str(), "{b}");
     }
     let gw_port = docker_ok(&["port", &bundle, "8888/tcp"]);
     let gw_port = gw_port.trim().rsplit(':').next().expect("port").to_owned();
@@ -118,14 +128,14 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
         calls[1][..6],
         ["machine", "create", "--name", &machine, "--from", &packed]
     );
-    assert_eq!(calls[1][6..8], ["--allow-cidr", "127.0.0.1/32"]);
+    assert_eq!(calls[1][6..8], ["--allow-cidr", &format!("{alias}/32")]);
     let env = env_args(&calls[1]);
     assert!(
-        env.contains(&format!("HTTPS_PROXY=http://127.0.0.1:{gw_port}")),
+        env.contains(&format!("HTTPS_PROXY=http://{alias}:{gw_port}")),
         "{env:?}"
     );
     assert!(
-        env.contains(&"NO_PROXY=localhost,127.0.0.1".to_owned()),
+        env.contains(&format!("NO_PROXY=localhost,127.0.0.1,{alias}")),
         "{env:?}"
     );
     assert!(
@@ -210,7 +220,7 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
     assert!(execs.iter().any(|e| {
         exec_cmd(e)
             .join(" ")
-            .contains(&format!("url.git://127.0.0.1:{git_port}/web.git.insteadOf"))
+            .contains(&format!("url.git://{alias}:{git_port}/web.git.insteadOf"))
     }));
     let mcp = std::fs::read_to_string(dir.join("agent-claude.json")).expect("mcp file");
     let sup_port = docker_ok(&["port", &bundle, "8900/tcp"])
@@ -220,7 +230,7 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
         .expect("port")
         .to_owned();
     assert!(
-        mcp.contains(&format!("http://127.0.0.1:{sup_port}/mcp")),
+        mcp.contains(&format!("http://{alias}:{sup_port}/mcp")),
         "{mcp}"
     );
     assert!(
@@ -240,7 +250,7 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
         .find(|b| b["slug"] == slug.as_str())
         .expect("listed");
     assert_eq!(me["backend"], "smolvm");
-    assert_eq!(me["alias"], "127.0.0.1");
+    assert_eq!(me["alias"], alias.as_str());
     assert_eq!(me["state"], "running");
     let out = kill(&s, &slug);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

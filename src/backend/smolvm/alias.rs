@@ -4,8 +4,9 @@
 //! guest's allowlist naming that /32 alone — narrows it to the bottle's own bundle.
 //!
 //! The engine is the source of truth: an alias is taken while a running bundle publishes a
-//! port on it, so there is no reservation file to go stale. On Linux the host shares the
-//! engine's network namespace and no aliases are needed: allocation returns 127.0.0.1.
+//! port on it, so there is no reservation file to go stale. Linux routes all of 127.0.0.0/8 to
+//! `lo`, so the same aliases need no setup there — and are used: with 127.0.0.1 for every
+//! bottle, one guest could reach every other bottle's published services.
 
 use super::Platform;
 use crate::backend::{Backend, label, role};
@@ -39,11 +40,8 @@ pub async fn in_use(backend: &dyn Backend) -> Result<Vec<Ipv4Addr>> {
     Ok(used)
 }
 
-/// The lowest alias no running bundle publishes on (127.0.0.1 on Linux).
-pub async fn allocate(backend: &dyn Backend, platform: Platform, slug: &str) -> Result<Ipv4Addr> {
-    if platform == Platform::Linux {
-        return Ok(Ipv4Addr::LOCALHOST);
-    }
+/// The lowest alias no running bundle publishes on, on every platform.
+pub async fn allocate(backend: &dyn Backend, _platform: Platform, slug: &str) -> Result<Ipv4Addr> {
     let used = in_use(backend).await?;
     match pool().find(|a| !used.contains(a)) {
         Some(alias) => Ok(alias),
