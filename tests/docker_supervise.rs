@@ -287,3 +287,55 @@ fn bad_input_is_refused_and_nothing_is_lost() {
         assert_eq!(orphan["reason"], "the bottle was killed");
     });
 }
+
+#[test]
+fn agent_text_reaches_the_operators_terminal_only_escaped() {
+    let s = scratch_with("[bottles.demo.supervise]\nenabled = true\n");
+    let slug = unique_slug("esc");
+    let _b = Bottle::up(&s, &slug, &[]);
+    // A one-character CSI (U+009B) that clears the screen, an OSC that retitles the window, DEL.
+    let planted = "MARK-\u{9b}2J-\u{1b}]0;pwned\u{7}-\u{7f}-END";
+    let body = mcp(&s, &slug, &common::mcp::notify(planted));
+    assert!(body.contains("HTTP 200"), "{body}");
+    let raw = |text: &str| {
+        text.chars()
+            .filter(|c| (c.is_control() && *c != '\n') || ('\u{80}'..='\u{9f}').contains(c))
+            .map(|c| format!("U+{:04X}", c as u32))
+            .collect::<Vec<_>>()
+    };
+    // JSON output: escaped, and still the same text once parsed (positive control).
+    let out = s.run(&["notices", &slug, "--json"]);
+    let text = stdout(&out);
+    assert!(
+        raw(&text).is_empty(),
+        "raw controls {:?} in {text}",
+        raw(&text)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert!(v.to_string().contains("MARK-"), "{v}");
+    assert!(
+        v.as_array().into_iter().flatten().any(|n| n["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\u{1b}]0;pwned\u{7}"))),
+        "{v}"
+    );
+    // The bundle's log lines, as `logs` prints them: the text is there, its controls shown.
+    let start = Instant::now();
+    loop {
+        let out = s.run(&["logs", &slug]);
+        let text = stdout(&out);
+        assert!(
+            raw(&text).is_empty(),
+            "raw controls {:?} in logs",
+            raw(&text)
+        );
+        if text.contains("MARK-") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the notice never reached the bundle's log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -280,7 +280,10 @@ pub fn logs_cmd(slug: &Slug, daemon: Option<String>, follow: bool) -> Outcome {
                         continue;
                     }
                 }
-                writeln!(out, "{text}").wrap_err("cannot write to stdout")?;
+                // The agent's text is in these lines: nothing in them may drive the terminal.
+                let safe = super::escape::json(text);
+                writeln!(out, "{}", super::escape::line(&safe))
+                    .wrap_err("cannot write to stdout")?;
             }
             out.flush().ok();
         }

@@ -5,6 +5,7 @@ mod attach_cmd;
 mod bottles_cmd;
 mod config_cmd;
 mod doctor_cmd;
+mod escape;
 mod image_cmd;
 mod plan_cmd;
 mod queue_cmd;
@@ -184,6 +185,6 @@ pub fn load_config(explicit: Option<std::path::PathBuf>) -> Result<Config, Failu
 pub fn print_json<T: serde::Serialize>(value: &T) -> Outcome {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::Other(color_eyre::eyre::eyre!("cannot encode JSON: {e}")))?;
-    println!("{text}");
+    println!("{}", escape::json(&text));
     Ok(())
 }
