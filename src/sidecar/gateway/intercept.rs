@@ -17,11 +17,49 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Mints and caches per-host certificates signed by the bottle CA.
+/// Certificates kept at most: a wildcard `intercept` lets the agent name hosts without end,
+/// and each costs a key pair in the bundle's memory.
+pub const CACHE_MAX: usize = 256;
+
+/// Mints and caches per-host certificates signed by the bottle CA (the least recently used
+/// goes first once [`CACHE_MAX`] are held).
 pub struct Minter {
     issuer: Issuer<'static, KeyPair>,
     ca_der: CertificateDer<'static>,
-    cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// Host → (certificate, last use).
+    map: HashMap<String, (Arc<CertifiedKey>, u64)>,
+    clock: u64,
+}
+
+impl Cache {
+    fn get(&mut self, host: &str) -> Option<Arc<CertifiedKey>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.map.get_mut(host).map(|(k, used)| {
+            *used = now;
+            k.clone()
+        })
+    }
+
+    fn insert(&mut self, host: String, key: Arc<CertifiedKey>) {
+        self.clock += 1;
+        if self.map.len() >= CACHE_MAX && !self.map.contains_key(&host) {
+            if let Some(oldest) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(h, _)| h.clone())
+            {
+                self.map.remove(&oldest);
+            }
+        }
+        self.map.insert(host, (key, self.clock));
+    }
 }
 
 impl Minter {
@@ -37,7 +75,7 @@ impl Minter {
         Ok(Self {
             issuer,
             ca_der,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
         })
     }
 
@@ -134,4 +172,43 @@ pub fn server_config(key: Arc<CertifiedKey>) -> Result<Arc<rustls::ServerConfig>
         .with_cert_resolver(Arc::new(One(key)));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minter() -> (tempfile::TempDir, Minter) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = ca.self_signed(&key).expect("ca");
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).expect("write");
+        std::fs::write(dir.path().join("ca.key"), key.serialize_pem()).expect("write");
+        let m = Minter::load(&dir.path().join("ca.pem"), &dir.path().join("ca.key")).expect("load");
+        (dir, m)
+    }
+
+    #[test]
+    fn the_certificate_cache_is_bounded_and_keeps_what_is_in_use() {
+        let (_dir, m) = minter();
+        let first = m.for_host("a0.example.com").expect("mint");
+        for i in 1..CACHE_MAX + 50 {
+            m.for_host(&format!("a{i}.example.com")).expect("mint");
+            // a0 stays in use, so it is never the one evicted.
+            let again = m.for_host("a0.example.com").expect("cached");
+            assert!(Arc::ptr_eq(&first, &again), "a0 was minted again at {i}");
+        }
+        let held = m.cache.lock().expect("lock").map.len();
+        assert_eq!(held, CACHE_MAX);
+        // The least recently used went: a1 is minted afresh.
+        assert!(
+            !m.cache
+                .lock()
+                .expect("lock")
+                .map
+                .contains_key("a1.example.com")
+        );
+    }
 }

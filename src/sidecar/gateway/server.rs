@@ -1,7 +1,7 @@
 use super::policy::{Denial, Policy};
 use crate::engine::render::gateway::GatewayConfig;
 use bytes::Bytes;
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::{Result, WrapErr, bail};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -41,7 +41,13 @@ pub(super) struct State {
     pub(super) upstream_tls: Arc<rustls::ClientConfig>,
     /// host:port of an upstream proxy (pipelock) every connection goes through.
     upstream_proxy: Option<String>,
+    /// Agent connections and tunnels held at once: a flood cannot take the bundle's memory.
+    pub(super) slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many agent connections (and, separately counted, tunnels) the gateway serves at once;
+/// past that, new ones wait in the listen backlog.
+pub(super) const MAX_CONNECTIONS: usize = 4096;
 
 impl State {
     pub(super) fn route(
@@ -220,6 +226,7 @@ pub async fn serve(
     };
     let upstream_tls = super::intercept::upstream_config(cfg.upstream_roots.as_deref())?;
     let state = Arc::new(State {
+        slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
         routes: cfg.routes.clone(),
         intercept: cfg.intercept.clone(),
         tokens: std::sync::RwLock::new(BTreeMap::new()),
@@ -260,6 +267,10 @@ pub async fn serve(
         });
     }
     loop {
+        // A slot first: at the cap, connections wait in the kernel's backlog, not in memory.
+        let Ok(slot) = state.slots.clone().acquire_owned().await else {
+            bail!("the connection slots closed");
+        };
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -277,6 +288,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // One upstream connection per agent connection, reused while it names the same origin.
             let upstream: Upstream = Arc::default();
             let service = service_fn(move |req| handle(req, state.clone(), upstream.clone()));
@@ -456,9 +468,18 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
         Ok(ip) => ip,
         Err(d) => return entry.deny(&d),
     };
+    // A tunnel outlives the connection that asked for it: it holds a slot of its own.
+    let Ok(slot) = state.slots.clone().try_acquire_owned() else {
+        entry.log("deny", "too-many-connections", 503, 0, 0);
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("bottle gateway: more than {MAX_CONNECTIONS} connections at once"),
+        );
+    };
     if state.route(&host).is_some() || state.intercept.iter().any(|p| p.matches(&host)) {
         let host_owned = host.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             super::routed::intercept(req, state, host_owned, port, ip, started).await;
         });
         return Response::new(empty());
@@ -469,6 +490,7 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
     };
     let host_owned = host.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let entry = Entry {
             method: "CONNECT",
             host: &host_owned,

@@ -39,6 +39,12 @@ pub fn load(path: &Path) -> Result<SuperviseConfig> {
         .wrap_err_with(|| format!("{} is not a supervise config", path.display()))
 }
 
+/// Connections served at once; a request head must arrive within [`HEAD_TIMEOUT`] and fit in
+/// [`MAX_HEAD`].
+const MAX_CONNECTIONS: usize = 256;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_HEAD: usize = 64 * 1024;
+
 pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
     let config = load(config_path)?;
     let queue = Queue::new(&config.queue_dir);
@@ -85,7 +91,12 @@ pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Re
             // Long approval waits keep their event stream open; pings keep idle-timeouts away.
             .with_sse_keep_alive(Some(Duration::from_secs(15))),
     );
+    // Bounded like the gateway: a flood of half-open connections cannot take the bundle.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            color_eyre::eyre::bail!("the connection slots closed");
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -101,8 +112,12 @@ pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Re
         };
         let service = hyper_util::service::TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
                 .serve_connection(io, service)
                 .await
             {
