@@ -12,11 +12,18 @@ pub const PUBLIC: u32 = 0o644;
 pub const EXECUTABLE: u32 = 0o755;
 pub const PRIVATE_DIR: u32 = 0o700;
 
-/// Creates `dir` (and parents) and makes it 0700.
+/// Creates `dir` (and missing parents) 0700 from creation. A folder that already exists keeps
+/// its mode: `--state-dir ~` must not chmod the user's home.
 pub fn private_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create folder {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
-        .wrap_err_with(|| format!("cannot set mode 0700 on {}", dir.display()))
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)
+        .wrap_err_with(|| format!("cannot create folder {}", dir.display()))
 }
 
 /// Writes `contents` to `path` atomically (temp file + rename) with `mode` from creation.
@@ -51,4 +58,26 @@ pub fn mode_of(path: &Path) -> Result<u32> {
         .permissions()
         .mode()
         & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dirs_are_made_0700_and_existing_folders_keep_their_mode() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let made = tmp.path().join("a/b");
+        private_dir(&made).expect("create");
+        assert_eq!(mode_of(&made).expect("mode") & 0o777, 0o700);
+        let home = tmp.path().join("home");
+        fs::create_dir(&home).expect("mkdir");
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o755)).expect("chmod");
+        private_dir(&home).expect("exists");
+        assert_eq!(
+            mode_of(&home).expect("mode") & 0o777,
+            0o755,
+            "an existing folder was chmod-ed"
+        );
+    }
 }
