@@ -49,6 +49,21 @@ timeout = "2m"
     )
 }
 
+/// A scratch folder whose bottle routes api.anthropic.com with the OAuth token (the default's
+/// route), its origin certificate made for the stand-in.
+fn oauth_scratch() -> Scratch {
+    let scratch = Scratch::new();
+    common::pki::origin(scratch.path(), "api.anthropic.com");
+    scratch.write_config(&config(
+        "api.anthropic.com",
+        "Authorization",
+        "Bearer {token}",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "",
+    ));
+    scratch
+}
+
 /// Lets the agent command start Claude Code; returns when the marker is there.
 fn release(bottle: &Bottle<'_>) -> Instant {
     docker_ok(&["exec", &bottle.agent(), "touch", READY]);
@@ -126,15 +141,7 @@ fn assert_no_dialog(screen: &str) {
 #[test]
 fn oauth_claude_code_answers_lists_supervise_opens_ready_and_runs_the_approval_loop() {
     let token = format!("sk-ant-oat01-REAL-{}", std::process::id());
-    let scratch = Scratch::new();
-    common::pki::origin(scratch.path(), "api.anthropic.com");
-    scratch.write_config(&config(
-        "api.anthropic.com",
-        "Authorization",
-        "Bearer {token}",
-        "CLAUDE_CODE_OAUTH_TOKEN",
-        "",
-    ));
+    let scratch = oauth_scratch();
     let slug = unique_slug("cc");
     let began = Instant::now();
     let bottle = Bottle::up(&scratch, &slug, &[("CLAUDE_CODE_OAUTH_TOKEN", &token)]);
@@ -308,15 +315,7 @@ fn api_key_through_an_own_llm_gateway_needs_no_key_dialog() {
 
 #[test]
 fn without_a_workspace_claude_code_works_in_its_own_writable_folder() {
-    let scratch = Scratch::new();
-    common::pki::origin(scratch.path(), "api.anthropic.com");
-    scratch.write_config(&config(
-        "api.anthropic.com",
-        "Authorization",
-        "Bearer {token}",
-        "CLAUDE_CODE_OAUTH_TOKEN",
-        "",
-    ));
+    let scratch = oauth_scratch();
     let bottle = Bottle::up(
         &scratch,
         &unique_slug("ccwd"),

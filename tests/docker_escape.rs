@@ -316,21 +316,9 @@ fn route_device(ip: &str) -> String {
 #[test]
 fn the_bundles_daemons_answer_on_the_internal_network_only() {
     let scratch = common::Scratch::new();
-    let dir = scratch.path().display().to_string();
-    let made = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "set -e; cd \"$1\"; git init -q --bare -b main up.git; git init -q -b main w; cd w; \
-             echo hi > f; git add f; git -c user.name=t -c user.email=t@t commit -qm one; \
-             git push -q ../up.git main",
-            "sh",
-            &dir,
-        ])
-        .status()
-        .expect("git");
-    assert!(made.success());
+    let upstream = common::docker::bare_upstream(&scratch);
     scratch.write_config(&common::docker::config(&format!(
-        "[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://{dir}/up.git\"\n\
+        "[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{upstream}\"\n\
          [bottles.demo.supervise]\nenabled = true\n"
     )));
     let bottle = Bottle::up(&scratch, &unique_slug("bind"), &[]);

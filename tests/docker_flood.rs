@@ -39,21 +39,9 @@ sys.stdin.read()
 #[test]
 fn ten_thousand_gateway_connections_leave_the_git_gate_and_supervise_answering() {
     let scratch = Scratch::new();
-    let dir = scratch.path().display().to_string();
-    let made = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "set -e; cd \"$1\"; git init -q --bare -b main up.git; git init -q -b main w; cd w; \
-             echo hi > f; git add f; git -c user.name=t -c user.email=t@t commit -qm one; \
-             git push -q ../up.git main",
-            "sh",
-            &dir,
-        ])
-        .status()
-        .expect("git");
-    assert!(made.success());
+    let upstream = common::docker::bare_upstream(&scratch);
     scratch.write_config(&common::docker::config(&format!(
-        "[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://{dir}/up.git\"\n\
+        "[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{upstream}\"\n\
          [bottles.demo.supervise]\nenabled = true\n"
     )));
     let bottle = Bottle::up(&scratch, &unique_slug("flood"), &[]);

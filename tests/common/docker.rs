@@ -211,3 +211,22 @@ impl Drop for FakeOrigin {
         let _ = docker(&["rm", "-f", &self.name]);
     }
 }
+
+/// A bare git repository `up.git` in the scratch folder with `main` holding one commit; its
+/// `file://` URL.
+pub fn bare_upstream(scratch: &Scratch) -> String {
+    let dir = scratch.path().display().to_string();
+    let made = Command::new("sh")
+        .args([
+            "-c",
+            "set -e; cd \"$1\"; git init -q --bare -b main up.git; git init -q -b main w; cd w; \
+             echo hi > f; git add f; git -c user.name=t -c user.email=t@t commit -qm one; \
+             git push -q ../up.git main",
+            "sh",
+            &dir,
+        ])
+        .status()
+        .expect("git");
+    assert!(made.success(), "cannot make the upstream");
+    format!("file://{dir}/up.git")
+}
