@@ -512,9 +512,20 @@ fn plain_http_goes_to_port_80_only_and_trace_is_never_forwarded() {
     let (code, body) = gw.curl(&["http://rebind.test:25/"]);
     assert_eq!(code, "403", "{body}");
     assert!(body.contains("port 80 only"), "{body}");
-    // The opted-in host:port is still reachable.
-    let (code, _) = gw.curl(&[&format!("http://origin.test:{origin}/")]);
-    assert_eq!(code, "200");
+    // The opted-in host:port is still reachable, and the origin sees the checked name as Host
+    // whatever the client sent (a proxy replaces it).
+    let (code, body) = gw.curl(&[
+        "-H",
+        "Host: evil.example",
+        &format!("http://origin.test:{origin}/"),
+    ]);
+    assert_eq!(code, "200", "{body}");
+    let head = body.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("host: origin.test:{origin}")),
+        "{body}"
+    );
+    assert!(!head.contains("evil.example"), "{body}");
     // TRACE reflects the request, credentials included.
     let (code, body) = gw.curl(&["-X", "TRACE", &format!("http://origin.test:{origin}/")]);
     assert_eq!(code, "403", "{body}");

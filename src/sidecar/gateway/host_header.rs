@@ -32,14 +32,26 @@ impl Refusal {
     }
 }
 
+/// How a `Host` header that disagrees with an absolute-form URI is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AbsoluteForm {
+    /// Refused: inside a routed tunnel, where the request carries a credential.
+    Strict,
+    /// Replaced, as RFC 9112 §3.2.2 asks of a proxy: plain HTTP, where the URI's host is the
+    /// one checked and the only one the request goes to.
+    Replace,
+}
+
 /// Checks that the URI (absolute form) and the one `Host` header, where present, name
 /// `host:port`, then sets `Host` to exactly that (`:port` omitted when it is `default_port`).
+/// With [`AbsoluteForm::Replace`] an absolute-form request's `Host` headers are not checked.
 pub(super) fn pin(
     uri: &Uri,
     headers: &mut HeaderMap,
     host: &str,
     port: u16,
     default_port: u16,
+    form: AbsoluteForm,
 ) -> Result<(), Refusal> {
     if let Some(named) = uri.host() {
         let named_port = uri.port_u16().unwrap_or(default_port);
@@ -49,6 +61,9 @@ pub(super) fn pin(
                     .map_or_else(|| named.to_owned(), |a| a.as_str().to_owned()),
             ));
         }
+    }
+    if uri.host().is_some() && form == AbsoluteForm::Replace {
+        headers.remove(header::HOST);
     }
     let mut values = headers.get_all(header::HOST).iter();
     let first = values.next();
@@ -113,13 +128,47 @@ mod tests {
         for h in hosts {
             headers.append(header::HOST, HeaderValue::from_str(h).expect("value"));
         }
-        let got = pin(&uri, &mut headers, host, port, 443);
+        let got = pin(&uri, &mut headers, host, port, 443, AbsoluteForm::Strict);
         let after = headers
             .get_all(header::HOST)
             .iter()
             .map(|v| v.to_str().expect("text").to_owned())
             .collect();
         (got, after)
+    }
+
+    #[test]
+    fn a_proxy_replaces_the_host_of_an_absolute_form_request_on_plain_http() {
+        let uri: Uri = "http://origin.example/x".parse().expect("uri");
+        let mut headers = HeaderMap::new();
+        headers.append(header::HOST, HeaderValue::from_static("127.0.0.1:8888"));
+        headers.append(header::HOST, HeaderValue::from_static("evil.example"));
+        pin(
+            &uri,
+            &mut headers,
+            "origin.example",
+            80,
+            80,
+            AbsoluteForm::Replace,
+        )
+        .expect("replaced");
+        let all: Vec<_> = headers.get_all(header::HOST).iter().collect();
+        assert_eq!(all, [HeaderValue::from_static("origin.example")]);
+        // Origin form still needs the one right Host.
+        let uri: Uri = "/x".parse().expect("uri");
+        let mut headers = HeaderMap::new();
+        headers.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(
+            pin(
+                &uri,
+                &mut headers,
+                "origin.example",
+                80,
+                80,
+                AbsoluteForm::Replace
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -108,7 +108,14 @@ async fn request(
     // The CONNECT host is the only host: the URI and the one Host header must name it, and
     // Host is rewritten to it before anything is injected.
     let uri = req.uri().clone();
-    if let Err(r) = super::host_header::pin(&uri, req.headers_mut(), host, port, 443) {
+    if let Err(r) = super::host_header::pin(
+        &uri,
+        req.headers_mut(),
+        host,
+        port,
+        443,
+        super::host_header::AbsoluteForm::Strict,
+    ) {
         entry.log("deny", r.reason(), 421, 0, 0);
         return text(StatusCode::MISDIRECTED_REQUEST, r.message(host, port));
     }

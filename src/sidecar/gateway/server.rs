@@ -569,8 +569,16 @@ async fn forward(
         return entry.deny(&d);
     }
     // The checked host is the only host: a Host naming another site on the same address
-    // would reach a site the allowlist never admitted.
-    if let Err(r) = super::host_header::pin(&uri, req.headers_mut(), &host, port, 80) {
+    // would reach a site the allowlist never admitted. Requests here are in absolute form, so
+    // Host is replaced from the URI (as a proxy must), never taken from the client.
+    if let Err(r) = super::host_header::pin(
+        &uri,
+        req.headers_mut(),
+        &host,
+        port,
+        80,
+        super::host_header::AbsoluteForm::Replace,
+    ) {
         entry.log("deny", r.reason(), 421, 0, 0);
         return text(StatusCode::MISDIRECTED_REQUEST, r.message(&host, port));
     }
