@@ -9,12 +9,13 @@
 
 mod common;
 
-use common::docker::{Bottle, FakeOrigin, docker_ok, unique_slug};
+use common::docker::{Bottle, FakeOrigin, docker, docker_ok, unique_slug};
 use common::tmux::Tmux;
 use common::{Scratch, stderr, stdout};
 use std::time::{Duration, Instant};
 
 const AGENT_IMAGE: &str = "bottle-agent:latest";
+/// A FIFO the agent command blocks on (no polling) until the test writes to it.
 const READY: &str = "/tmp/stand-in-ready";
 const ANSWER: &str = "STAND-IN ANSWER";
 const WAIT: Duration = Duration::from_secs(60);
@@ -25,7 +26,7 @@ fn config(host: &str, header: &str, format: &str, token_env: &str, env: &str) ->
     format!(
         r#"[agents.cc]
 image = "{AGENT_IMAGE}"
-command = ["sh", "-c", "while [ ! -e {READY} ]; do sleep 0.1; done; exec claude --dangerously-skip-permissions"]
+command = ["sh", "-c", "mkfifo {READY} && read _ < {READY} && exec claude --dangerously-skip-permissions"]
 claude_code = true
 prompt = "You are in a test bottle."
 env = {{ {env} }}
@@ -66,8 +67,33 @@ fn oauth_scratch() -> Scratch {
 
 /// Lets the agent command start Claude Code; returns when the marker is there.
 fn release(bottle: &Bottle<'_>) -> Instant {
-    docker_ok(&["exec", &bottle.agent(), "touch", READY]);
+    // The command makes the FIFO once provision lets it start (up may return a moment before).
+    common::eventually("the agent command waiting on its FIFO", WAIT, || {
+        docker(&["exec", &bottle.agent(), "test", "-p", READY])
+            .status
+            .success()
+            .then_some(())
+    });
+    // Writing blocks until the command has it open for reading, then it starts Claude Code.
+    docker_ok(&[
+        "exec",
+        &bottle.agent(),
+        "sh",
+        "-c",
+        &format!("echo go > {READY}"),
+    ]);
     Instant::now()
+}
+
+/// `claude -p` in the agent prints the stand-in's answer.
+fn print_mode_answers(bottle: &Bottle<'_>) {
+    let out = bottle.sh("claude -p 'say hello'");
+    assert!(
+        stdout(&out).contains(ANSWER),
+        "claude -p: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 /// Checks every request the stand-in saw: the real credential in `header`, never a
@@ -183,22 +209,12 @@ fn oauth_claude_code_answers_lists_supervise_opens_ready_and_runs_the_approval_l
     // and the tool result goes back to the API.
     tmux.type_text("ASK-APPROVAL for the deploy");
     tmux.keys(&["Enter"]);
-    let start = Instant::now();
-    let id = loop {
-        if let Some(r) = queue(&scratch)
+    let id = common::eventually("Claude Code filing the approval request", WAIT, || {
+        queue(&scratch)
             .into_iter()
             .find(|r| r["slug"] == slug.as_str() && r["action"] == "deploy the stand-in")
-        {
-            break r["id"].as_str().expect("id").to_owned();
-        }
-        assert!(
-            start.elapsed() < WAIT,
-            "Claude Code never filed the approval request; stand-in saw:\n{}\nscreen:\n{}",
-            api.log(),
-            tmux.capture()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+    });
     let out = scratch.run(&["approve", &slug, &id, "--reason", "go ahead"]);
     assert!(out.status.success(), "approve: {}", stderr(&out));
     tmux.wait_for("STAND-IN GOT TOOL RESULT", WAIT);
@@ -215,13 +231,7 @@ fn oauth_claude_code_answers_lists_supervise_opens_ready_and_runs_the_approval_l
     );
 
     // `claude -p` prints the stand-in's answer; `claude mcp list` shows supervise connected.
-    let out = bottle.sh("claude -p 'say hello'");
-    assert!(
-        stdout(&out).contains(ANSWER),
-        "claude -p: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    print_mode_answers(&bottle);
     let out = bottle.sh("claude mcp list");
     let listed = stdout(&out);
     let line = listed
@@ -294,13 +304,7 @@ fn api_key_through_an_own_llm_gateway_needs_no_key_dialog() {
     tmux.wait_for(ANSWER, WAIT);
     tmux.keys(&["C-q"]);
 
-    let out = bottle.sh("claude -p 'say hello'");
-    assert!(
-        stdout(&out).contains(ANSWER),
-        "claude -p: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    print_mode_answers(&bottle);
     let endpoints = check_credentials(&api, "x-api-key", &key);
     assert!(
         endpoints.iter().any(|e| e.starts_with("POST /v1/messages")),

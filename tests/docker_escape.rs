@@ -360,14 +360,11 @@ fn the_bundles_daemons_answer_on_the_internal_network_only() {
              while (my $c = $s->accept) {{ close $c }}'"
         ),
     ]);
-    let start = std::time::Instant::now();
-    while !host_connects(&egress, control) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the control listener on {egress}:{control} was never reached from the host"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::eventually(
+        &format!("the control listener on {egress}:{control} reached from the host"),
+        Duration::from_secs(20),
+        || host_connects(&egress, control).then_some(()),
+    );
     for port in ports {
         assert!(
             !host_connects(&egress, port),

@@ -320,22 +320,17 @@ fn agent_text_reaches_the_operators_terminal_only_escaped() {
         "{v}"
     );
     // The bundle's log lines, as `logs` prints them: the text is there, its controls shown.
-    let start = Instant::now();
-    loop {
-        let out = s.run(&["logs", &slug]);
-        let text = stdout(&out);
-        assert!(
-            raw(&text).is_empty(),
-            "raw controls {:?} in logs",
-            raw(&text)
-        );
-        if text.contains("MARK-") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the notice never reached the bundle's log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::eventually(
+        "the notice in the bundle's log",
+        Duration::from_secs(20),
+        || {
+            let text = stdout(&s.run(&["logs", &slug]));
+            assert!(
+                raw(&text).is_empty(),
+                "raw controls {:?} in logs",
+                raw(&text)
+            );
+            text.contains("MARK-").then_some(())
+        },
+    );
 }

@@ -179,15 +179,11 @@ impl FakeOrigin {
             "/pki/origin.key",
         ]);
         let s = Self { name };
-        let start = std::time::Instant::now();
-        while !s.log().contains("\"listening\"") {
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(60),
-                "{script} never listened:\n{}",
-                s.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        super::eventually(
+            &format!("{script} listening in {}", s.name),
+            std::time::Duration::from_secs(60),
+            || s.log().contains("\"listening\"").then_some(()),
+        );
         s
     }
 

@@ -66,3 +66,36 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Polls `check` until it returns `Some`, failing with `what` (and the last state `check`
+/// left in `last`) after `within`. The one place new tests wait for a condition: no test
+/// sleeps a fixed time for something it can ask about.
+pub fn eventually<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Checks that `broken` stays false for all of `window`, asking every [`POLL`]: for promises
+/// that something does *not* happen, which no condition can announce. Fails at once when it
+/// happens.
+pub fn holds_for(what: &str, window: std::time::Duration, mut broken: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < window {
+        assert!(!broken(), "{what}");
+        std::thread::sleep(POLL);
+    }
+    assert!(!broken(), "{what}");
+}
+
+/// How often [`eventually`] and [`holds_for`] ask.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
