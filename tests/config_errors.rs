@@ -104,6 +104,12 @@ bad_config! {
     duplicate_git_name:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n"
         => "6:8", "bottles.demo.git[1].name", "duplicate git upstream name `web`";
+    max_push_too_small:
+        "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\nmax_push = \"10b\"\n"
+        => "5:12", "bottles.demo.git[0].max_push", "too small";
+    max_push_not_a_size:
+        "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\nmax_push = 5\n"
+        => "5:12", "bottles.demo.git[0].max_push", "a size such as";
     cidr_with_host_bits_suggests_the_network:
         "[bottles.demo]\nallow_private = [\"10.1.2.3/16\"]\n"
         => "2:18", "bottles.demo.allow_private[0]", "did you mean `10.1.0.0/16`?";

@@ -932,6 +932,85 @@ SCRIPT
     assert_eq!(upstream.branch("bottle/x"), None, "{said}");
 }
 
+/// `max_push` bounds what one push may write to the bundle: a pack over it is cut off while it
+/// arrives, nothing of it stays in the mirror (no quarantine, no temporary pack), and a push
+/// under it still goes through.
+#[test]
+fn a_push_larger_than_max_push_is_refused_and_leaves_nothing_on_disk() {
+    let scratch = Scratch::new();
+    let upstream = Upstream::new(&scratch);
+    scratch.write_config(&common::docker::config(&format!(
+        "\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"{}\"\nmax_push = \"1m\"\n",
+        upstream.url()
+    )));
+    let bottle = Bottle::up(&scratch, &unique_slug("gatebig"), &[]);
+    clone(&bottle, &upstream);
+    let mirror = "/var/lib/bottle/git/web.git";
+    let kib_on_disk = || -> u64 {
+        let out = docker_ok(&[
+            "exec",
+            &bottle.bundle(),
+            "du",
+            "-sk",
+            &format!("{mirror}/objects"),
+        ]);
+        out.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("du prints a size")
+    };
+    let before = kib_on_disk();
+
+    // 3 MB of random bytes do not compress: the pack is about 3 MB.
+    let out = agent(
+        &bottle,
+        "cd /tmp/web && head -c 3000000 /dev/urandom > big.bin && git add big.bin \
+         && git commit -qm big && git push origin HEAD:bottle/big 2>&1",
+    );
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "the 3 MB push went through: {said}");
+    assert!(
+        said.contains("maximum allowed size"),
+        "the agent is not told why: {said}"
+    );
+    assert_eq!(upstream.branch("bottle/big"), None, "{said}");
+    let left = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "find",
+        &format!("{mirror}/objects"),
+        "-name",
+        "incoming-*",
+        "-o",
+        "-name",
+        "tmp_*",
+    ]);
+    assert_eq!(left.trim(), "", "the refused push left files behind");
+    let after = kib_on_disk();
+    assert!(
+        after < before + 256,
+        "the mirror grew from {before} KiB to {after} KiB after a refused push"
+    );
+
+    // Under the limit, pushes still work.
+    agent_ok(
+        &bottle,
+        "cd /tmp/web && git reset -q --hard origin/main && echo small > small.txt \
+         && git add small.txt && git commit -qm small && git push -q origin HEAD:bottle/small 2>&1",
+    );
+    assert!(upstream.branch("bottle/small").is_some(), "the small push");
+    let limit = docker_ok(&[
+        "exec",
+        &bottle.bundle(),
+        "git",
+        "config",
+        "--file",
+        &format!("{mirror}/config"),
+        "receive.maxInputSize",
+    ]);
+    assert_eq!(limit.trim(), (1u64 << 20).to_string(), "the mirror's limit");
+}
+
 const HTTPS_GIT_IMAGE: &str = "bottle-tui-test-https-git:1";
 /// nginx in front of `git http-backend`, basic auth from a file: a self-hosted git server.
 const HTTPS_GIT_DOCKERFILE: &str = "FROM debian:bookworm-slim\n\

@@ -106,6 +106,8 @@ pub struct GitUpstream {
     pub known_hosts: Option<PathBuf>,
     pub push: Vec<String>,
     pub protect: Vec<String>,
+    /// The largest pack one push may send (`receive.maxInputSize` on the gate's mirror).
+    pub max_push: ByteSize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -22,6 +22,9 @@ pub const DEFAULT_MEMORY: ByteSize = ByteSize(4 << 30);
 pub const DEFAULT_PIDS: u32 = 512;
 pub const DEFAULT_PUSH: &[&str] = &["bottle/*"];
 pub const DEFAULT_PROTECT: &[&str] = &["main", "master"];
+/// The largest pack one push may send to the gate: a bound on what an agent can write to the
+/// bundle's disk per push.
+pub const DEFAULT_MAX_PUSH: ByteSize = ByteSize(512 << 20);
 pub const DEFAULT_SUPERVISE_TIMEOUT: Timeout = Timeout { seconds: 600 };
 
 const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard"];
@@ -67,6 +70,7 @@ const GIT_KEYS: &[&str] = &[
     "known_hosts",
     "push",
     "protect",
+    "max_push",
 ];
 const SUPERVISE_KEYS: &[&str] = &["enabled", "timeout"];
 const PIPELOCK_KEYS: &[&str] = &["enabled", "image", "mode"];
@@ -587,6 +591,15 @@ impl Parser<'_> {
         let protect = t
             .parsed_list(d, "protect", branch_pattern)
             .unwrap_or_else(|| DEFAULT_PROTECT.iter().map(|s| s.to_string()).collect());
+        let max_push = t
+            .parsed_as(d, "max_push", ByteSize::FORMAT, |s| {
+                let size = ByteSize::parse(s)?;
+                if size.0 < 1 << 10 {
+                    return Err(format!("`{s}` is too small: a push needs at least 1k"));
+                }
+                Ok(size)
+            })
+            .unwrap_or(DEFAULT_MAX_PUSH);
         Some(GitUpstream {
             name: name?,
             upstream: upstream?.0,
@@ -594,6 +607,7 @@ impl Parser<'_> {
             known_hosts,
             push,
             protect,
+            max_push,
         })
     }
 

@@ -2,7 +2,7 @@
 //! stored in the state dir. It names where secrets come from, never their values.
 
 use crate::config::{PipelockMode, TokenSource};
-use crate::types::{BackendKind, HostPattern, PrivateTarget, Slug};
+use crate::types::{BackendKind, ByteSize, HostPattern, PrivateTarget, Slug};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -136,6 +136,7 @@ pub struct GitRepoPlan {
     pub known_hosts_in_bundle: Option<PathBuf>,
     pub push: Vec<String>,
     pub protect: Vec<String>,
+    pub max_push: ByteSize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

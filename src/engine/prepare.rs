@@ -188,6 +188,7 @@ pub fn build(
                     .map(|_| PathBuf::from(format!("{}/{}", in_bundle::IDENTITIES, g.name))),
                 push: g.push.clone(),
                 protect: g.protect.clone(),
+                max_push: g.max_push,
             })
             .collect(),
     });

@@ -25,6 +25,14 @@ pub struct GitGateRepo {
     pub known_hosts: Option<PathBuf>,
     pub push: Vec<String>,
     pub protect: Vec<String>,
+    /// The largest pack one push may send, in bytes; a larger one is refused while it
+    /// arrives and nothing of it stays on disk.
+    #[serde(default = "default_max_push")]
+    pub max_push: u64,
+}
+
+fn default_max_push() -> u64 {
+    crate::config::DEFAULT_MAX_PUSH.0
 }
 
 fn every_interface() -> String {
@@ -45,6 +53,7 @@ pub fn render(plan: &GitGatePlan, host: &str) -> GitGateConfig {
                 known_hosts: r.known_hosts_in_bundle.clone(),
                 push: r.push.clone(),
                 protect: r.protect.clone(),
+                max_push: r.max_push.0,
             })
             .collect(),
         upstream_ca: plan.upstream_ca_in_bundle.clone(),

@@ -392,6 +392,7 @@ mod tests {
             known_hosts: None,
             push: vec![],
             protect: vec![],
+            max_push: 1 << 20,
         }
     }
 

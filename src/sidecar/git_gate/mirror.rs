@@ -44,7 +44,10 @@ pub fn ensure(layout: &Layout, repo: &GitGateRepo) -> Result<()> {
             );
         }
     }
-    for (k, v) in layout.gate_config() {
+    // Per repository, so not at command-line scope: receive-pack reads it from the mirror.
+    // Over the limit, index-pack stops reading and receive-pack drops its quarantine.
+    let per_repo = [("receive.maxInputSize", repo.max_push.to_string())];
+    for (k, v) in layout.gate_config().into_iter().chain(per_repo) {
         let out = local(
             layout,
             Some(&dir),
@@ -301,6 +304,7 @@ mod tests {
             known_hosts: None,
             push: vec![],
             protect: vec![],
+            max_push: 1 << 20,
         };
         ensure(&layout, &repo).expect("ensure");
         (layout, repo)
