@@ -104,6 +104,9 @@ bad_config! {
     duplicate_git_name:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\n"
         => "6:8", "bottles.demo.git[1].name", "duplicate git upstream name `web`";
+    max_per_hour_out_of_range:
+        "[bottles.demo]\n[bottles.demo.supervise]\nmax_per_hour = 0\n"
+        => "3:16", "bottles.demo.supervise.max_per_hour", "expected an integer from 1 to 100000";
     max_push_too_small:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\nmax_push = \"10b\"\n"
         => "5:12", "bottles.demo.git[0].max_push", "too small";

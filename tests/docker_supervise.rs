@@ -334,3 +334,58 @@ fn agent_text_reaches_the_operators_terminal_only_escaped() {
         },
     );
 }
+
+/// The attack the hourly limit stops: an agent files a request and hangs up at once (supervise
+/// withdraws it, freeing the pending slot), over and over, each leaving files in the host's
+/// state dir. With `max_per_hour = 3` the fourth is refused with when the next may be filed,
+/// and nothing more is written.
+#[test]
+fn filing_and_withdrawing_in_a_loop_stops_at_the_hourly_limit() {
+    let s = scratch_with(
+        "[bottles.demo.supervise]\nenabled = true\ntimeout = \"5s\"\nmax_per_hour = 3\n",
+    );
+    let slug = unique_slug("suprate");
+    let _b = Bottle::up(&s, &slug, &[]);
+    let queue_dir = s.state_dir().join("bottles").join(&slug).join("queue");
+    let files = |sub: &str| {
+        std::fs::read_dir(queue_dir.join(sub))
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or_default()
+    };
+    // The MCP exchange with the tool call cut off after a second: the agent hanging up.
+    let hang_up = common::mcp::MCP.replace("curl -sS -w", "curl -sS -m 1 -w");
+    assert_ne!(hang_up, common::mcp::MCP, "the call is cut off");
+    for i in 0..3 {
+        let out = s.run(&[
+            "exec",
+            &slug,
+            "--",
+            "sh",
+            "-c",
+            &hang_up,
+            "sh",
+            &approval(&format!("ask {i}"), ""),
+        ]);
+        assert!(
+            !out.status.success(),
+            "the call was not cut off: {}",
+            stdout(&out)
+        );
+        common::eventually("the request is withdrawn", Duration::from_secs(15), || {
+            (files("answers") == i + 1).then_some(())
+        });
+    }
+    assert_eq!(files("requests"), 3);
+    let body = mcp(&s, &slug, &approval("one more", ""));
+    let text = result_text(&body);
+    assert!(
+        text.contains("3 requests were filed in the last hour and this bottle allows 3")
+            && text.contains("the next can be filed in"),
+        "{body}"
+    );
+    assert_eq!(files("requests"), 3, "the refused request left a file");
+    assert!(
+        queue(&s).iter().all(|r| r["slug"] != slug.as_str()),
+        "nothing is pending"
+    );
+}

@@ -13,7 +13,9 @@ mod source;
 pub use error::{ConfigError, ConfigErrors, did_you_mean, nearest};
 pub use locate::{ConfigLocation, locate, user_config_path};
 pub use model::*;
-pub use parse::{BUILTIN_AGENT, DEFAULT_AGENT_IMAGE, DEFAULT_MAX_PUSH, bottle_names};
+pub use parse::{
+    BUILTIN_AGENT, DEFAULT_AGENT_IMAGE, DEFAULT_MAX_PER_HOUR, DEFAULT_MAX_PUSH, bottle_names,
+};
 pub use source::Source;
 
 use std::path::Path;

@@ -114,6 +114,8 @@ pub struct GitUpstream {
 pub struct Supervise {
     pub enabled: bool,
     pub timeout: Timeout,
+    /// Approval requests the agent may file in an hour.
+    pub max_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

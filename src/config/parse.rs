@@ -26,6 +26,8 @@ pub const DEFAULT_PROTECT: &[&str] = &["main", "master"];
 /// bundle's disk per push.
 pub const DEFAULT_MAX_PUSH: ByteSize = ByteSize(512 << 20);
 pub const DEFAULT_SUPERVISE_TIMEOUT: Timeout = Timeout { seconds: 600 };
+/// Approval requests one bottle may file in an hour (withdrawn ones count).
+pub const DEFAULT_MAX_PER_HOUR: u32 = 120;
 
 const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard"];
 const DASHBOARD_KEYS: &[&str] = &["bell"];
@@ -72,7 +74,7 @@ const GIT_KEYS: &[&str] = &[
     "protect",
     "max_push",
 ];
-const SUPERVISE_KEYS: &[&str] = &["enabled", "timeout"];
+const SUPERVISE_KEYS: &[&str] = &["enabled", "timeout", "max_per_hour"];
 const PIPELOCK_KEYS: &[&str] = &["enabled", "image", "mode"];
 
 pub fn parse(source: &Source) -> Result<Config, ConfigErrors> {
@@ -409,10 +411,14 @@ impl Parser<'_> {
                 timeout: st
                     .parsed_as(d, "timeout", Timeout::FORMAT, Timeout::parse)
                     .unwrap_or(DEFAULT_SUPERVISE_TIMEOUT),
+                max_per_hour: st
+                    .int(d, "max_per_hour", 1..100_001)
+                    .map_or(DEFAULT_MAX_PER_HOUR, |n| n as u32),
             },
             None => Supervise {
                 enabled: true,
                 timeout: DEFAULT_SUPERVISE_TIMEOUT,
+                max_per_hour: DEFAULT_MAX_PER_HOUR,
             },
         };
 

@@ -212,7 +212,9 @@ pub fn answer(
 }
 
 /// Records every answered request not in the audit trail yet (supervise's timeouts and
-/// withdrawals, answers given while the host was away). Returns how many were new.
+/// withdrawals, answers given while the host was away), and removes the files of those the
+/// trail holds once they are settled, so a long-lived bottle's queue stays small. Returns how
+/// many were new.
 pub fn sync(root: &StateRoot, store: &Store) -> Result<usize> {
     let mut n = 0;
     for (slug, q) in queues(root)? {
@@ -225,10 +227,15 @@ fn sync_queue(slug: &Slug, q: &Queue, store: &Store) -> Result<usize> {
     let mut n = 0;
     for r in q.requests()?.0 {
         // A corrupt answer is set aside by `answer` and the request is pending again.
-        if let Ok(Some(a)) = q.answer(&r.id)
-            && store.record_decision(&record(slug, &r, &a))?
-        {
+        let Ok(Some(a)) = q.answer(&r.id) else {
+            continue;
+        };
+        if store.record_decision(&record(slug, &r, &a))? {
             n += 1;
+        }
+        // In the trail now, so the files are no longer the only record.
+        if q.settled(&r.id) {
+            q.forget(&r.id)?;
         }
     }
     Ok(n)
@@ -346,6 +353,39 @@ mod tests {
             timed_out,
             Some((Some("timed out".into()), "supervise".into()))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn sync_removes_only_settled_requests_and_only_after_the_trail_holds_them() -> Result<()> {
+        use crate::sidecar::supervise::queue::{ANSWER_KEPT, HOUR};
+        let (_d, root, store, slug) = setup()?;
+        let q = queue_of(&root, &slug);
+        let old = q.submit("old", "", 60_000)?;
+        let fresh = q.submit("fresh", "", 60_000)?;
+        let waiting = q.submit("waiting", "", 60_000)?;
+        for r in [&old, &fresh] {
+            q.answer_with(Answer::new(r.id.clone(), Decision::Denied, None, "me"))?;
+        }
+        let backdate = |p: &std::path::Path, ago| -> Result<()> {
+            let f = std::fs::File::options().write(true).open(p)?;
+            f.set_modified(std::time::SystemTime::now() - ago)?;
+            Ok(())
+        };
+        backdate(&q.request_file(&old.id), 2 * HOUR)?;
+        backdate(&q.answer_file(&old.id), ANSWER_KEPT)?;
+        assert_eq!(sync(&root, &store)?, 2);
+        let left: Vec<String> = q.requests()?.0.into_iter().map(|r| r.action).collect();
+        assert_eq!(left, ["fresh", "waiting"]);
+        // The removed one is in the trail, with its answer.
+        let trail = store.decisions(Some("demo"), 10)?;
+        assert!(
+            trail
+                .iter()
+                .any(|d| d.request_id == old.id.as_str() && d.decision == "denied"),
+            "{trail:?}"
+        );
+        assert_eq!(pending(&root)?.pending.len(), 1, "{:?}", waiting.id);
         Ok(())
     }
 

@@ -145,6 +145,7 @@ pub struct SupervisePlan {
     pub url: String,
     pub queue_dir: PathBuf,
     pub timeout_seconds: u64,
+    pub max_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -197,6 +197,7 @@ pub fn build(
         url: format!("http://{SUPERVISE_HOST}:{SUPERVISE_PORT}/mcp"),
         queue_dir: dir.join(files::QUEUE),
         timeout_seconds: def.supervise.timeout.seconds,
+        max_per_hour: def.supervise.max_per_hour,
     });
 
     let mut daemons = vec!["gateway".to_owned()];

@@ -7,6 +7,13 @@ pub struct SuperviseConfig {
     pub listen: String,
     pub queue_dir: String,
     pub timeout_seconds: u64,
+    /// Approval requests the agent may file in an hour.
+    #[serde(default = "default_max_per_hour")]
+    pub max_per_hour: u32,
+}
+
+fn default_max_per_hour() -> u32 {
+    crate::config::DEFAULT_MAX_PER_HOUR
 }
 
 pub fn render(plan: &SupervisePlan, queue_in_bundle: &str, host: &str) -> SuperviseConfig {
@@ -14,5 +21,6 @@ pub fn render(plan: &SupervisePlan, queue_in_bundle: &str, host: &str) -> Superv
         listen: format!("{host}:{}", plan.port),
         queue_dir: queue_in_bundle.to_owned(),
         timeout_seconds: plan.timeout_seconds,
+        max_per_hour: plan.max_per_hour,
     }
 }

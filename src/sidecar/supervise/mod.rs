@@ -47,7 +47,7 @@ const MAX_HEAD: usize = 64 * 1024;
 
 pub async fn run(config_path: &Path, listen: Option<std::net::SocketAddr>) -> Result<()> {
     let config = load(config_path)?;
-    let queue = Queue::new(&config.queue_dir);
+    let queue = Queue::new(&config.queue_dir).with_hourly_limit(config.max_per_hour as usize);
     queue.ensure()?;
     let addr: std::net::SocketAddr = match listen {
         Some(a) => a,

@@ -34,6 +34,14 @@ pub const MAX_TEXT: usize = 16 * 1024;
 /// fill the host's disk.
 pub const MAX_PENDING: usize = 64;
 pub const MAX_NOTICES: usize = 1000;
+/// Request files kept at once, answered or not. The host removes answered requests once its
+/// audit trail holds them ([`Queue::settled`]); with no host collecting, the agent stops here.
+pub const MAX_KEPT: usize = 2000;
+/// The window [`Queue::with_hourly_limit`] counts in; answered requests are kept at least this
+/// long so the count sees them.
+pub const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long an answer stays after it was given, for the call waiting on it to read.
+pub const ANSWER_KEPT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A request id: 8 lowercase hex digits, random. Short enough to type in `approve SLUG ID`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -185,11 +193,23 @@ pub enum Answered {
 #[derive(Debug, Clone)]
 pub struct Queue {
     dir: PathBuf,
+    /// Requests that may be filed per [`HOUR`].
+    per_hour: usize,
 }
 
 impl Queue {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            per_hour: usize::MAX,
+        }
+    }
+
+    /// At most `n` requests filed per rolling hour. Withdrawn and answered requests count, so
+    /// filing and hanging up in a loop does not get around it.
+    pub fn with_hourly_limit(mut self, n: usize) -> Self {
+        self.per_hour = n;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -228,6 +248,7 @@ impl Queue {
         if self.pending_count() >= MAX_PENDING {
             bail!("{MAX_PENDING} requests are already waiting for an answer; wait for them first");
         }
+        self.check_rate()?;
         self.create_new(REQUESTS, |id| Request {
             id,
             action: action.to_owned(),
@@ -235,6 +256,65 @@ impl Queue {
             created: now_rfc3339(),
             expires_ms: now_ms().saturating_add(timeout_ms),
         })
+    }
+
+    /// Refuses a request over [`MAX_KEPT`] files or over the hourly limit. A request file is
+    /// written once, so its mtime is when it was filed.
+    fn check_rate(&self) -> Result<()> {
+        let files = json_files(&self.dir.join(REQUESTS))?;
+        if files.len() >= MAX_KEPT {
+            bail!(
+                "{MAX_KEPT} requests are kept and none can be filed until the host collects the \
+                 answered ones (open the dashboard or run `bottle-tui queue`)"
+            );
+        }
+        if self.per_hour == usize::MAX {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now();
+        let mut recent: Vec<std::time::Duration> = files
+            .iter()
+            .filter_map(|p| age(p, now))
+            .filter(|a| *a < HOUR)
+            .collect();
+        if recent.len() >= self.per_hour {
+            // The slot that frees first is the oldest in the window.
+            recent.sort();
+            let wait = recent
+                .last()
+                .map_or(HOUR, |oldest| HOUR.saturating_sub(*oldest));
+            bail!(
+                "{} requests were filed in the last hour and this bottle allows {}; \
+                 the next can be filed in {} min",
+                recent.len(),
+                self.per_hour,
+                wait.as_secs().div_ceil(60)
+            );
+        }
+        Ok(())
+    }
+
+    /// True when `id` is answered and its files may go: the answer was given
+    /// [`ANSWER_KEPT`] ago (whoever waited has read it) and the request is out of the hourly
+    /// window. The caller must hold the answer elsewhere (the host's audit trail).
+    pub fn settled(&self, id: &RequestId) -> bool {
+        let now = std::time::SystemTime::now();
+        let old = |path: &Path, min| age(path, now).is_some_and(|a| a >= min);
+        old(&self.answer_file(id), ANSWER_KEPT) && old(&self.request_file(id), HOUR)
+    }
+
+    /// Removes an answered request's files: the request first, so it never reads as pending.
+    pub fn forget(&self, id: &RequestId) -> Result<()> {
+        for path in [self.request_file(id), self.answer_file(id)] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).wrap_err_with(|| format!("cannot remove {}", path.display()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Files `make(id)` under a fresh id in `sub`.
@@ -475,6 +555,12 @@ impl Queue {
     }
 }
 
+/// How long ago `path` was last written; None when it is gone or the clock went back.
+fn age(path: &Path, now: std::time::SystemTime) -> Option<std::time::Duration> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    now.duration_since(modified).ok()
+}
+
 fn check_text(what: &str, text: &str) -> Result<()> {
     if text.len() > MAX_TEXT {
         bail!(
@@ -622,6 +708,66 @@ mod tests {
         let q = Queue::new(dir.path().join("queue"));
         q.ensure().expect("ensure");
         (dir, q)
+    }
+
+    /// Makes `path` look written `ago`.
+    pub(crate) fn backdate(path: &Path, ago: std::time::Duration) -> Result<()> {
+        let f = std::fs::File::options().write(true).open(path)?;
+        f.set_modified(std::time::SystemTime::now() - ago)?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_hourly_limit_counts_withdrawn_requests_and_frees_as_the_hour_passes() -> Result<()> {
+        let (_d, q) = queue();
+        let q = q.with_hourly_limit(3);
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let r = q.submit(&format!("ask {i}"), "", 60_000)?;
+            // Filed and withdrawn at once: the loop an agent would use to get around a
+            // limit on pending requests.
+            q.close(&r.id, "withdrawn: the agent stopped waiting", "supervise")?;
+            ids.push(r.id);
+        }
+        assert_eq!(q.pending_count(), 0);
+        let err = q
+            .submit("one more", "", 60_000)
+            .expect_err("over the limit");
+        let said = format!("{err:#}");
+        assert!(
+            said.contains("3 requests were filed in the last hour and this bottle allows 3")
+                && said.contains("next can be filed in 60 min"),
+            "{said}"
+        );
+        // The oldest leaves the window: one slot frees, and only one.
+        backdate(
+            &q.request_file(&ids[0]),
+            HOUR + std::time::Duration::from_secs(1),
+        )?;
+        q.submit("one more", "", 60_000)?;
+        assert!(q.submit("and another", "", 60_000).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn an_answer_is_settled_only_after_it_was_read_and_the_request_left_the_hour() -> Result<()> {
+        let (_d, q) = queue();
+        let r = q.submit("deploy", "", 60_000)?;
+        assert!(!q.settled(&r.id), "pending");
+        q.answer_with(Answer::new(r.id.clone(), Decision::Approved, None, "me"))?;
+        assert!(!q.settled(&r.id), "just answered");
+        backdate(&q.request_file(&r.id), 2 * HOUR)?;
+        assert!(
+            !q.settled(&r.id),
+            "answered a moment ago: the waiting call may not have read it"
+        );
+        backdate(&q.answer_file(&r.id), ANSWER_KEPT)?;
+        assert!(q.settled(&r.id));
+        q.forget(&r.id)?;
+        assert!(!q.request_file(&r.id).exists() && !q.answer_file(&r.id).exists());
+        assert_eq!(q.requests()?.0, vec![]);
+        q.forget(&r.id)?;
+        Ok(())
     }
 
     #[test]
