@@ -1,6 +1,7 @@
 //! The bundles' log lines, per bottle, in bounded ring buffers: parsed once on arrival (daemon,
 //! decision, a short display text), counted for blocked requests, filtered and searched when
-//! drawn. A line of any length is kept whole but drawn only as far as the screen reaches.
+//! drawn. Each ring is bounded by lines and by bytes, and a line by [`LINE_MAX`], so what an
+//! agent can make its bundle log costs the dashboard at most [`MAX_BYTES`] per bottle.
 
 use super::app::LogsView;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -8,6 +9,30 @@ use std::path::{Path, PathBuf};
 
 /// Lines kept per bottle.
 pub const CAPACITY: usize = 5000;
+/// Bytes of text kept per bottle (the oldest lines go first).
+pub const MAX_BYTES: usize = 2 << 20;
+/// The longest display text kept of one line; the rest is counted, not kept.
+pub const LINE_MAX: usize = 8 * 1024;
+
+/// One bottle's lines and what their text weighs.
+#[derive(Debug, Default)]
+struct Ring {
+    lines: VecDeque<Entry>,
+    bytes: usize,
+}
+
+impl Ring {
+    fn push(&mut self, e: Entry) {
+        self.bytes += e.weight();
+        self.lines.push_back(e);
+        while self.lines.len() > CAPACITY || self.bytes > MAX_BYTES {
+            match self.lines.pop_front() {
+                Some(old) => self.bytes -= old.weight(),
+                None => break,
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -20,9 +45,16 @@ pub struct Entry {
     pub seq: u64,
 }
 
+impl Entry {
+    /// What the entry holds on the heap, near enough to bound a ring by.
+    fn weight(&self) -> usize {
+        self.slug.len() + self.daemon.len() + self.text.len() + std::mem::size_of::<Self>()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct LogBook {
-    per: BTreeMap<String, VecDeque<Entry>>,
+    per: BTreeMap<String, Ring>,
     denied: BTreeMap<String, usize>,
     /// (slug, daemon) → what init last said of it: the moment a daemon dies, not at the next
     /// health check.
@@ -42,16 +74,13 @@ impl LogBook {
         if let Some((target, state)) = lifecycle(raw) {
             self.lifecycle.insert((slug.to_owned(), target), state);
         }
-        let (daemon, deny, text) = parse(raw);
+        let (daemon, deny, mut text) = parse(raw);
+        cut(&mut text);
         if deny && daemon == "gateway" {
             *self.denied.entry(slug.to_owned()).or_default() += 1;
         }
         self.seq += 1;
-        let ring = self.per.entry(slug.to_owned()).or_default();
-        if ring.len() >= CAPACITY {
-            ring.pop_front();
-        }
-        ring.push_back(Entry {
+        self.per.entry(slug.to_owned()).or_default().push(Entry {
             slug: slug.to_owned(),
             daemon,
             deny,
@@ -80,9 +109,14 @@ impl LogBook {
 
     /// A bottle's newest `n` lines, oldest first (the detail panel's: no copy of the ring).
     pub fn recent(&self, slug: &str, n: usize) -> impl Iterator<Item = &Entry> {
-        let ring = self.per.get(slug);
+        let ring = self.per.get(slug).map(|r| &r.lines);
         let len = ring.map_or(0, VecDeque::len);
         ring.into_iter().flatten().skip(len.saturating_sub(n))
+    }
+
+    /// Bytes of text the book holds for a bottle.
+    pub fn bytes(&self, slug: &str) -> usize {
+        self.per.get(slug).map_or(0, |r| r.bytes)
     }
 
     /// The lines a view shows, oldest first.
@@ -91,10 +125,10 @@ impl LogBook {
             Some(s) => self
                 .per
                 .get(s)
-                .map(|r| r.iter().collect())
+                .map(|r| r.lines.iter().collect())
                 .unwrap_or_default(),
             None => {
-                let mut all: Vec<&Entry> = self.per.values().flatten().collect();
+                let mut all: Vec<&Entry> = self.per.values().flat_map(|r| &r.lines).collect();
                 all.sort_by_key(|e| e.seq);
                 all
             }
@@ -120,6 +154,20 @@ impl LogBook {
         std::fs::write(&path, text)?;
         Ok(path)
     }
+}
+
+/// Cuts `text` to [`LINE_MAX`] bytes (on a char boundary), saying how much was left out.
+fn cut(text: &mut String) {
+    if text.len() <= LINE_MAX {
+        return;
+    }
+    let mut end = LINE_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let dropped = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!(" … ({dropped} bytes more)"));
 }
 
 /// init's word on a daemon's life: (target, what happened).
@@ -188,9 +236,12 @@ mod tests {
         assert_eq!(book.select(&view(Some("b"))).len(), CAPACITY);
         let long = "y".repeat(90_000);
         book.push("a", &long);
-        assert_eq!(
-            book.select(&view(Some("a"))).last().unwrap().text.len(),
-            90_000
+        let kept = &book.select(&view(Some("a"))).last().unwrap().text;
+        assert!(kept.starts_with(&"y".repeat(LINE_MAX)), "the start is kept");
+        assert!(
+            kept.ends_with(" … (81808 bytes more)"),
+            "{}",
+            &kept[LINE_MAX..]
         );
         book.push(
             "a",
@@ -204,5 +255,29 @@ mod tests {
         assert_eq!(book.lifecycle("a", "gateway"), Some(Lifecycle::Started));
         book.retain(&BTreeSet::from(["b".to_owned()]));
         assert_eq!(book.denied("a"), 0);
+    }
+
+    /// An agent that makes its bundle log long lines (a git-gate path, a request URL) costs
+    /// the dashboard at most MAX_BYTES, and the newest lines are the ones kept.
+    #[test]
+    fn a_ring_is_bounded_by_bytes_as_well_as_lines() {
+        let mut book = LogBook::default();
+        for i in 0..CAPACITY {
+            book.push("a", &format!("{i:05} {}", "z".repeat(LINE_MAX)));
+        }
+        assert!(book.bytes("a") <= MAX_BYTES, "{} bytes", book.bytes("a"));
+        let lines = book.select(&view(Some("a")));
+        assert!(
+            lines.len() < CAPACITY && lines.len() > 100,
+            "{}",
+            lines.len()
+        );
+        assert!(lines.last().unwrap().text.starts_with("04999 "));
+        let held: usize = lines.iter().map(|e| e.weight()).sum();
+        assert_eq!(held, book.bytes("a"), "the count matches what is held");
+        // Multi-byte text is cut on a char boundary.
+        let mut s = "é".repeat(LINE_MAX);
+        cut(&mut s);
+        assert!(s.starts_with(&"é".repeat(LINE_MAX / 2)), "{}", &s[..10]);
     }
 }
