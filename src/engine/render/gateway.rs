@@ -29,6 +29,17 @@ pub struct GatewayConfig {
     /// Extra roots (PEM) trusted for upstream TLS besides the system's: a private origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_roots: Option<PathBuf>,
+    /// A tunnel (CONNECT, not intercepted) that moves no byte for this long is closed.
+    #[serde(default = "default_tunnel_idle")]
+    pub tunnel_idle_seconds: u64,
+}
+
+/// Long enough for a quiet long poll or a stream's keep-alives, short enough that forgotten
+/// tunnels do not pile up.
+pub const TUNNEL_IDLE_SECONDS: u64 = 600;
+
+fn default_tunnel_idle() -> u64 {
+    TUNNEL_IDLE_SECONDS
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,5 +89,6 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>, ca_dir: &str
             "{}/host-addresses.json",
             crate::engine::prepare::in_bundle::CONFIG_DIR
         ))),
+        tunnel_idle_seconds: TUNNEL_IDLE_SECONDS,
     }
 }

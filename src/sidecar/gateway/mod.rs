@@ -8,5 +8,6 @@ mod intercept;
 pub mod policy;
 mod routed;
 mod server;
+mod tunnel;
 
 pub use server::{run, serve};

@@ -43,6 +43,8 @@ pub(super) struct State {
     upstream_proxy: Option<String>,
     /// Agent connections and tunnels held at once: a flood cannot take the bundle's memory.
     pub(super) slots: Arc<tokio::sync::Semaphore>,
+    /// A tunnel nobody sent anything through for this long is closed.
+    tunnel_idle: Duration,
 }
 
 /// How many agent connections (and, separately counted, tunnels) the gateway serves at once;
@@ -227,6 +229,7 @@ pub async fn serve(
     let upstream_tls = super::intercept::upstream_config(cfg.upstream_roots.as_deref())?;
     let state = Arc::new(State {
         slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        tunnel_idle: Duration::from_secs(cfg.tunnel_idle_seconds.max(1)),
         routes: cfg.routes.clone(),
         intercept: cfg.intercept.clone(),
         tokens: std::sync::RwLock::new(BTreeMap::new()),
@@ -502,10 +505,10 @@ async fn connect(req: Request<Incoming>, state: Arc<State>, started: Instant) ->
                 let mut client = TokioIo::new(upgraded);
                 let mut upstream = upstream;
                 let _ = upstream.set_nodelay(true);
-                let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut upstream)
-                    .await
-                    .unwrap_or((0, 0));
-                entry.log("allow", "tunnel", 200, down, up);
+                let moved =
+                    super::tunnel::relay(&mut client, &mut upstream, state.tunnel_idle).await;
+                let reason = if moved.idle { "tunnel-idle" } else { "tunnel" };
+                entry.log("allow", reason, 200, moved.down, moved.up);
             }
             Err(_) => entry.log("allow", "upgrade-failed", 200, 0, 0),
         }
