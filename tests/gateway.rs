@@ -507,31 +507,32 @@ fn upstream_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (port, seen)
 }
 
+/// With an upstream proxy (pipelock), a destination the user opted into with `allow_private`
+/// is dialled directly: pipelock refuses every private address. (Public destinations going
+/// through the proxy, and the CONNECT it gets, are pinned in `src/sidecar/gateway/server.rs`:
+/// a test here would need a public address, and tests send nothing off this machine.)
 #[test]
-fn everything_it_forwards_goes_through_the_upstream_proxy_when_one_is_set() {
+fn an_opted_in_private_destination_skips_the_upstream_proxy() {
     let origin = echo_origin();
     let (proxy, seen) = upstream_proxy();
     let gw = Gateway::start_with(origin, Some(format!("http://127.0.0.1:{proxy}")));
-    let (code, body) = gw.curl(&[&format!("http://origin.test:{origin}/via-upstream")]);
+    let (code, body) = gw.curl(&[&format!("http://origin.test:{origin}/direct")]);
     assert_eq!(code, "200", "{body}");
-    assert!(body.starts_with("GET /via-upstream HTTP/1.1"), "{body}");
+    assert!(body.starts_with("GET /direct HTTP/1.1"), "{body}");
     let (code, body) = gw.curl(&[
         "--proxytunnel",
-        &format!("http://origin.test:{origin}/tunnel-via-upstream"),
+        &format!("http://origin.test:{origin}/tunnel-direct"),
     ]);
     assert_eq!(code, "200", "{body}");
-    let seen = seen.lock().expect("seen").clone();
-    assert_eq!(
-        seen,
-        [
-            format!("origin.test:{origin}"),
-            format!("origin.test:{origin}")
-        ],
-        "both went through the upstream"
-    );
-    // Denials never reach the upstream.
+    assert!(body.starts_with("GET /tunnel-direct HTTP/1.1"), "{body}");
+    // Denials never reach the upstream either.
     let (code, _) = gw.curl(&["http://not-allowed.test/"]);
     assert_eq!(code, "403");
+    assert_eq!(
+        seen.lock().expect("seen").clone(),
+        Vec::<String>::new(),
+        "nothing went through the upstream"
+    );
 }
 
 #[test]

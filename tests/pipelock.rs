@@ -45,6 +45,7 @@ const KNOWN: &[&str] = &[
     "logging.output",
     "logging.include_allowed",
     "logging.include_blocked",
+    "internal",
 ];
 
 /// (key path, value) of every mapping entry in our block-style YAML.
@@ -173,6 +174,30 @@ fn the_rendered_config_uses_only_known_keys_and_the_settings_we_rely_on() {
             plan.gateway.upstream_proxy.as_deref(),
             Some("http://127.0.0.1:8889")
         );
+        // pipelock resolves names again: it refuses what the gateway refuses (a rebind to a
+        // private address gains nothing), and launch adds the Docker host's own addresses.
+        for cidr in [
+            "10.0.0.0/8",
+            "127.0.0.0/8",
+            "169.254.169.254/32",
+            "fc00::/7",
+        ] {
+            assert!(
+                yaml.contains(&format!("\n  - \"{cidr}\"\n")),
+                "{cidr}: {yaml}"
+            );
+        }
+        let host: std::net::IpAddr = "192.0.2.2".parse().expect("ip");
+        let launched = format!(
+            "{yaml}{}",
+            engine::render::pipelock::host_address_lines(&[host])
+        );
+        assert!(
+            launched.ends_with("  - \"ff00::/8\"\n  - \"192.0.2.2/32\"\n"),
+            "{launched}"
+        );
+        let after = entries(&launched);
+        assert_eq!(after.len(), e.len(), "the addresses join the internal list");
     }
 }
 

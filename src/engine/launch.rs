@@ -182,7 +182,10 @@ async fn steps(
 
     step("read-tokens", progress)?;
     write_tokens(plan, undo)?;
-    write_host_addresses(plan)?;
+    let host_addresses = write_host_addresses(plan)?;
+    if let Some(p) = &plan.pipelock {
+        add_host_addresses_to_pipelock(&p.config_file, &host_addresses)?;
+    }
 
     step("network-internal", progress)?;
     step("network-egress", progress)?;
@@ -418,9 +421,26 @@ pub(super) async fn start_pipelock(
     backend.start_container(&p.container).await
 }
 
+/// Appends the host's addresses to pipelock's `internal` list (rendered last by prepare).
+fn add_host_addresses_to_pipelock(
+    file: &std::path::Path,
+    addrs: &[std::net::IpAddr],
+) -> Result<()> {
+    let mut yaml = std::fs::read_to_string(file)
+        .wrap_err_with(|| format!("cannot read {}", file.display()))?;
+    if !yaml.trim_end().ends_with('"') || !yaml.contains("\ninternal:\n") {
+        bail!(
+            "{} does not end with pipelock's `internal` list; run `bottle-tui plan` to render it again",
+            file.display()
+        );
+    }
+    yaml.push_str(&super::render::pipelock::host_address_lines(addrs));
+    fsutil::write(file, yaml.as_bytes(), fsutil::SECRET)
+}
+
 /// This machine's own interface addresses (the Docker host's, for a local engine), written
 /// for the gateway to refuse.
-pub(super) fn write_host_addresses(plan: &Plan) -> Result<std::path::PathBuf> {
+pub(super) fn write_host_addresses(plan: &Plan) -> Result<Vec<std::net::IpAddr>> {
     let mut addrs: Vec<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
         .map(|it| {
             it.filter_map(|i| {
@@ -437,7 +457,7 @@ pub(super) fn write_host_addresses(plan: &Plan) -> Result<std::path::PathBuf> {
     let file = plan.state_dir.join("host-addresses.json");
     let json = serde_json::to_vec(&addrs).wrap_err("cannot encode host addresses")?;
     fsutil::write(&file, &json, fsutil::PUBLIC)?;
-    Ok(file)
+    Ok(addrs)
 }
 
 /// The bundle container, created on `network` (with its in-bottle names there).

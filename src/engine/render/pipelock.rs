@@ -82,5 +82,23 @@ pub fn render(plan: &Plan, placeholders: &BTreeMap<String, String>) -> Option<St
     let _ = writeln!(y, "  output: \"stdout\"");
     let _ = writeln!(y, "  include_allowed: true");
     let _ = writeln!(y, "  include_blocked: true");
+    // pipelock resolves every name again. It must refuse what the gateway refuses, or a name
+    // the agent controls under an allowed wildcard could rebind to a private address between
+    // the two lookups. Last in the file: launch appends the Docker host's own addresses.
+    let _ = writeln!(y, "internal:");
+    for cidr in crate::sidecar::gateway::policy::special_purpose_cidrs() {
+        let _ = writeln!(y, "  - {}", q(&cidr));
+    }
     Some(y)
+}
+
+/// The lines launch appends to the rendered file (whose last key is `internal`): the Docker
+/// host's own addresses, refused like private ones, as the gateway refuses them.
+pub fn host_address_lines(addrs: &[std::net::IpAddr]) -> String {
+    let mut y = String::new();
+    for a in addrs {
+        let prefix = if a.is_ipv4() { 32 } else { 128 };
+        let _ = writeln!(y, "  - {}", q(&format!("{a}/{prefix}")));
+    }
+    y
 }

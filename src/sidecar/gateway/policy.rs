@@ -73,34 +73,64 @@ fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
     (u32::from(ip) & mask) == (u32::from(Ipv4Addr::from(net)) & mask)
 }
 
+/// IPv4 special-purpose blocks: (network, prefix, why).
+const SPECIAL_V4: &[([u8; 4], u32, &str)] = &[
+    ([0, 0, 0, 0], 8, "\"this network\" (0.0.0.0/8)"),
+    ([10, 0, 0, 0], 8, "private (10.0.0.0/8)"),
+    (
+        [100, 64, 0, 0],
+        10,
+        "shared address space / CGNAT (100.64.0.0/10)",
+    ),
+    ([127, 0, 0, 0], 8, "loopback (127.0.0.0/8)"),
+    ([169, 254, 169, 254], 32, "cloud metadata (169.254.169.254)"),
+    ([169, 254, 0, 0], 16, "link-local (169.254.0.0/16)"),
+    ([172, 16, 0, 0], 12, "private (172.16.0.0/12)"),
+    (
+        [192, 0, 0, 0],
+        24,
+        "IETF protocol assignments (192.0.0.0/24)",
+    ),
+    ([192, 0, 2, 0], 24, "documentation (192.0.2.0/24)"),
+    ([192, 88, 99, 0], 24, "6to4 relay anycast (192.88.99.0/24)"),
+    ([192, 168, 0, 0], 16, "private (192.168.0.0/16)"),
+    ([198, 18, 0, 0], 15, "benchmarking (198.18.0.0/15)"),
+    ([198, 51, 100, 0], 24, "documentation (198.51.100.0/24)"),
+    ([203, 0, 113, 0], 24, "documentation (203.0.113.0/24)"),
+    ([224, 0, 0, 0], 4, "multicast (224.0.0.0/4)"),
+    ([240, 0, 0, 0], 4, "reserved (240.0.0.0/4)"),
+];
+
+/// The IPv6 blocks [`special_v6`] refuses, as CIDRs (forms embedding IPv4 are judged by
+/// their IPv4 address there and left out here).
+const SPECIAL_V6: &[&str] = &[
+    "::/128",
+    "::1/128",
+    "::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// Every block [`special_purpose`] refuses, as CIDRs: what another proxy behind the gateway
+/// (pipelock's `internal`) must refuse too, so a name it resolves again cannot rebind there.
+pub fn special_purpose_cidrs() -> Vec<String> {
+    SPECIAL_V4
+        .iter()
+        .map(|(net, prefix, _)| format!("{}/{prefix}", Ipv4Addr::from(*net)))
+        .chain(SPECIAL_V6.iter().map(|s| (*s).to_owned()))
+        .collect()
+}
+
 fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    const TABLE: &[([u8; 4], u32, &str)] = &[
-        ([0, 0, 0, 0], 8, "\"this network\" (0.0.0.0/8)"),
-        ([10, 0, 0, 0], 8, "private (10.0.0.0/8)"),
-        (
-            [100, 64, 0, 0],
-            10,
-            "shared address space / CGNAT (100.64.0.0/10)",
-        ),
-        ([127, 0, 0, 0], 8, "loopback (127.0.0.0/8)"),
-        ([169, 254, 169, 254], 32, "cloud metadata (169.254.169.254)"),
-        ([169, 254, 0, 0], 16, "link-local (169.254.0.0/16)"),
-        ([172, 16, 0, 0], 12, "private (172.16.0.0/12)"),
-        (
-            [192, 0, 0, 0],
-            24,
-            "IETF protocol assignments (192.0.0.0/24)",
-        ),
-        ([192, 0, 2, 0], 24, "documentation (192.0.2.0/24)"),
-        ([192, 88, 99, 0], 24, "6to4 relay anycast (192.88.99.0/24)"),
-        ([192, 168, 0, 0], 16, "private (192.168.0.0/16)"),
-        ([198, 18, 0, 0], 15, "benchmarking (198.18.0.0/15)"),
-        ([198, 51, 100, 0], 24, "documentation (198.51.100.0/24)"),
-        ([203, 0, 113, 0], 24, "documentation (203.0.113.0/24)"),
-        ([224, 0, 0, 0], 4, "multicast (224.0.0.0/4)"),
-        ([240, 0, 0, 0], 4, "reserved (240.0.0.0/4)"),
-    ];
-    TABLE
+    SPECIAL_V4
         .iter()
         .find(|(net, prefix, _)| in_v4(ip, *net, *prefix))
         .map(|(_, _, why)| *why)
@@ -279,7 +309,7 @@ impl Policy {
     /// May this resolved address be connected to for `host:port`?
     pub fn address_ok(&self, host: &str, port: u16, ip: IpAddr) -> Result<(), Denial> {
         let ip = canonical(ip);
-        if self.opted_in_ip(ip) || self.opted_in_host_port(&host.to_ascii_lowercase(), port) {
+        if self.opted_in(host, port, ip) {
             return Ok(());
         }
         if self.host_addresses.iter().any(|h| canonical(*h) == ip) {
@@ -296,6 +326,13 @@ impl Policy {
             }),
             None => Ok(()),
         }
+    }
+
+    /// True when `allow_private` admits this destination (its address or its `host:port`):
+    /// such a destination is private by the user's choice, and is dialled directly, never
+    /// through an upstream proxy that would refuse it as private.
+    pub fn opted_in(&self, host: &str, port: u16, ip: IpAddr) -> bool {
+        self.opted_in_ip(ip) || self.opted_in_host_port(&host.to_ascii_lowercase(), port)
     }
 
     /// True when the user opted into this exact destination (so any port is fine).
@@ -370,6 +407,22 @@ mod tests {
         ] {
             assert_eq!(ip_literal(name), None, "{name}");
         }
+    }
+
+    /// The CIDRs handed to pipelock are the blocks the gateway refuses: each one's first
+    /// and last address is refused, and the address just outside is judged on its own.
+    #[test]
+    fn the_cidr_list_is_the_table_the_gateway_refuses() {
+        let cidrs = special_purpose_cidrs();
+        assert!(cidrs.contains(&"169.254.169.254/32".to_owned()));
+        assert!(cidrs.contains(&"fc00::/7".to_owned()));
+        for c in &cidrs {
+            let net: ipnet::IpNet = c.parse().expect("a CIDR");
+            for ip in [net.network(), net.broadcast()] {
+                assert!(special_purpose(ip).is_some(), "{ip} in {c} is not refused");
+            }
+        }
+        assert_eq!(cidrs.len(), SPECIAL_V4.len() + SPECIAL_V6.len());
     }
 
     #[test]

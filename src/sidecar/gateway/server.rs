@@ -99,14 +99,23 @@ impl State {
             .cloned()
     }
 
-    /// A TCP stream to `ip:port` — or, with an upstream proxy, a tunnel to `host:port` through it.
+    /// The upstream proxy a connection to `host:port` at `ip` goes through: none for a
+    /// destination the user opted into with `allow_private` (pipelock refuses every private
+    /// address, and cannot be told about a `host:port` opt-in).
+    fn proxy_for(&self, host: &str, port: u16, ip: IpAddr) -> Option<&str> {
+        proxy_for(self.upstream_proxy.as_deref(), &self.policy, host, port, ip)
+    }
+
+    /// A TCP stream to `ip:port` — or, with an upstream proxy, a tunnel to `host:port` through
+    /// it. The proxy resolves `host` again; it refuses the same special-purpose blocks and
+    /// the Docker host's addresses (see `render::pipelock`), so a rebind gains nothing.
     pub(super) async fn dial(
         &self,
         host: &str,
         ip: IpAddr,
         port: u16,
     ) -> std::io::Result<TcpStream> {
-        let Some(proxy) = &self.upstream_proxy else {
+        let Some(proxy) = self.proxy_for(host, port, ip) else {
             let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((ip, port)))
                 .await
                 .map_err(|_| {
@@ -115,17 +124,33 @@ impl State {
             let _ = s.set_nodelay(true);
             return Ok(s);
         };
+        tunnel_through(proxy, host, port).await
+    }
+}
+
+fn proxy_for<'p>(
+    proxy: Option<&'p str>,
+    policy: &Policy,
+    host: &str,
+    port: u16,
+    ip: IpAddr,
+) -> Option<&'p str> {
+    proxy.filter(|_| !policy.opted_in(host, port, ip))
+}
+
+/// A tunnel to `host:port` through the CONNECT proxy at `proxy`.
+async fn tunnel_through(proxy: &str, host: &str, port: u16) -> std::io::Result<TcpStream> {
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(proxy.as_str()))
+        let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(proxy))
             .await
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "upstream proxy timed out")
             })??;
         let _ = s.set_nodelay(true);
-        s.write_all(
-            format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes(),
-        )
-        .await?;
+        let target = authority(host, port);
+        s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await?;
         let mut head = Vec::with_capacity(256);
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
@@ -399,6 +424,15 @@ async fn handle(
         return Ok(connect(req, state, started).await);
     }
     Ok(forward(req, state, started, upstream).await)
+}
+
+/// `host:port` for a request line, with an IPv6 literal in brackets (`[::1]:443`).
+pub(super) fn authority(host: &str, port: u16) -> String {
+    if host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// TRACE (and TRACK) reflect the request back, headers and injected credentials included.
@@ -743,4 +777,103 @@ pub(super) fn content_length(headers: &hyper::HeaderMap) -> u64 {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::PrivateTarget;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn ipv6_literals_are_bracketed_in_a_request_line() {
+        assert_eq!(authority("::1", 443), "[::1]:443");
+        assert_eq!(authority("2001:db8::5", 8443), "[2001:db8::5]:8443");
+        assert_eq!(authority("example.com", 443), "example.com:443");
+        assert_eq!(authority("10.1.2.3", 80), "10.1.2.3:80");
+    }
+
+    /// Public destinations go through the upstream proxy; what `allow_private` admits is
+    /// dialled directly (pipelock would refuse it as private).
+    #[test]
+    fn only_what_allow_private_admits_skips_the_upstream_proxy() {
+        let policy = Policy {
+            allow_private: vec![
+                PrivateTarget::parse("10.1.0.0/16").expect("cidr"),
+                PrivateTarget::parse("registry.lan:5000").expect("host:port"),
+            ],
+            ..Policy::default()
+        };
+        let proxy = Some("127.0.0.1:8888");
+        let public: IpAddr = "93.184.216.34".parse().expect("ip");
+        let private: IpAddr = "10.1.2.3".parse().expect("ip");
+        let via = |host, port, ip| proxy_for(proxy, &policy, host, port, ip);
+        assert_eq!(via("api.example.com", 443, public), proxy);
+        assert_eq!(via("x.lan", 443, private), None, "an opted-in address");
+        assert_eq!(
+            via("registry.lan", 5000, private),
+            None,
+            "an opted-in host:port"
+        );
+        assert_eq!(
+            via("REGISTRY.lan", 5000, public),
+            None,
+            "names match without case"
+        );
+        assert_eq!(via("registry.lan", 5001, public), proxy, "another port");
+        assert_eq!(
+            proxy_for(None, &policy, "api.example.com", 443, public),
+            None
+        );
+    }
+
+    /// The CONNECT the proxy gets names the host (bracketed if a literal), and the stream
+    /// it returns is the tunnel; a refusal is an error naming the proxy's status.
+    #[tokio::test]
+    async fn a_tunnel_through_the_upstream_proxy() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let proxy = tokio::spawn(async move {
+            let mut lines = Vec::new();
+            for answer in [
+                "HTTP/1.1 200 Connection established",
+                "HTTP/1.1 403 Forbidden",
+            ] {
+                let (s, _) = l.accept().await.expect("accept");
+                let mut r = tokio::io::BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).await.expect("request line");
+                lines.push(line.trim_end().to_owned());
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).await.expect("header");
+                    if h == "\r\n" {
+                        break;
+                    }
+                }
+                let mut s = r.into_inner();
+                s.write_all(format!("{answer}\r\n\r\n").as_bytes())
+                    .await
+                    .expect("answer");
+                s.write_all(b"inside").await.expect("tunnel");
+            }
+            lines
+        });
+        let mut t = tunnel_through(&addr, "::1", 443).await.expect("tunnel");
+        let mut got = [0u8; 6];
+        t.read_exact(&mut got).await.expect("tunnel bytes");
+        assert_eq!(&got, b"inside");
+        let refused = tunnel_through(&addr, "example.com", 443)
+            .await
+            .expect_err("refused");
+        assert!(refused.to_string().contains("403 Forbidden"), "{refused}");
+        let lines = proxy.await.expect("proxy");
+        assert_eq!(
+            lines,
+            [
+                "CONNECT [::1]:443 HTTP/1.1",
+                "CONNECT example.com:443 HTTP/1.1"
+            ]
+        );
+    }
 }
