@@ -386,3 +386,73 @@ fn init_restarts_a_killed_daemon_and_the_bundle_stops_within_a_second() {
     let code = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &bottle.bundle()]);
     assert_eq!(code.trim(), "143", "init exits 143 on SIGTERM");
 }
+
+/// `kill` asks the agent to stop before removing its bottle: an agent that traps SIGTERM
+/// finishes its way (exit 7), one that ignores it is killed when --grace runs out, and
+/// `--grace 0` kills at once without asking. Each time everything is removed and the operator
+/// is told what is lost.
+#[test]
+fn kill_gives_the_agent_its_grace_then_removes_everything() {
+    let agent = |name: &str, script: &str| {
+        format!(
+            "[agents.{name}]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\n\
+             prompt = \"You are a test.\"\n\n[bottles.{name}]\nagent = \"{name}\"\n\
+             allow = [\"api.example.com\"]\n",
+            common::docker::TEST_AGENT
+        )
+    };
+    let scratch = scratch_with(&format!(
+        "{}\n{}",
+        agent(
+            "polite",
+            "trap 'exit 7' TERM HUP; while :; do sleep 1; done"
+        ),
+        agent("stubborn", "trap '' TERM HUP; while :; do sleep 1; done"),
+    ));
+    let launch = |bottle: &str, prefix: &str| {
+        let slug = unique_slug(prefix);
+        let out = up(&scratch, &[bottle, "--name", &slug], &[]);
+        assert_eq!(out.status.code(), Some(0), "up {bottle}: {}", stderr(&out));
+        slug
+    };
+    let kill = |slug: &str, grace: &str| {
+        let out = scratch.run(&["kill", slug, "--grace", grace]);
+        assert_eq!(out.status.code(), Some(0), "kill: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(
+                "has not written to its workspace or pushed through the git gate is lost"
+            ),
+            "the operator is told what is lost: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            resources_of(slug),
+            Vec::<String>::new(),
+            "{slug} left things"
+        );
+        stdout(&out)
+    };
+
+    let polite = launch("polite", "killp");
+    let said = kill(&polite, "60s");
+    assert!(
+        said.contains(&format!("{polite}: the agent stopped (exit 7) in ")),
+        "{said}"
+    );
+
+    let stubborn = launch("stubborn", "kills");
+    let said = kill(&stubborn, "1s");
+    assert!(
+        said.contains(&format!(
+            "{stubborn}: the agent did not stop within 1s and was killed (exit 137)"
+        )),
+        "{said}"
+    );
+
+    let at_once = launch("polite", "kill0");
+    let said = kill(&at_once, "0");
+    assert!(
+        !said.contains("the agent stopped"),
+        "it was asked to stop: {said}"
+    );
+}

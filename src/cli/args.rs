@@ -103,12 +103,19 @@ pub enum Command {
     },
 
     /// Remove every resource of the named bottles. Safe to repeat.
+    ///
+    /// The agent is asked to stop first (SIGTERM, passed on by its session) and given
+    /// --grace to do so; then everything goes. Anything the agent has not written to its
+    /// workspace or pushed through the git gate is lost.
     Kill {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         slugs: Vec<Slug>,
         /// Kill every bottle.
         #[arg(long)]
         all: bool,
+        /// How long the agent may take to stop by itself: "10s", "1m", or 0 to kill at once.
+        #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = grace)]
+        grace: std::time::Duration,
     },
 
     /// List the requests agents wait on (supervise's `request_approval`), oldest first.
@@ -246,4 +253,12 @@ pub struct ImageBuild {
     /// @anthropic-ai/claude-code-linux-x64@VERSION`) or the `claude` executable.
     #[arg(long, value_name = "FILE", conflicts_with = "claude_version")]
     pub claude_code: Option<std::path::PathBuf>,
+}
+
+/// `--grace`: a duration, or 0 for none.
+fn grace(s: &str) -> Result<std::time::Duration, String> {
+    if s.trim() == "0" || s.trim() == "0s" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    crate::types::Timeout::parse(s).map(|t| std::time::Duration::from_secs(t.seconds))
 }

@@ -292,7 +292,12 @@ pub fn logs_cmd(slug: &Slug, daemon: Option<String>, follow: bool) -> Outcome {
     Ok(())
 }
 
-pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
+pub fn kill_cmd(
+    root: &StateRoot,
+    slugs: Vec<Slug>,
+    all: bool,
+    grace: std::time::Duration,
+) -> Outcome {
     let store = Store::open(&root.db_path())?;
     let rt = runtime()?;
     let results = rt.block_on(async {
@@ -308,9 +313,18 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
         };
         if slugs.is_empty() {
             println!("no bottles to kill");
+        } else if grace.is_zero() {
+            eprintln!("killing at once: {}", kill::WHAT_IS_LOST);
+        } else {
+            eprintln!(
+                "asking each agent to stop (up to {}s), then removing: {}",
+                grace.as_secs(),
+                kill::WHAT_IS_LOST
+            );
         }
         let backend = &backend;
         let kills = slugs.into_iter().map(|slug| async move {
+            let ending = kill::stop_agent(backend, &slug, grace).await;
             // How the agent ended outlives the bottle in the history.
             let agent = backend
                 .inspect_container(&format!("bottle-{slug}-agent"))
@@ -318,14 +332,17 @@ pub fn kill_cmd(root: &StateRoot, slugs: Vec<Slug>, all: bool) -> Outcome {
                 .ok()
                 .flatten();
             let r = kill::kill(backend, &slug, root).await;
-            (slug, agent, r)
+            (slug, ending, agent, r)
         });
         Ok::<_, color_eyre::Report>(futures_util::future::join_all(kills).await)
     })?;
     // Requests the killed bottles left pending were closed; put them in the audit trail.
     crate::engine::approvals::sync(root, &store)?;
     let mut failed = 0;
-    for (slug, agent, result) in results {
+    for (slug, ending, agent, result) in results {
+        if let Some(e) = &ending {
+            println!("{slug}: {}", e.describe(grace));
+        }
         match result {
             Ok(removed) => {
                 history::record(

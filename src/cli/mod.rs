@@ -118,7 +118,7 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
             follow,
         } => bottles_cmd::logs_cmd(&slug, daemon, follow),
         Command::Exec { slug, command } => bottles_cmd::exec_cmd(&slug, command),
-        Command::Kill { slugs, all } => bottles_cmd::kill_cmd(root, slugs, all),
+        Command::Kill { slugs, all, grace } => bottles_cmd::kill_cmd(root, slugs, all, grace),
         Command::Attach { slug, detach_key } => attach_cmd::run(&slug, detach_key, cli.config),
         Command::Queue { json } => queue_cmd::queue_cmd(root, json),
         Command::Approve { slug, id, reason } => {

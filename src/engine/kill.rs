@@ -6,14 +6,71 @@ use crate::state::StateRoot;
 use crate::types::Slug;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use futures_util::future::join_all;
+use std::time::{Duration, Instant};
+
+/// How long `kill` lets an agent stop by itself (SIGTERM) before it is killed outright.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// What is lost with a bottle, said before it goes.
+pub const WHAT_IS_LOST: &str =
+    "anything the agent has not written to its workspace or pushed through the git gate is lost";
+
+/// How the agent ended before its bottle was removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// The container's state once stopped (`exited`), or what it was when not waited for.
+    pub state: String,
+    pub exit_code: Option<i64>,
+    /// False when the grace ran out and the engine killed it.
+    pub by_itself: bool,
+    pub took: Duration,
+}
+
+impl Ending {
+    /// One line for the operator: `stopped by itself (exit 0) in 1.2s`.
+    pub fn describe(&self, grace: Duration) -> String {
+        let code = self
+            .exit_code
+            .map_or_else(String::new, |c| format!(" (exit {c})"));
+        if self.by_itself {
+            format!("the agent stopped{code} in {:.1}s", self.took.as_secs_f64())
+        } else {
+            format!(
+                "the agent did not stop within {}s and was killed{code}",
+                grace.as_secs()
+            )
+        }
+    }
+}
+
+/// Asks a bottle's agent to stop (the engine sends SIGTERM, which the session holder passes
+/// on, and SIGKILL once `grace` is up) and says how it ended. None when there is no agent
+/// container (a smolvm machine is removed as it is) or it was not running.
+pub async fn stop_agent(backend: &dyn Backend, slug: &Slug, grace: Duration) -> Option<Ending> {
+    let name = format!("bottle-{slug}-agent");
+    let before = backend.inspect_container(&name).await.ok().flatten()?;
+    if before.state != "running" || grace.is_zero() {
+        return None;
+    }
+    let started = Instant::now();
+    backend.stop_container(&name, grace).await.ok()?;
+    let took = started.elapsed();
+    let after = backend.inspect_container(&name).await.ok().flatten()?;
+    Some(Ending {
+        state: after.state,
+        exit_code: after.exit_code,
+        // The engine's SIGKILL comes at `grace`; an exit before it was the agent's own.
+        by_itself: took < grace,
+        took,
+    })
+}
 
 /// Removes what is left of `slug`; returns what was removed (empty when nothing was there).
 pub async fn kill(backend: &dyn Backend, slug: &Slug, root: &StateRoot) -> Result<Vec<Resource>> {
     let found = backend.list(&[(label::SLUG, slug.as_str())]).await?;
     let of = |kind| found.iter().filter(move |r| r.kind == kind);
 
-    // Forced removal: kill is for what must go now, stuck or not, so there is no grace
-    // period to wait out (a graceful stop belongs to a future `stop`).
+    // Forced removal: the agent's grace period, if any, was given by `stop_agent` first.
     let containers: Vec<&Resource> = of(ResourceKind::Container).collect();
     // A smolvm bottle's agent is a machine, named on its bundle.
     let smolvm =

@@ -202,18 +202,22 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                 let s = Arc::clone(&s);
                 async move {
                     let error = match Slug::parse(&slug) {
-                        Ok(parsed) => match kill::kill(b.as_ref(), &parsed, &s.ctx.root).await {
-                            Ok(removed) => {
-                                let what = Happened::Killed {
-                                    removed: removed.len(),
-                                    agent_state: None,
-                                    agent_exit_code: None,
-                                };
-                                note(&s, vec![(slug.clone(), vec![what])]).await;
-                                None
+                        Ok(parsed) => {
+                            let ending =
+                                kill::stop_agent(b.as_ref(), &parsed, kill::DEFAULT_GRACE).await;
+                            match kill::kill(b.as_ref(), &parsed, &s.ctx.root).await {
+                                Ok(removed) => {
+                                    let what = Happened::Killed {
+                                        removed: removed.len(),
+                                        agent_state: ending.as_ref().map(|e| e.state.clone()),
+                                        agent_exit_code: ending.as_ref().and_then(|e| e.exit_code),
+                                    };
+                                    note(&s, vec![(slug.clone(), vec![what])]).await;
+                                    None
+                                }
+                                Err(e) => Some(format!("{e:#}")),
                             }
-                            Err(e) => Some(format!("{e:#}")),
-                        },
+                        }
                         Err(e) => Some(e.to_string()),
                     };
                     let _ = s.out.send(Msg::KillDone { slug, error });

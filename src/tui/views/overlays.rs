@@ -60,14 +60,18 @@ pub fn help(f: &mut Frame<'_>, app: &App) {
 
 pub fn confirm_kill(f: &mut Frame<'_>, app: &App, slugs: &[String]) {
     let t = app.theme;
-    let inner = dialog(f, 60, 7, " kill ".into());
+    let inner = dialog(f, 60, 8, " kill ".into());
     let lines = vec![
         Line::from(format!(
             "Remove every container and network of {}?",
             slugs.join(", ")
         )),
         Line::from(Span::styled(
-            "Running agents are stopped at once; their sessions end.",
+            format!(
+                "Each agent gets {}s to stop; {}.",
+                crate::engine::kill::DEFAULT_GRACE.as_secs(),
+                crate::engine::kill::WHAT_IS_LOST
+            ),
             t.dim(),
         )),
         Line::from(""),
