@@ -3,6 +3,10 @@
 //! Plain HTTP at 1 and 32 connections (wrk), HTTPS with interception, injection and keep-alive
 //! (an in-process client), and one-shot curl over HTTPS against no proxy. Prints requests/s,
 //! milliseconds and ratios. Needs wrk, curl and mitmdump (pip install mitmproxy).
+//!
+//! With `BOTTLE_BENCH_BASELINE_SIDECAR=PATH` (a `bottle-sidecar` built from an earlier commit),
+//! that gateway is measured in the same run on the same config, and each figure is also given
+//! as a ratio to it: the cost of a change, measured rather than guessed.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -254,16 +258,22 @@ fn main() {
         "resolve": { "localhost": ["127.0.0.1"] }, "upstream_roots": d.join("origin-ca.pem"),
     });
     std::fs::write(d.join("gateway.json"), cfg.to_string()).expect("cfg");
-    let ours = free_port();
-    let _gw = Killed(
-        Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
-            .args(["gateway", "--config"])
-            .arg(d.join("gateway.json"))
-            .args(["--listen", &format!("127.0.0.1:{ours}")])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("gateway"),
-    );
+    let gateway = |exe: &Path| {
+        let port = free_port();
+        let child = Killed(
+            Command::new(exe)
+                .args(["gateway", "--config"])
+                .arg(d.join("gateway.json"))
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("gateway"),
+        );
+        (port, child)
+    };
+    let (ours, _gw) = gateway(Path::new(env!("CARGO_BIN_EXE_bottle-sidecar")));
+    let baseline = std::env::var_os("BOTTLE_BENCH_BASELINE_SIDECAR").map(PathBuf::from);
+    let base = baseline.as_deref().map(|exe| gateway(exe));
     // mitmdump with the same injection as an addon.
     std::fs::write(
         d.join("inject.py"),
@@ -297,6 +307,9 @@ fn main() {
     );
     wait_port(ours);
     wait_port(mitm);
+    if let Some((port, _)) = &base {
+        wait_port(*port);
+    }
     std::thread::sleep(Duration::from_secs(1));
 
     let url = format!("http://localhost:{plain}/");
@@ -346,14 +359,42 @@ fn main() {
     };
     let origin_ca = d.join("origin-ca.pem").display().to_string();
     let direct_ms = one_shot(vec!["--cacert".into(), origin_ca]);
-    let ours_ms = one_shot(vec![
-        "--cacert".into(),
-        d.join("bottle-ca/ca.pem").display().to_string(),
-        "-x".into(),
-        format!("http://127.0.0.1:{ours}"),
-        "-H".into(),
-        format!("authorization: Bearer {PLACEHOLDER}"),
-    ]);
+    let through = |port: u16| {
+        one_shot(vec![
+            "--cacert".into(),
+            d.join("bottle-ca/ca.pem").display().to_string(),
+            "-x".into(),
+            format!("http://127.0.0.1:{port}"),
+            "-H".into(),
+            format!("authorization: Bearer {PLACEHOLDER}"),
+        ])
+    };
+    let ours_ms = through(ours);
+    // The same loads on both gateways, interleaved (baseline, this, baseline, this) so drift
+    // in the machine's state falls on both; the better of two runs of each.
+    let ab = base.as_ref().map(|(port, _)| {
+        let base_port = *port;
+        let figures = |port: u16| {
+            (
+                wrk(port, &url, 1, &d),
+                wrk(port, &url, 32, &d),
+                rt.block_on(https_through(
+                    port,
+                    tls,
+                    roots(&[d.join("bottle-ca/ca.pem")]),
+                    8,
+                    "a/b",
+                )),
+                through(port),
+            )
+        };
+        let best = |a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)| {
+            (a.0.max(b.0), a.1.max(b.1), a.2.max(b.2), a.3.min(b.3))
+        };
+        let (b1, o1) = (figures(base_port), figures(ours));
+        let (b2, o2) = (figures(base_port), figures(ours));
+        (best(b1, b2), best(o1, o2))
+    });
 
     println!("gateway benchmark ({SECONDS} s per load; requests/s; ratio = bottle-tui / anchor)");
     println!(
@@ -372,4 +413,28 @@ fn main() {
         "  one-shot curl over HTTPS (median of 21)   no proxy {direct_ms:>6.1} ms   bottle-tui {ours_ms:>6.1} ms   ratio {:.2}  (target <= 1.5)",
         ours_ms / direct_ms
     );
+    if let (Some(((b1, b32, btls, bms), (ours1, ours32, ours_tls, ours_ms))), Some(exe)) =
+        (ab, &baseline)
+    {
+        println!(
+            "against the baseline {} (interleaved, best of 2 each; ratio = this build / baseline)",
+            exe.display()
+        );
+        println!(
+            "  plain HTTP, 1 conn     baseline {b1:>9.0}   this {ours1:>9.0}   ratio {:.2}",
+            ours1 / b1
+        );
+        println!(
+            "  plain HTTP, 32 conns   baseline {b32:>9.0}   this {ours32:>9.0}   ratio {:.2}",
+            ours32 / b32
+        );
+        println!(
+            "  HTTPS intercept+inject baseline {btls:>9.0}   this {ours_tls:>9.0}   ratio {:.2}",
+            ours_tls / btls
+        );
+        println!(
+            "  one-shot curl          baseline {bms:>7.1} ms  this {ours_ms:>7.1} ms  ratio {:.2}",
+            ours_ms / bms
+        );
+    }
 }

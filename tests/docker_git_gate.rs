@@ -129,23 +129,28 @@ fn clone(bottle: &Bottle<'_>, upstream: &Upstream) {
     );
 }
 
-/// The bundle's git-gate JSON lines, waiting up to 10 s for one that `want` accepts.
+/// The bundle's git-gate JSON lines, once one that `want` accepts is there (the caller's
+/// assertions then say what was missing, with the lines).
 fn gate_logs_until(
     bottle: &Bottle<'_>,
     want: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let lines = || -> Vec<serde_json::Value> {
         let out = docker(&["logs", &bottle.bundle()]);
-        let lines: Vec<serde_json::Value> = stdout(&out)
+        stdout(&out)
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .filter(|v: &serde_json::Value| v["daemon"] == "git-gate")
-            .collect();
-        if want(&lines) || Instant::now() > deadline {
-            return lines;
+            .collect()
+    };
+    let start = Instant::now();
+    loop {
+        let now = lines();
+        // Past the deadline the caller's assertions fail with every line in view.
+        if want(&now) || start.elapsed() > Duration::from_secs(60) {
+            return now;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(common::POLL);
     }
 }
 
@@ -849,18 +854,17 @@ fn a_killed_gate_is_restarted_and_serves_again() {
         "{lines:#?}"
     );
     let newer = upstream.commit_and_push("after-restart.txt", "main");
-    let mut seen = String::new();
-    for _ in 0..20 {
-        let out = agent(
-            &bottle,
-            "cd /tmp/web && git fetch -q origin 2>&1 && git rev-parse origin/main",
-        );
-        seen = stdout(&out);
-        if out.status.success() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let seen = common::eventually(
+        "a fetch through the restarted gate",
+        Duration::from_secs(60),
+        || {
+            let out = agent(
+                &bottle,
+                "cd /tmp/web && git fetch -q origin 2>&1 && git rev-parse origin/main",
+            );
+            out.status.success().then(|| stdout(&out))
+        },
+    );
     assert_eq!(seen.trim(), newer);
     // One git daemon, and it is the new gate's child (an orphan's parent would be init).
     let parents = docker_ok(&[
