@@ -273,7 +273,7 @@ fn main() {
     };
     let (ours, _gw) = gateway(Path::new(env!("CARGO_BIN_EXE_bottle-sidecar")));
     let baseline = std::env::var_os("BOTTLE_BENCH_BASELINE_SIDECAR").map(PathBuf::from);
-    let base = baseline.as_deref().map(|exe| gateway(exe));
+    let base = baseline.as_deref().map(&gateway);
     // mitmdump with the same injection as an addon.
     std::fs::write(
         d.join("inject.py"),
