@@ -107,6 +107,12 @@ bad_config! {
     max_per_hour_out_of_range:
         "[bottles.demo]\n[bottles.demo.supervise]\nmax_per_hour = 0\n"
         => "3:16", "bottles.demo.supervise.max_per_hour", "expected an integer from 1 to 100000";
+    launch_on_the_sort_key:
+        "[bottles.demo]\n[keys]\nlaunch = \"s\"\n"
+        => "3:10", "keys.launch", "`s` is already bound to `sort` in the bottles view; remap `sort` too";
+    remap_onto_a_second_default_key:
+        "[bottles.demo]\n[keys]\nkill = \"j\"\n"
+        => "3:8", "keys.kill", "`j` is already bound to `down` in the bottles view";
     max_push_too_small:
         "[bottles.demo]\n[[bottles.demo.git]]\nname = \"web\"\nupstream = \"file://upstream\"\nmax_push = \"10b\"\n"
         => "5:12", "bottles.demo.git[0].max_push", "too small";

@@ -13,6 +13,7 @@ use bottle_tui::tui::msg::Msg;
 use bottle_tui::tui::pane::{Pane, PaneEvent, PaneSize};
 use bottle_tui::tui::theme::Theme;
 use bottle_tui::tui::views;
+use bottle_tui::types::KeySpec;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -636,4 +637,42 @@ fn first_run_banner_and_the_setup_dialog_check_build_and_finish() {
         "a later check never reopens the dialog"
     );
     assert!(a.setup.needs.is_empty());
+}
+
+/// Keys act through the one table: with `launch = "s"` and sort moved to `o`, `s` opens the
+/// launch dialog and does not also cycle the sort (each key does one thing); the commands
+/// the table's keys send are the ones the worker must run.
+#[test]
+fn keys_act_once_through_the_table_and_send_the_right_commands() {
+    let mut over = BTreeMap::new();
+    over.insert("launch".to_owned(), KeySpec::parse("s").expect("key"));
+    over.insert("sort".to_owned(), KeySpec::parse("o").expect("key"));
+    let mut a = app();
+    a.keymap = Keymap::new(&over);
+    let sort = a.sort;
+    assert!(press(&mut a, KeyCode::Char('s')).is_empty());
+    assert!(matches!(a.mode, Mode::Launch(_)), "{:?}", a.mode);
+    assert_eq!(a.sort, sort, "s also cycled the sort");
+    press(&mut a, KeyCode::Esc);
+    assert!(matches!(a.mode, Mode::Table));
+    press(&mut a, KeyCode::Char('o'));
+    assert_ne!(a.sort, sort, "o sorts");
+
+    // enter on a running agent attaches to it (no preview); x, then y, kills the selection.
+    let selected = a.selected.clone().expect("a selection");
+    assert_eq!(
+        press(&mut a, KeyCode::Enter),
+        vec![Command::Attach {
+            slug: selected.clone(),
+            preview: false
+        }]
+    );
+    let mut a = app();
+    let selected = a.selected.clone().expect("a selection");
+    assert!(press(&mut a, KeyCode::Char('x')).is_empty());
+    assert!(matches!(a.mode, Mode::ConfirmKill(_)));
+    assert_eq!(
+        press(&mut a, KeyCode::Char('y')),
+        vec![Command::Kill(vec![selected])]
+    );
 }

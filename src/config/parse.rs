@@ -188,7 +188,7 @@ impl Parser<'_> {
         let keys = top
             .sub_table(d, "keys", Some(&keys::action_names().collect::<Vec<_>>()))
             .map(|t| key_bindings(d, &t))
-            .unwrap_or_else(default_keys);
+            .unwrap_or_default();
         let dashboard = top
             .sub_table(d, "dashboard", Some(DASHBOARD_KEYS))
             .map(|t| Dashboard {
@@ -754,41 +754,60 @@ fn env_map(d: &mut Diags<'_>, t: &Table<'_, '_>) -> BTreeMap<String, String> {
     out
 }
 
+/// `[keys]`: the actions remapped, each to one key. Within a view (a key context) no two
+/// actions may share a key, counting the defaults of those not remapped.
 fn key_bindings(d: &mut Diags<'_>, t: &Table<'_, '_>) -> BTreeMap<String, KeySpec> {
-    let mut keys = default_keys();
-    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-    for action in keys::action_names() {
-        if let Some(k) = t.parsed_as(d, action, KeySpec::FORMAT, KeySpec::parse) {
-            keys.insert(action.to_owned(), k);
+    let mut remapped = BTreeMap::new();
+    for name in keys::action_names() {
+        if let Some(k) = t.parsed_as(d, name, KeySpec::FORMAT, KeySpec::parse) {
+            remapped.insert(name.to_owned(), k);
         }
     }
-    for action in keys::action_names() {
-        let k = keys[action].to_string();
-        if let Some(other) = seen.insert(k.clone(), action) {
-            let (span_action, other_action) = if t.has(action) {
-                (action, other)
-            } else {
-                (other, action)
-            };
-            d.error(
-                &t.span_of(span_action),
-                &t.key_path(span_action),
-                format!("`{k}` is already bound to `{other_action}`"),
-            );
+    // One error per remapped key, naming the action that already has it.
+    let mut reported: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for context in keys::Context::ALL {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for row in keys::ROWS.iter().filter(|r| r.contexts.contains(&context)) {
+            for k in effective_keys(row, &remapped) {
+                let Some(other) = seen.insert(k.clone(), row.name) else {
+                    continue;
+                };
+                // Blame the remap: of the two, the one the file names.
+                let (blamed, holder) = if remapped.contains_key(row.name) {
+                    (row.name, other)
+                } else {
+                    (other, row.name)
+                };
+                if reported.insert(blamed) {
+                    d.error(
+                        &t.span_of(blamed),
+                        &t.key_path(blamed),
+                        format!(
+                            "`{k}` is already bound to `{holder}` in the {} view; remap `{holder}` too",
+                            context.title()
+                        ),
+                    );
+                }
+            }
         }
     }
-    keys
+    remapped
 }
 
-fn default_keys() -> BTreeMap<String, KeySpec> {
-    keys::ACTIONS
-        .iter()
-        .map(|a| {
-            let spec =
-                KeySpec::parse(a.default).unwrap_or_else(|e| unreachable!("built-in key: {e}"));
-            (a.name.to_owned(), spec)
-        })
-        .collect()
+/// The keys a row answers to: its remap, else its defaults.
+pub(super) fn effective_keys(row: &keys::Row, remapped: &BTreeMap<String, KeySpec>) -> Vec<String> {
+    match remapped.get(row.name) {
+        Some(k) => vec![k.to_string()],
+        None => row
+            .keys
+            .iter()
+            .map(|k| {
+                KeySpec::parse(k)
+                    .unwrap_or_else(|e| unreachable!("built-in key: {e}"))
+                    .to_string()
+            })
+            .collect(),
+    }
 }
 
 fn image_ref(s: &str) -> Result<String, String> {

@@ -1,7 +1,7 @@
 //! The dashboard's whole state, and how keys and messages change it. No I/O here: changes that
 //! need the engine come back as `Command`s for the worker, so every transition is testable.
 
-use super::keymap::Keymap;
+use super::keymap::{Action, Context, Keymap};
 use super::logs::LogBook;
 use super::msg::{Command, Msg};
 use super::pane::{Pane, PaneEvent};
@@ -10,7 +10,7 @@ use super::views::plural;
 use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,19 +518,35 @@ impl App {
         }
     }
 
+    /// The key context of the current mode (text inputs and dialogs take their keys first).
+    fn context(&self) -> Context {
+        match &self.mode {
+            Mode::Pane => Context::Pane,
+            Mode::Logs(_) => Context::Logs,
+            Mode::Approvals(_) => Context::Approvals,
+            _ => Context::Table,
+        }
+    }
+
     pub fn on_key(&mut self, key: &KeyEvent) -> Vec<Command> {
-        // ctrl-c always quits, whatever the bindings say (but it is the agent's in the pane).
-        if self.mode != Mode::Pane
-            && key.code == KeyCode::Char('c')
-            && key.modifiers.contains(KeyModifiers::CONTROL)
+        let typing = matches!(&self.mode, Mode::Filter | Mode::Launch(_))
+            || matches!(&self.mode, Mode::Logs(v) if v.searching)
+            || matches!(&self.mode, Mode::Approvals(v) if v.reason.is_some());
+        let action = self.keymap.action(self.context(), key);
+        // Quits from anywhere but the agent's pane, even while typing.
+        if action == Some(Action::QuitNow)
+            || (typing
+                && self
+                    .keymap
+                    .action(Context::Table, key)
+                    .is_some_and(|a| a == Action::QuitNow))
         {
             self.quit = true;
             return Vec::new();
         }
-        let action = self.keymap.action(key);
         match self.mode.clone() {
             Mode::Pane => {
-                if action == Some("detach") {
+                if action == Some(Action::Detach) {
                     // Ending the attach client detaches; the agent keeps running.
                     self.pane = None;
                     self.mode = Mode::Table;
@@ -565,7 +581,7 @@ impl App {
                 Vec::new()
             }
             Mode::Aliases => {
-                if matches!(key.code, KeyCode::Esc) || action.is_some() {
+                if action.is_some() {
                     self.mode = Mode::Table;
                 }
                 Vec::new()
@@ -583,26 +599,28 @@ impl App {
                 }
             },
             Mode::Launch(form) => self.on_launch_key(form, key),
-            Mode::Setup => self.on_setup_key(key, action),
+            Mode::Setup => self.on_setup_key(action),
             Mode::Approvals(view) => self.on_approvals_key(view, key, action),
             Mode::Logs(view) => self.on_logs_key(view, key, action),
-            Mode::Table => self.on_table_key(key, action),
+            Mode::Table => self.on_table_key(action),
         }
     }
 
-    fn on_table_key(&mut self, key: &KeyEvent, action: Option<&'static str>) -> Vec<Command> {
+    fn on_table_key(&mut self, action: Option<Action>) -> Vec<Command> {
+        let Some(action) = action else {
+            return Vec::new();
+        };
         match action {
-            Some("quit") => {
+            Action::Quit | Action::QuitNow => {
                 self.quit = true;
-                return Vec::new();
             }
-            Some("help") => self.mode = Mode::Help,
-            Some("filter") => self.mode = Mode::Filter,
-            Some("aliases") => self.mode = Mode::Aliases,
-            Some("logs") => {
+            Action::Help => self.mode = Mode::Help,
+            Action::Filter => self.mode = Mode::Filter,
+            Action::Aliases => self.mode = Mode::Aliases,
+            Action::Logs => {
                 self.mode = Mode::Logs(LogsView::following(self.selected.clone()));
             }
-            Some("launch") => {
+            Action::Launch => {
                 self.mode = Mode::Launch(LaunchForm {
                     choices: self.config_bottles.clone(),
                     selected: 0,
@@ -613,7 +631,7 @@ impl App {
                     error: None,
                 });
             }
-            Some("kill") => {
+            Action::Kill => {
                 let slugs: Vec<String> = if self.marked.is_empty() {
                     self.selected.iter().cloned().collect()
                 } else {
@@ -623,13 +641,13 @@ impl App {
                     self.mode = Mode::ConfirmKill(slugs);
                 }
             }
-            Some("attach" | "zoom") => {
+            Action::Attach | Action::Zoom => {
                 if let Some(b) = self.selected_bottle() {
                     if b.agent.state == "running" {
                         let slug = b.slug.clone();
                         self.preview = None;
                         self.status = None;
-                        self.pending_zoom = action == Some("zoom");
+                        self.pending_zoom = action == Action::Zoom;
                         return vec![Command::Attach {
                             slug,
                             preview: false,
@@ -644,56 +662,50 @@ impl App {
                     });
                 }
             }
-            Some("inspect") => {
+            Action::Inspect => {
                 self.status = Some("inspect: the detail panel shows the selection".into());
             }
-            Some("approvals") => {
+            Action::Approvals => {
                 self.status = None;
                 self.mode = Mode::Approvals(ApprovalsView::default());
             }
-            Some("build") => {
+            Action::Build => {
                 // Shows what is missing (or that nothing is); building starts from the dialog.
                 self.mode = Mode::Setup;
                 return vec![Command::CheckSetup];
             }
-            _ => {}
-        }
-        match key.code {
-            KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
-            KeyCode::Home | KeyCode::Char('g') => self.select_index(0),
-            KeyCode::End | KeyCode::Char('G') => {
+            Action::Down => return self.move_selection(1),
+            Action::Up => return self.move_selection(-1),
+            Action::Top => return self.select_index(0),
+            Action::Bottom => {
                 let n = self.visible().len();
-                self.select_index(n.saturating_sub(1))
+                return self.select_index(n.saturating_sub(1));
             }
-            KeyCode::Char(' ') => {
-                if let Some(s) = self.selected.clone() {
-                    if !self.marked.remove(&s) {
-                        self.marked.insert(s);
-                    }
+            Action::Mark => {
+                if let Some(s) = self.selected.clone()
+                    && !self.marked.remove(&s)
+                {
+                    self.marked.insert(s);
                 }
-                Vec::new()
             }
-            KeyCode::Char('s') => {
-                self.sort = self.sort.next();
-                Vec::new()
-            }
-            KeyCode::Esc => {
+            Action::Sort => self.sort = self.sort.next(),
+            Action::Back => {
                 self.marked.clear();
                 self.status = None;
-                Vec::new()
             }
-            _ => Vec::new(),
+            // Keys of other views.
+            _ => {}
         }
+        Vec::new()
     }
 
     /// The setup dialog: the build key (or enter) builds, esc hides it (a build goes on).
-    fn on_setup_key(&mut self, key: &KeyEvent, action: Option<&'static str>) -> Vec<Command> {
-        if key.code == KeyCode::Esc || action == Some("quit") {
+    fn on_setup_key(&mut self, action: Option<Action>) -> Vec<Command> {
+        if matches!(action, Some(Action::Back | Action::Quit)) {
             self.mode = Mode::Table;
             return Vec::new();
         }
-        if (action == Some("build") || key.code == KeyCode::Enter) && !self.setup.building {
+        if matches!(action, Some(Action::Build | Action::Attach)) && !self.setup.building {
             return self.start_build();
         }
         Vec::new()
@@ -762,7 +774,7 @@ impl App {
         &mut self,
         mut view: LogsView,
         key: &KeyEvent,
-        action: Option<&'static str>,
+        action: Option<Action>,
     ) -> Vec<Command> {
         if view.searching {
             match key.code {
@@ -780,36 +792,36 @@ impl App {
             self.mode = Mode::Logs(view);
             return Vec::new();
         }
-        match (key.code, action) {
-            (KeyCode::Esc, _) | (_, Some("logs" | "quit")) => {
+        match action {
+            Some(Action::Back | Action::Logs | Action::Quit) => {
                 self.mode = Mode::Table;
                 return Vec::new();
             }
-            (_, Some("filter")) => view.searching = true,
-            (KeyCode::Char('f'), _) => {
+            Some(Action::Filter) => view.searching = true,
+            Some(Action::Follow) => {
                 view.follow = !view.follow;
                 view.scroll = 0;
             }
-            (KeyCode::Char('d'), _) => view.deny_only = !view.deny_only,
-            (KeyCode::Char('m'), _) => view.slug = None,
-            (KeyCode::Tab, _) => view.daemon = next_daemon(view.daemon.as_deref()),
-            (KeyCode::Up | KeyCode::Char('k'), _) => {
+            Some(Action::DenyOnly) => view.deny_only = !view.deny_only,
+            Some(Action::Merged) => view.slug = None,
+            Some(Action::Daemon) => view.daemon = next_daemon(view.daemon.as_deref()),
+            Some(Action::Up) => {
                 view.follow = false;
                 view.scroll += 1;
             }
-            (KeyCode::Down | KeyCode::Char('j'), _) => {
+            Some(Action::Down) => {
                 view.scroll = view.scroll.saturating_sub(1);
                 view.follow = view.scroll == 0;
             }
-            (KeyCode::PageUp, _) => {
+            Some(Action::PageUp) => {
                 view.follow = false;
                 view.scroll += 20;
             }
-            (KeyCode::PageDown, _) => {
+            Some(Action::PageDown) => {
                 view.scroll = view.scroll.saturating_sub(20);
                 view.follow = view.scroll == 0;
             }
-            (KeyCode::Char('s'), _) => {
+            Some(Action::Save) => {
                 self.status = Some(match self.logs.save(&view, &self.save_dir, self.now) {
                     Ok(path) => format!("saved the log to {}", path.display()),
                     Err(e) => format!("could not save the log: {e:#}"),
@@ -825,7 +837,7 @@ impl App {
         &mut self,
         mut view: ApprovalsView,
         key: &KeyEvent,
-        action: Option<&'static str>,
+        action: Option<Action>,
     ) -> Vec<Command> {
         if let (Some(reason), Some(decision)) = (&mut view.reason, view.decision) {
             match key.code {
@@ -851,34 +863,34 @@ impl App {
             return Vec::new();
         }
         let n = self.approvals.len();
-        match (key.code, action) {
-            (KeyCode::Esc, _) | (_, Some("approvals" | "quit")) => {
+        match action {
+            Some(Action::Back | Action::Approvals | Action::Quit) => {
                 self.mode = Mode::Table;
                 return Vec::new();
             }
-            (KeyCode::Down | KeyCode::Char('j'), _) => {
+            Some(Action::Down) => {
                 view.selected = (view.selected + 1).min(n.saturating_sub(1));
             }
-            (KeyCode::Up | KeyCode::Char('k'), _) => {
+            Some(Action::Up) => {
                 view.selected = view.selected.saturating_sub(1);
             }
-            (KeyCode::Char('y'), _) if n > 0 => {
+            Some(Action::Approve) if n > 0 => {
                 let cmd = self.answer(view.selected, Decision::Approved, None);
                 self.mode = Mode::Approvals(view);
                 return cmd;
             }
             // With a note: the agent reads it with the answer.
-            (KeyCode::Char('Y'), _) if n > 0 => {
+            Some(Action::ApproveNote) if n > 0 => {
                 view.reason = Some(String::new());
                 view.decision = Some(Decision::Approved);
             }
-            (KeyCode::Char('n' | 'd'), _) if n > 0 => {
+            Some(Action::Deny) if n > 0 => {
                 view.reason = Some(String::new());
                 view.decision = Some(Decision::Denied);
             }
             // The notices shown are read now. They leave the list when the worker's next read
             // finds them moved (at once), so a failure leaves them in view.
-            (KeyCode::Char('r'), _) if !self.notices.is_empty() => {
+            Some(Action::Read) if !self.notices.is_empty() => {
                 let read: Vec<_> = self
                     .notices
                     .iter()

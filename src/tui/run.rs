@@ -106,7 +106,7 @@ pub fn run(config: Config, banner: Option<String>, root: StateRoot) -> Result<()
 /// reach it (a ctrl chord); the dashboard catches it first anyway.
 fn detach_key(keymap: &Keymap) -> DetachKey {
     keymap
-        .key_of("detach")
+        .key_of(crate::tui::keymap::Action::Detach)
         .parse()
         .unwrap_or(DetachKey::DEFAULT)
 }

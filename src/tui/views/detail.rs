@@ -118,7 +118,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             .title(Span::styled(
                 format!(
                     " agent screen (live) · {} opens ",
-                    app.keymap.key_of("attach")
+                    app.keymap.key_of(crate::tui::keymap::Action::Attach)
                 ),
                 t.dim(),
             ));

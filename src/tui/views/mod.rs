@@ -6,6 +6,7 @@ mod overlays;
 mod table;
 
 use super::app::{App, Engine, Mode};
+use super::keymap::Action;
 use super::pane::view::ScreenView;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
@@ -122,7 +123,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
                 let title = format!(
                     " {} · {} detaches, the agent keeps running ",
                     p.slug,
-                    app.keymap.key_of("detach")
+                    app.keymap.key_of(crate::tui::keymap::Action::Detach)
                 );
                 let focused = app.mode == Mode::Pane;
                 let style = if focused {
@@ -178,7 +179,7 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         app.bottles.len()
     )));
     // What waits for the operator, each with the key that shows it.
-    let key = app.keymap.key_of("approvals");
+    let key = app.keymap.key_of(crate::tui::keymap::Action::Approvals);
     let pending = app.pending_approvals();
     let badges = [
         (
@@ -225,7 +226,7 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         lines.push(Line::from(Span::styled(
             format!(
                 " building what a launch needs — {} shows progress: {last}",
-                app.keymap.key_of("build")
+                app.keymap.key_of(crate::tui::keymap::Action::Build)
             ),
             t.warn(),
         )));
@@ -234,7 +235,7 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
             format!(
                 " this machine lacks {} a launch needs — {} shows and builds {}",
                 plural(app.setup.needs.len(), "thing"),
-                app.keymap.key_of("build"),
+                app.keymap.key_of(crate::tui::keymap::Action::Build),
                 if app.setup.needs.len() == 1 {
                     "it"
                 } else {
@@ -259,7 +260,7 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
             Span::raw(app.filter.clone()),
             Span::styled("▏ enter keeps, esc clears", t.dim()),
         ]),
-        Mode::Pane => hints(app, &["detach"], &[]),
+        Mode::Pane => hints(app, &[Action::Detach]),
         Mode::Logs(v) if v.searching => Line::from(vec![
             Span::styled("search: ", t.key()),
             Span::raw(v.search.clone()),
@@ -267,13 +268,14 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
         ]),
         Mode::Logs(_) => hints(
             app,
-            &["filter", "logs"],
             &[
-                ("f", "follow"),
-                ("d", "deny only"),
-                ("tab", "daemon"),
-                ("m", "merged"),
-                ("s", "save"),
+                Action::Filter,
+                Action::Logs,
+                Action::Follow,
+                Action::DenyOnly,
+                Action::Daemon,
+                Action::Merged,
+                Action::Save,
             ],
         ),
         _ => match &app.status {
@@ -281,42 +283,35 @@ fn footer(f: &mut Frame<'_>, app: &App, area: Rect) {
             None => hints(
                 app,
                 &[
-                    "attach",
-                    "zoom",
-                    "launch",
-                    "kill",
-                    "logs",
-                    "approvals",
-                    "filter",
-                    "help",
-                    "quit",
+                    Action::Attach,
+                    Action::Zoom,
+                    Action::Launch,
+                    Action::Kill,
+                    Action::Logs,
+                    Action::Approvals,
+                    Action::Filter,
+                    Action::Help,
+                    Action::Quit,
+                    Action::Mark,
+                    Action::Sort,
                 ],
-                &[("space", "mark"), ("s", "sort")],
             ),
         },
     };
     f.render_widget(Paragraph::new(line), area);
 }
 
-fn hints(app: &App, actions: &[&str], fixed: &[(&str, &str)]) -> Line<'static> {
+/// `KEY name` for each action, as the key table has them (remaps included).
+fn hints(app: &App, actions: &[Action]) -> Line<'static> {
     let t = app.theme;
     let mut spans = Vec::new();
     for action in actions {
-        let help = app
-            .keymap
-            .bindings()
-            .iter()
-            .find(|b| b.action == *action)
-            .map_or("", |b| b.action);
+        let name = crate::config::keys::row_of(*action).name;
         spans.push(Span::styled(
-            format!(" {} ", app.keymap.key_of(action)),
+            format!(" {} ", app.keymap.key_of(*action)),
             t.key(),
         ));
-        spans.push(Span::raw(help.to_owned()));
-    }
-    for (key, what) in fixed {
-        spans.push(Span::styled(format!(" {key} "), t.key()));
-        spans.push(Span::raw((*what).to_owned()));
+        spans.push(Span::raw(name.to_owned()));
     }
     Line::from(spans)
 }

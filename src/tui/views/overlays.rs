@@ -23,39 +23,45 @@ fn dialog(f: &mut Frame<'_>, w: u16, h: u16, title: String) -> Rect {
     inner
 }
 
+/// Every binding, grouped by the view it first works in (the table's own on the left, the
+/// other views' on the right), with the config name to remap it by.
 pub fn help(f: &mut Frame<'_>, app: &App) {
+    use crate::config::keys::{Context, row_of};
     let t = app.theme;
-    let mut lines: Vec<Line> = app
-        .keymap
-        .bindings()
-        .iter()
-        .map(|b| {
-            Line::from(vec![
-                Span::styled(format!("{:>8}  ", b.key.to_string()), t.key()),
-                Span::raw(b.help),
-            ])
-        })
-        .collect();
-    for (k, what) in [
-        ("↑↓ j k", "move the selection (the mouse too)"),
-        ("space", "mark for kill"),
-        ("s", "cycle the sort"),
-        ("esc", "clear marks and messages"),
-        ("ctrl-c", "quit (outside the agent pane)"),
-    ] {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{k:>8}  "), t.key()),
-            Span::raw(what),
-        ]));
-    }
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        "keys are remappable in the config's [keys]; any key closes this",
-        t.dim(),
-    )));
-    let h = u16::try_from(lines.len()).unwrap_or(u16::MAX) + 2;
-    let inner = dialog(f, 72, h, " keys ".into());
-    f.render_widget(Paragraph::new(lines), inner);
+    let section = |contexts: &[Context]| -> Vec<Line<'static>> {
+        let mut lines = Vec::new();
+        for c in contexts {
+            lines.push(Line::from(Span::styled(c.title().to_owned(), t.title())));
+            for b in app.keymap.in_context(*c).filter(|b| b.contexts[0] == *c) {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:>11} ", b.keys_text()), t.key()),
+                    Span::raw(b.help.to_owned()),
+                    Span::styled(format!("  [{}]", row_of(b.action).name), t.dim()),
+                ]));
+            }
+        }
+        lines
+    };
+    let left = section(&[Context::Table]);
+    let right = section(&[Context::Logs, Context::Approvals, Context::Pane]);
+    let rows = left.len().max(right.len());
+    let h = u16::try_from(rows).unwrap_or(u16::MAX) + 4;
+    let inner = dialog(f, 132, h, " keys ".into());
+    let [cols, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
+    let [l, r] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(cols);
+    f.render_widget(Paragraph::new(left), l);
+    f.render_widget(Paragraph::new(right), r);
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(""),
+            Line::from(Span::styled(
+                "remap any key in the config's [keys] by the [name]; the mouse selects too; any key closes this",
+                t.dim(),
+            )),
+        ]),
+        foot,
+    );
 }
 
 pub fn confirm_kill(f: &mut Frame<'_>, app: &App, slugs: &[String]) {
@@ -133,7 +139,7 @@ pub fn launch(f: &mut Frame<'_>, app: &App, form: &LaunchForm) {
         lines.push(Line::from(Span::styled(
             format!(
                 "this machine lacks what a launch needs: esc, then {} builds it",
-                app.keymap.key_of("build")
+                app.keymap.key_of(crate::tui::keymap::Action::Build)
             ),
             t.warn(),
         )));
@@ -196,7 +202,7 @@ pub fn setup(f: &mut Frame<'_>, app: &App) {
     let mut keys = Vec::new();
     if !s.building && !s.needs.is_empty() {
         keys.push(Span::styled(
-            format!(" {} ", app.keymap.key_of("build")),
+            format!(" {} ", app.keymap.key_of(crate::tui::keymap::Action::Build)),
             t.key(),
         ));
         keys.push(Span::raw(

@@ -182,7 +182,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let msg = if app.bottles.is_empty() {
             format!(
                 "no bottles yet — {} launches one from the config",
-                app.keymap.key_of("launch")
+                app.keymap.key_of(crate::tui::keymap::Action::Launch)
             )
         } else {
             "nothing matches the filter (esc clears it)".to_owned()
