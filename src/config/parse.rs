@@ -24,10 +24,10 @@ pub const DEFAULT_PUSH: &[&str] = &["bottle/*"];
 pub const DEFAULT_PROTECT: &[&str] = &["main", "master"];
 /// The largest pack one push may send to the gate: a bound on what an agent can write to the
 /// bundle's disk per push.
-pub const DEFAULT_MAX_PUSH: ByteSize = ByteSize(512 << 20);
+pub const DEFAULT_MAX_PUSH: ByteSize = ByteSize(crate::wire::git_gate::DEFAULT_MAX_PUSH);
 pub const DEFAULT_SUPERVISE_TIMEOUT: Timeout = Timeout { seconds: 600 };
 /// Approval requests one bottle may file in an hour (withdrawn ones count).
-pub const DEFAULT_MAX_PER_HOUR: u32 = 120;
+pub const DEFAULT_MAX_PER_HOUR: u32 = crate::wire::supervise::DEFAULT_MAX_PER_HOUR;
 
 const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard"];
 const DASHBOARD_KEYS: &[&str] = &["bell"];

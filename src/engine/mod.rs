@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod history;
 pub mod kill;
 pub mod launch;
+mod launch_parts;
 pub mod placeholders;
 pub mod plan;
 pub mod prepare;

@@ -10,14 +10,23 @@ use std::path::PathBuf;
 /// Bumped when the plan's shape changes incompatibly.
 pub const PLAN_FORMAT: u32 = 1;
 
-pub const GATEWAY_HOST: &str = "gateway";
-pub const GIT_GATE_HOST: &str = "git-gate";
-pub const SUPERVISE_HOST: &str = "supervise";
-pub const GATEWAY_PORT: u16 = 8888;
-pub const GIT_GATE_PORT: u16 = 9418;
-pub const SUPERVISE_PORT: u16 = 8900;
-/// pipelock listens on the bundle's own loopback: only the gateway reaches it.
-pub const PIPELOCK_LISTEN: &str = "127.0.0.1:8889";
+pub use crate::wire::names::{
+    GATEWAY_HOST, GATEWAY_PORT, GIT_GATE_HOST, GIT_GATE_PORT, PIPELOCK_LISTEN, SUPERVISE_HOST,
+    SUPERVISE_PORT,
+};
+
+/// Where the agent sees what provision copies in.
+pub mod in_agent {
+    pub const USER: &str = "node";
+    pub const HOME: &str = "/home/node";
+    pub const PROMPT: &str = "/home/node/.bottle/prompt.md";
+    /// Where Claude Code reads the user's instructions on every start.
+    pub const CLAUDE_MD: &str = "/home/node/.claude/CLAUDE.md";
+    pub const SKILLS: &str = "/home/node/.claude/skills";
+    pub const WORKSPACE: &str = "/workspace";
+    pub const CA_CERT: &str = "/usr/local/share/ca-certificates/bottle-ca.crt";
+    pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -181,7 +190,7 @@ pub struct AgentPlan {
 }
 
 fn default_workdir() -> PathBuf {
-    PathBuf::from(super::prepare::in_agent::WORKSPACE)
+    PathBuf::from(in_agent::WORKSPACE)
 }
 
 /// Claude Code's first-run screens, answered ahead: onboarding done, the workdir trusted, the

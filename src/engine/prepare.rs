@@ -12,34 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Where the bundle sees what the state dir holds.
-pub mod in_bundle {
-    pub const CONFIG_DIR: &str = "/etc/bottle";
-    pub const CA_DIR: &str = "/etc/bottle/ca";
-    pub const GATEWAY_CONFIG: &str = "/etc/bottle/gateway.json";
-    pub const PIPELOCK_CONFIG: &str = "/etc/pipelock/pipelock.yaml";
-    pub const GIT_GATE_CONFIG: &str = "/etc/bottle/git-gate.json";
-    pub const GIT_HOOKS: &str = "/etc/bottle/git-hooks";
-    pub const IDENTITIES: &str = "/etc/bottle/identities";
-    pub const KNOWN_HOSTS: &str = "/etc/bottle/known_hosts";
-    pub const LOCAL_UPSTREAMS: &str = "/srv/bottle/upstreams";
-    pub const SUPERVISE_CONFIG: &str = "/etc/bottle/supervise.json";
-    pub const SECRETS: &str = "/run/bottle/secrets";
-    pub const UPSTREAM_CA: &str = "/etc/bottle/upstream-ca.pem";
-    pub const QUEUE: &str = "/var/lib/bottle/queue";
-}
+pub use crate::wire::in_bundle;
 
-/// Where the agent sees what provision copies in.
-pub mod in_agent {
-    pub const USER: &str = "node";
-    pub const HOME: &str = "/home/node";
-    pub const PROMPT: &str = "/home/node/.bottle/prompt.md";
-    /// Where Claude Code reads the user's instructions on every start.
-    pub const CLAUDE_MD: &str = "/home/node/.claude/CLAUDE.md";
-    pub const SKILLS: &str = "/home/node/.claude/skills";
-    pub const WORKSPACE: &str = "/workspace";
-    pub const CA_CERT: &str = "/usr/local/share/ca-certificates/bottle-ca.crt";
-    pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-}
+pub use super::plan::in_agent;
 
 pub const BUNDLE_IMAGE: &str = "bottle-bundle:latest";
 /// Overrides [`BUNDLE_IMAGE`] (a second checkout can build and test its own bundle).

@@ -2,7 +2,7 @@
 //! to the gate, the supervise MCP server — and marks it done. Every step checks its own result
 //! and fails loudly: a step that silently did nothing is how the original tool lost its CA.
 
-use super::launch::AGENT_SIDECAR_DIR;
+use super::launch_parts::AGENT_SIDECAR_DIR;
 use super::plan::Plan;
 use crate::backend::{Backend, ExecOutput, ExecSpec};
 use color_eyre::eyre::{Result, WrapErr, bail, ensure};
@@ -75,7 +75,7 @@ pub struct AgentIds {
 pub async fn provision(
     backend: &dyn Backend,
     plan: &Plan,
-    progress: super::launch::Progress<'_>,
+    progress: super::launch_parts::Progress<'_>,
 ) -> Result<AgentIds> {
     let a = Agent {
         backend,
@@ -446,7 +446,7 @@ pub async fn mark_done(
     backend: &dyn Backend,
     plan: &Plan,
     ids: AgentIds,
-    progress: super::launch::Progress<'_>,
+    progress: super::launch_parts::Progress<'_>,
 ) -> Result<()> {
     let container = plan.agent.container.as_str();
     progress("provision: done");

@@ -3,7 +3,7 @@
 //! that alias's /32. Order and repairs follow what the original tool learned the hard way
 //! (shared/seed/claude-bottle-history.txt).
 
-use super::launch::{Progress, Undo, bundle_spec, check_images, labels, step, write_tokens};
+use super::launch_parts::{Progress, Undo, bundle_spec, check_images, labels, step, write_tokens};
 use super::plan::{GATEWAY_PORT, GIT_GATE_PORT, Plan, SUPERVISE_PORT};
 use super::provision::{DONE_MARKER, INSTALL_CA};
 use crate::backend::smolvm::cli::{MachineCreate, MachineSource, Smolvm};
@@ -89,7 +89,7 @@ pub(super) async fn steps(
 
     step("read-tokens", progress)?;
     write_tokens(plan, undo)?;
-    super::launch::write_host_addresses(plan)?;
+    super::launch_parts::write_host_addresses(plan)?;
 
     step("alias", progress)?;
     alias::ensure(platform, std::path::Path::new("/sbin/ifconfig")).await?;
@@ -127,7 +127,7 @@ pub(super) async fn steps(
 
     step("pipelock-start", progress)?;
     if let Some(p) = &plan.pipelock {
-        super::launch::start_pipelock(backend, plan, p, undo).await?;
+        super::launch_parts::start_pipelock(backend, plan, p, undo).await?;
     }
 
     step("bundle-ports", progress)?;

@@ -3,10 +3,11 @@
 
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogBook;
+pub use super::logs::LogsView;
 use super::msg::{Command, Msg};
 use super::pane::{Pane, PaneEvent};
+use super::text::plural;
 use super::theme::Theme;
-use super::views::plural;
 use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
@@ -49,35 +50,6 @@ pub struct LaunchForm {
     pub launching: Option<String>,
     pub steps: Vec<String>,
     pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogsView {
-    /// None: every bottle, merged.
-    pub slug: Option<String>,
-    /// None: every daemon.
-    pub daemon: Option<String>,
-    pub deny_only: bool,
-    pub follow: bool,
-    /// Lines up from the newest, when not following.
-    pub scroll: usize,
-    pub search: String,
-    pub searching: bool,
-}
-
-impl LogsView {
-    /// Every daemon's lines of `slug` (or of every bottle), following the newest.
-    pub fn following(slug: Option<String>) -> Self {
-        Self {
-            slug,
-            daemon: None,
-            deny_only: false,
-            follow: true,
-            scroll: 0,
-            search: String::new(),
-            searching: false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

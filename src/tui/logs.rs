@@ -3,9 +3,38 @@
 //! drawn. Each ring is bounded by lines and by bytes, and a line by [`LINE_MAX`], so what an
 //! agent can make its bundle log costs the dashboard at most [`MAX_BYTES`] per bottle.
 
-use super::app::LogsView;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
+
+/// What the logs view shows: whose lines, which daemon, and where it is scrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsView {
+    /// None: every bottle, merged.
+    pub slug: Option<String>,
+    /// None: every daemon.
+    pub daemon: Option<String>,
+    pub deny_only: bool,
+    pub follow: bool,
+    /// Lines up from the newest, when not following.
+    pub scroll: usize,
+    pub search: String,
+    pub searching: bool,
+}
+
+impl LogsView {
+    /// Every daemon's lines of `slug` (or of every bottle), following the newest.
+    pub fn following(slug: Option<String>) -> Self {
+        Self {
+            slug,
+            daemon: None,
+            deny_only: false,
+            follow: true,
+            scroll: 0,
+            search: String::new(),
+            searching: false,
+        }
+    }
+}
 
 /// Lines kept per bottle.
 pub const CAPACITY: usize = 5000;

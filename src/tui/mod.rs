@@ -6,6 +6,7 @@ pub mod logs;
 pub mod msg;
 pub mod pane;
 pub mod run;
+pub mod text;
 pub mod theme;
 pub mod views;
 pub mod worker;

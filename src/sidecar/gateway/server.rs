@@ -1,5 +1,5 @@
 use super::policy::{Denial, Policy};
-use crate::engine::render::gateway::GatewayConfig;
+use crate::wire::gateway::GatewayConfig;
 use bytes::Bytes;
 use color_eyre::eyre::{Result, WrapErr, bail};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -32,7 +32,7 @@ pub(super) struct State {
     resolve: BTreeMap<String, Vec<IpAddr>>,
     /// Placeholder → the one host it may go to.
     pub(super) placeholders: Vec<(String, String)>,
-    routes: Vec<crate::engine::render::gateway::GatewayRoute>,
+    routes: Vec<crate::wire::gateway::GatewayRoute>,
     intercept: Vec<crate::types::HostPattern>,
     /// Route host → its real token, read from the route's 0600 file (again on SIGHUP).
     tokens: std::sync::RwLock<BTreeMap<String, String>>,
@@ -52,10 +52,7 @@ pub(super) struct State {
 pub(super) const MAX_CONNECTIONS: usize = 4096;
 
 impl State {
-    pub(super) fn route(
-        &self,
-        host: &str,
-    ) -> Option<&crate::engine::render::gateway::GatewayRoute> {
+    pub(super) fn route(&self, host: &str) -> Option<&crate::wire::gateway::GatewayRoute> {
         self.routes
             .iter()
             .find(|r| r.host.eq_ignore_ascii_case(host))

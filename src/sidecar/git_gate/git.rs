@@ -2,7 +2,7 @@
 //! command-line scope (which no repository config can override), and the upstream's identity
 //! given through the environment or a credential helper, never through argv or a log.
 
-use crate::engine::render::git_gate::GitGateRepo;
+use crate::wire::git_gate::GitGateRepo;
 use color_eyre::eyre::{Result, WrapErr, bail};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ impl Default for Layout {
         Self {
             root: "/var/lib/bottle/git".into(),
             state: "/var/lib/bottle/git-gate".into(),
-            hooks: crate::engine::prepare::in_bundle::GIT_HOOKS.into(),
+            hooks: crate::wire::in_bundle::GIT_HOOKS.into(),
         }
     }
 }

@@ -6,7 +6,7 @@ use super::events::{Decision, Event, Level, Op};
 use super::git::{self, Layout, Upstream};
 use super::mirror;
 use super::policy::{self, History, Policy, RefUpdate, UpdateKind};
-use crate::engine::render::git_gate::{GitGateConfig, GitGateRepo};
+use crate::wire::git_gate::{GitGateConfig, GitGateRepo};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use std::io::{BufRead, Write};
 use std::path::Path;

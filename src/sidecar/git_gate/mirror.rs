@@ -3,7 +3,7 @@
 //! out, so no filter or attribute an agent commits ever runs here.
 
 use super::git::{self, Layout, Upstream};
-use crate::engine::render::git_gate::GitGateRepo;
+use crate::wire::git_gate::GitGateRepo;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use nix::fcntl::{Flock, FlockArg};
 use std::path::Path;

@@ -6,8 +6,8 @@
 pub mod queue;
 pub mod tools;
 
-use crate::engine::render::supervise::SuperviseConfig;
 use crate::sidecar::log;
+use crate::wire::supervise::SuperviseConfig;
 use color_eyre::eyre::{Result, WrapErr};
 use queue::{Answered, Queue};
 use rmcp::transport::streamable_http_server::{
@@ -19,11 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The names the agent reaches supervise by; the `Host` header must be one of them.
-pub const ALLOWED_HOSTS: &[&str] = &[
-    crate::engine::plan::SUPERVISE_HOST,
-    "localhost",
-    "127.0.0.1",
-];
+pub const ALLOWED_HOSTS: &[&str] = &[crate::wire::names::SUPERVISE_HOST, "localhost", "127.0.0.1"];
 
 /// How often expired requests are closed (covers requests whose caller is gone, e.g. after a
 /// restart of supervise).

@@ -8,6 +8,7 @@ mod table;
 use super::app::{App, Engine, Mode};
 use super::keymap::Action;
 use super::pane::view::ScreenView;
+pub use super::text::plural;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -338,13 +339,4 @@ pub fn epoch(rfc3339: &str) -> Option<i64> {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp)
-}
-
-/// "1 notice", "3 notices".
-pub fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
