@@ -3,7 +3,7 @@
 //! Every probe that must fail has a positive control showing the probe itself works.
 
 mod common;
-use common::docker::{Bottle, docker_ok, scratch_with, unique_slug};
+use common::docker::{Bottle, docker, docker_ok, scratch_with, unique_slug};
 use common::{stderr, stdout};
 use std::net::{TcpListener, UdpSocket};
 use std::sync::Arc;
@@ -213,7 +213,18 @@ fn serve_git_daemon(container: &str, listen: &str, port: u16) {
             "git daemon --reuseaddr --listen={listen} --port={port} --base-path=/tmp /tmp </dev/null >/dev/null 2>&1 &"
         ),
     ]);
-    std::thread::sleep(Duration::from_millis(500));
+    // Listening once /proc/net/tcp has this address:port (the address little-endian hex) in
+    // state 0A (LISTEN); the bundle's own daemons may hold the port on another address.
+    let ip: std::net::Ipv4Addr = listen.parse().expect("an IPv4 listen address");
+    let [a, b, c, d] = ip.octets();
+    let local = format!("{d:02X}{c:02X}{b:02X}{a:02X}:{port:04X}");
+    let probe = format!("awk '$4 == \"0A\" {{ print $2 }}' /proc/net/tcp | grep -qx '{local}'");
+    common::eventually("git daemon listens", Duration::from_secs(30), || {
+        docker(&["exec", container, "sh", "-c", &probe])
+            .status
+            .success()
+            .then_some(())
+    });
 }
 
 #[test]

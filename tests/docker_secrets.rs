@@ -268,18 +268,36 @@ fn inside_a_bottle_the_routed_host_gets_the_real_token_and_the_agent_only_the_pl
         "/pki/origin.key",
         "-ign_eof",
     ]);
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    let logs_of = |name: &str| {
+        let logs = docker(&["logs", name]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        )
+    };
+    // s_server says ACCEPT once it listens.
+    common::eventually(
+        "the origin listens",
+        std::time::Duration::from_secs(60),
+        || logs_of(&origin).contains("ACCEPT").then_some(()),
+    );
     // The agent uses its placeholder, through the proxy, trusting only what provision installed.
     let out = bottle.sh("curl -sS --max-time 4 -H \"Authorization: Bearer $EXAMPLE_TOKEN\" https://secure.test:8443/hello; true");
     let agent_saw = format!("{}{}", stdout(&out), stderr(&out));
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let logs = docker(&["logs", &origin]);
-    let _ = docker(&["rm", "-f", &origin]);
-    let origin_saw = format!(
-        "{}{}",
-        String::from_utf8_lossy(&logs.stdout),
-        String::from_utf8_lossy(&logs.stderr)
+    // The request's head ends with its blank line; the origin has printed all of it by then.
+    let origin_saw = common::eventually(
+        &format!("the origin printed the request (the agent saw: {agent_saw})"),
+        std::time::Duration::from_secs(30),
+        || {
+            let saw = logs_of(&origin);
+            let head_done = saw
+                .split_once("GET /hello HTTP/1.1")
+                .is_some_and(|(_, rest)| rest.contains("\r\n\r\n"));
+            head_done.then_some(saw)
+        },
     );
+    let _ = docker(&["rm", "-f", &origin]);
     assert!(
         origin_saw.contains("GET /hello HTTP/1.1"),
         "the request never reached the origin:\n{origin_saw}\nagent: {agent_saw}"
