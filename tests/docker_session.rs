@@ -17,17 +17,12 @@ fn tmux_for(scratch: &Scratch, name: &str) -> Tmux {
     Tmux::for_scratch(scratch, name, &[("BOTTLE_ATTACH_PROBE", "1,3".to_owned())])
 }
 
-/// Polls `ls` until the agent has exited (bounded); returns its status.
+/// Waits until `ls` shows the agent exited; returns its status.
 fn wait_agent_exited(scratch: &Scratch, slug: &str) -> serde_json::Value {
-    let mut agent = serde_json::Value::Null;
-    for _ in 0..100 {
-        agent = agent_of(scratch, slug);
-        if agent["state"] == "exited" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    agent
+    common::eventually("the agent exits", Duration::from_secs(60), || {
+        let agent = agent_of(scratch, slug);
+        (agent["state"] == "exited").then_some(agent)
+    })
 }
 
 fn agent_of(scratch: &Scratch, slug: &str) -> serde_json::Value {
@@ -118,15 +113,11 @@ fn attach_detach_reattach_resize_and_exit_codes_in_tmux() {
             &format!("docker exec -it .* {} ", bottle.agent()),
         ])
         .status();
-    let mut left = usize::MAX;
-    for _ in 0..100 {
-        left = count_attach_clients(&bottle.agent());
-        if left == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(left, 0, "an attach client outlived its terminal");
+    common::eventually(
+        "every attach client ends with its terminal",
+        Duration::from_secs(60),
+        || (count_attach_clients(&bottle.agent()) == 0).then_some(()),
+    );
     assert_eq!(agent_of(&scratch, &slug)["state"], "running");
 
     // Kill the agent: the session ends with 128+9 and `ls` says so.
@@ -156,7 +147,8 @@ fn attach_detach_reattach_resize_and_exit_codes_in_tmux() {
 fn resize_and_check(tmux: &Tmux, cols: u16, rows: u16) {
     tmux.resize(cols, rows);
     let expected = format!("{rows} {cols}");
-    for _ in 0..20 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(90) {
         tmux.line("stty size");
         if tmux.shows_within(&expected, Duration::from_secs(1)) {
             return;
@@ -228,7 +220,8 @@ fn a_terminal_docker_never_sizes_gets_the_viewers_size() {
     let scratch = scratch_with("");
     let slug = unique_slug("size");
     let bottle = Bottle::up(&scratch, &slug, &[]);
-    let run = |env: &str| {
+    // Asks the agent its size until it answers `expected` (a resize takes a moment to land).
+    let run = |env: &str, expected: &str| {
         let mut child = std::process::Command::new("script")
             .args(["-qfec"])
             .arg(format!(
@@ -241,18 +234,46 @@ fn a_terminal_docker_never_sizes_gets_the_viewers_size() {
             .spawn()
             .expect("script");
         let mut input = child.stdin.take().expect("stdin");
-        std::thread::sleep(Duration::from_millis(1500));
-        input.write_all(b"stty size\n").expect("type");
-        std::thread::sleep(Duration::from_millis(1500));
+        let mut output = child.stdout.take().expect("stdout");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut output, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("seen").extend_from_slice(&buf[..n]);
+            }
+        });
+        let text = || String::from_utf8_lossy(&seen.lock().expect("seen")).into_owned();
+        // Attached once the holder has repainted the screen for us.
+        common::eventually("the attach draws", Duration::from_secs(60), || {
+            (!text().is_empty()).then_some(())
+        });
+        let answered = |t: &str| t.split('\n').any(|l| l.trim() == expected);
+        common::eventually(
+            &format!("the agent answers {expected}"),
+            Duration::from_secs(60),
+            || {
+                if answered(&text()) {
+                    return Some(());
+                }
+                input.write_all(b"stty size\n").expect("type");
+                std::thread::sleep(Duration::from_millis(500));
+                answered(&text()).then_some(())
+            },
+        );
         input.write_all(&[0x11]).expect("ctrl-q");
-        let out = child.wait_with_output().expect("script output");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        child.wait().expect("script");
+        reader.join().expect("reader");
+        text()
     };
     // Control: without the fallback the agent keeps the holder's default size and no hint is drawn.
-    let bare = run("");
+    let bare = run("", "24 80");
     assert!(bare.contains("24 80"), "{bare}");
     assert!(!bare.contains("\x1b[7m bottle"), "{bare}");
-    let sized = run("-e BOTTLE_ATTACH_SIZE=100x30");
+    let sized = run("-e BOTTLE_ATTACH_SIZE=100x30", "30 100");
     assert!(
         sized.contains("30 100"),
         "the agent did not get the viewer's size: {sized}"
