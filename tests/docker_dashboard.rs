@@ -107,10 +107,9 @@ fn dashboard_end_to_end_in_tmux() {
     );
     // The dashboard wrote the launch and the kill into the history, in that order (the row can
     // vanish before the kill is recorded; between them come the states it saw on the way).
-    let mut kinds: Vec<String> = Vec::new();
-    for _ in 0..50 {
+    let history_kinds = || -> Vec<String> {
         let out = scratch.run(&["history", &c, "--json"]);
-        kinds = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
             .expect("history json")
             .iter()
             .rev()
@@ -121,12 +120,12 @@ fn dashboard_end_to_end_in_tmux() {
                     e["detail"]["ok"]
                 )
             })
-            .collect();
-        if kinds.iter().any(|k| k.starts_with("kill")) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            .collect()
+    };
+    let kinds = common::eventually("the kill in the history", Duration::from_secs(60), || {
+        let kinds = history_kinds();
+        kinds.iter().any(|k| k.starts_with("kill")).then_some(kinds)
+    });
     let launch = kinds.iter().position(|k| k == "launch true");
     let kill = kinds.iter().position(|k| k.starts_with("kill"));
     assert!(
@@ -134,9 +133,10 @@ fn dashboard_end_to_end_in_tmux() {
         "oldest first: {kinds:?}"
     );
 
-    // A gateway killed from outside turns its dot red within 5 s.
+    // A gateway killed from outside turns its dot red at once (init's line, not the next
+    // health check); the time is printed, the bound only keeps a loaded machine from failing.
     kill_gateway(&first.bundle());
-    let took = wait_until(&tmux, "a red gateway dot", Duration::from_secs(5), |s| {
+    let took = wait_until(&tmux, "a red gateway dot", WAIT, |s| {
         row(s, &a).is_some_and(|r| r.contains("✖g"))
     });
     eprintln!("red dot after {took:?}");
@@ -148,33 +148,33 @@ fn dashboard_end_to_end_in_tmux() {
             .filter(|l| l.contains("gateway exited with code 137"))
             .count()
     };
-    let recorded = (0..50).any(|_| {
-        exits() > 0 || {
-            std::thread::sleep(Duration::from_millis(200));
-            false
-        }
-    });
-    assert!(recorded, "the gateway's exit is in the history");
+    common::eventually(
+        "the gateway's exit in the history",
+        Duration::from_secs(60),
+        || (exits() > 0).then_some(()),
+    );
 
     // A request the gateway refuses is in the history too (once the gateway is back).
-    let refused = (0..50).any(|_| {
-        let out = first.sh(
-            "curl -sS --max-time 3 -o /dev/null -w '%{http_code}' http://blocked-by-policy.example/",
-        );
-        stdout(&out) == "403" || {
-            std::thread::sleep(Duration::from_millis(200));
-            false
-        }
-    });
-    assert!(refused, "the restarted gateway refuses the request");
-    let in_history = (0..50).any(|_| {
-        let out = scratch.run(&["history", &a]);
-        stdout(&out).contains("blocked blocked-by-policy.example:80") || {
-            std::thread::sleep(Duration::from_millis(200));
-            false
-        }
-    });
-    assert!(in_history, "the refusal is in the history");
+    common::eventually(
+        "the restarted gateway refuses the request",
+        Duration::from_secs(60),
+        || {
+            let out = first.sh(
+                "curl -sS --max-time 3 -o /dev/null -w '%{http_code}' http://blocked-by-policy.example/",
+            );
+            (stdout(&out) == "403").then_some(())
+        },
+    );
+    common::eventually(
+        "the refusal in the history",
+        Duration::from_secs(60),
+        || {
+            let out = scratch.run(&["history", &a]);
+            stdout(&out)
+                .contains("blocked blocked-by-policy.example:80")
+                .then_some(())
+        },
+    );
 
     // kill -9 the dashboard; a new one finds every bottle again.
     let shell = tmux.shell_pid().to_string();
@@ -298,9 +298,9 @@ fn the_engine_going_away_is_shown_in_place_and_the_dashboard_reconnects() {
     eprintln!("engine loss shown after {took:?}");
     // Keys still work while the engine is away.
     tmux.keys(&["?"]);
-    tmux.wait_for("keys are remappable", WAIT);
+    tmux.wait_for("remap any key", WAIT);
     tmux.keys(&["Escape"]);
-    tmux.wait_gone("keys are remappable", WAIT);
+    tmux.wait_gone("remap any key", WAIT);
 
     let _relay = Relay::start(&socket);
     let took = wait_until(&tmux, "the engine back", WAIT, |s| {
@@ -351,15 +351,14 @@ fn approvals_answered_from_the_dashboard() {
             s.contains("⚑ 1 pending") && pending_cell(s).as_deref() == Some("1")
         });
         eprintln!("pending badge on screen {took:?} after the call started");
-        let rang = (0..50).any(|_| {
-            bells() == 1 || {
-                std::thread::sleep(Duration::from_millis(100));
-                false
-            }
+        common::eventually("a bell for the request", Duration::from_secs(30), || {
+            (bells() >= 1).then_some(())
         });
-        assert!(rang, "one bell for the request, {} seen", bells());
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(bells(), 1, "exactly one bell for the request");
+        common::holds_for(
+            "exactly one bell for the request",
+            Duration::from_millis(300),
+            || bells() != 1,
+        );
         tmux.keys(&["a"]);
         tmux.wait_for("push bottle/e2e", WAIT);
         tmux.keys(&["y"]);
@@ -370,19 +369,14 @@ fn approvals_answered_from_the_dashboard() {
         assert_eq!(bells(), 1, "answering rings no bell");
         let call = scope.spawn(|| mcp(&scratch, &slug, &approval("force-push main", "")));
         tmux.wait_for("force-push main", WAIT);
-        let rang = (0..50).any(|_| {
-            bells() == 2 || {
-                std::thread::sleep(Duration::from_millis(100));
-                false
-            }
-        });
-        assert!(
-            rang,
-            "a second bell for the second request, {} seen",
-            bells()
+        common::eventually(
+            "a bell for the second request",
+            Duration::from_secs(30),
+            || (bells() >= 2).then_some(()),
         );
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(bells(), 2, "exactly one more bell");
+        common::holds_for("exactly one more bell", Duration::from_millis(300), || {
+            bells() != 2
+        });
         tmux.keys(&["n"]);
         tmux.type_text("never on main");
         tmux.keys(&["Enter"]);
