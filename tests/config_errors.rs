@@ -258,6 +258,35 @@ fn a_valid_config_checks_clean() {
     );
     let out = scratch.run(&["--config", path.to_str().expect("utf-8"), "config", "check"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json = scratch.run(&[
+        "--config",
+        path.to_str().expect("utf-8"),
+        "config",
+        "check",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json on stdout");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    // And what was read is what the file says, with the defaults filled in.
+    let config = bottle_tui::config::load(&path).expect("loads");
+    let demo = config.bottles.values().next().expect("bottle demo");
+    assert_eq!(demo.name.as_str(), "demo");
+    assert_eq!(
+        demo.allow
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["a.com"]
+    );
+    assert_eq!(demo.workspace.as_deref(), Some(scratch.path()));
+    assert_eq!(demo.git.len(), 1);
+    assert_eq!(demo.git[0].name.as_str(), "web");
+    assert_eq!(demo.git[0].push, ["bottle/*"], "the default push pattern");
+    assert_eq!(demo.git[0].max_push.0, 512 << 20, "the default push limit");
+    assert!(demo.supervise.enabled);
+    let agent = &config.agents[&demo.agent];
+    assert_eq!(agent.skills.len(), 1);
 }
 
 #[test]

@@ -24,9 +24,7 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 /// Every host process (containers' included) whose environ or cmdline holds `token`.
 fn procs_holding(token: &str) -> Vec<String> {
     let mut hits = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return hits;
-    };
+    let entries = std::fs::read_dir("/proc").expect("/proc must be readable for this scan");
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.chars().all(|c| c.is_ascii_digit()) {
@@ -72,6 +70,34 @@ fn agent_files_holding(container: &str, token: &str) -> Vec<String> {
         }
     }
     hits
+}
+
+/// The scans find what is there: a process planted with a marker in its environment and its
+/// argv, and a file holding one, are found.
+#[test]
+fn the_secret_scans_find_a_planted_marker() {
+    let marker = unique_token("control");
+    let mut planted = std::process::Command::new("sleep")
+        .arg("600")
+        .env("PLANTED_MARKER", &marker)
+        .spawn()
+        .expect("sleep");
+    let by_env = procs_holding(&marker);
+    let _ = planted.kill();
+    let _ = planted.wait();
+    assert_eq!(by_env.len(), 1, "the planted process is found: {by_env:?}");
+    let mut planted = std::process::Command::new("sh")
+        .args(["-c", "sleep 600", &marker])
+        .spawn()
+        .expect("sh");
+    let by_argv = procs_holding(&marker);
+    let _ = planted.kill();
+    let _ = planted.wait();
+    assert!(!by_argv.is_empty(), "a marker in argv is found");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("deep")).expect("dir");
+    std::fs::write(dir.path().join("deep/f"), format!("x{marker}y")).expect("file");
+    assert_eq!(files_holding(dir.path(), &marker).len(), 1);
 }
 
 #[test]

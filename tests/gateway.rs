@@ -268,22 +268,42 @@ fn names_that_resolve_to_non_public_addresses_are_refused_after_resolution() {
     assert_eq!(code, "403");
 }
 
+/// Every spelling of an address is read as that address: with only `127.0.0.1/32` opted in,
+/// its decimal, hex, octal and short forms reach the origin, and the spellings of other
+/// addresses are refused under their normal form.
 #[test]
 fn ip_literals_are_normalised_and_refused() {
     let origin = echo_origin();
-    let gw = Gateway::start(origin);
+    let gw = Gateway::start_tweaked(origin, None, |c| {
+        c["allow_private"] = serde_json::json!(["127.0.0.1/32"]);
+    });
     for lit in [
         "127.0.0.1",
         "2130706433",
         "0x7f000001",
         "0177.0.0.1",
         "127.1",
-        "[::1]",
-        "169.254.169.254",
-        "0xa9fea9fe",
+    ] {
+        let (code, body) = gw.curl(&[&format!("http://{lit}:{origin}/normalised")]);
+        assert_eq!(code, "200", "{lit} is 127.0.0.1: {body}");
+        assert!(
+            body.starts_with("GET /normalised HTTP/1.1"),
+            "{lit}: {body}"
+        );
+    }
+    for (lit, normal) in [
+        ("[::1]", "::1"),
+        ("169.254.169.254", "169.254.169.254"),
+        ("0xa9fea9fe", "169.254.169.254"),
+        ("0251.0376.0251.0376", "169.254.169.254"),
+        ("127.0.0.2", "127.0.0.2"),
     ] {
         let (code, body) = gw.curl(&[&format!("http://{lit}:{origin}/")]);
         assert_eq!(code, "403", "{lit}: {body}");
+        assert!(
+            body.contains(normal),
+            "{lit} is refused as {normal}: {body}"
+        );
     }
 }
 

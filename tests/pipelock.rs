@@ -201,23 +201,17 @@ fn the_rendered_config_uses_only_known_keys_and_the_settings_we_rely_on() {
     }
 }
 
+/// Needs the pinned image, which cannot be pulled here: ignored (with this reason) rather than
+/// passing without running. `scripts/test` runs it with `--ignored` wherever the image exists.
 #[test]
-fn pipelock_end_to_end_when_its_pinned_image_is_present() {
+#[ignore = "needs ghcr.io/luckypipewrench/pipelock:v2.3.0, which cannot be pulled on this machine; scripts/test runs it where the image exists"]
+fn pipelock_end_to_end() {
     let image = "ghcr.io/luckypipewrench/pipelock:v2.3.0";
     let present = std::process::Command::new("docker")
         .args(["image", "inspect", image])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !present {
-        // The issue asks for this test to exist and to say plainly when it could not run.
-        println!(
-            "pipelock end-to-end NOT RUN: {image} is not present and cannot be pulled on this machine"
-        );
-        eprintln!(
-            "pipelock end-to-end NOT RUN: {image} is not present and cannot be pulled on this machine"
-        );
-        return;
-    }
+    assert!(present, "{image} is not present: pull it or build it first");
     let (_, plan, scratch) = rendered("");
     let out = scratch
         .command(&["up", "demo"])
