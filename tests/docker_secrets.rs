@@ -4,11 +4,12 @@
 
 mod common;
 use common::docker::{Bottle, docker, docker_ok, scratch_with, unique_slug, up};
-use common::{stderr, stdout};
+use common::{eventually, stderr, stdout};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 fn unique_token(tag: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -82,18 +83,42 @@ fn the_secret_scans_find_a_planted_marker() {
         .env("PLANTED_MARKER", &marker)
         .spawn()
         .expect("sleep");
-    let by_env = procs_holding(&marker);
+    // Until the child has exec'd, its /proc entry shows the parent's environment: wait for
+    // the scan to name the planted pid itself, not for any count.
+    let want = format!("pid {} ", planted.id());
+    let by_env = eventually(
+        "the scan finds the process planted with the marker in its environment",
+        Duration::from_secs(30),
+        || {
+            let hits = procs_holding(&marker);
+            hits.iter()
+                .any(|h| h.starts_with(&want) && h.ends_with(" environ"))
+                .then_some(hits)
+        },
+    );
     let _ = planted.kill();
     let _ = planted.wait();
-    assert_eq!(by_env.len(), 1, "the planted process is found: {by_env:?}");
+    assert!(
+        by_env.iter().all(|h| h.starts_with(&want)),
+        "only the planted process holds the marker: {by_env:?}"
+    );
     let mut planted = std::process::Command::new("sh")
         .args(["-c", "sleep 600", &marker])
         .spawn()
         .expect("sh");
-    let by_argv = procs_holding(&marker);
+    let want = format!("pid {} ", planted.id());
+    eventually(
+        "the scan finds the process planted with the marker in its argv",
+        Duration::from_secs(30),
+        || {
+            procs_holding(&marker)
+                .iter()
+                .any(|h| h.starts_with(&want) && h.ends_with(" cmdline"))
+                .then_some(())
+        },
+    );
     let _ = planted.kill();
     let _ = planted.wait();
-    assert!(!by_argv.is_empty(), "a marker in argv is found");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("deep")).expect("dir");
     std::fs::write(dir.path().join("deep/f"), format!("x{marker}y")).expect("file");
