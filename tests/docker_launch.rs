@@ -405,14 +405,29 @@ fn kill_gives_the_agent_its_grace_then_removes_everything() {
         "{}\n{}",
         agent(
             "polite",
-            "trap 'exit 7' TERM HUP; while :; do sleep 1; done"
+            "trap 'exit 7' TERM HUP; touch /tmp/trapped; while :; do sleep 1; done"
         ),
-        agent("stubborn", "trap '' TERM HUP; while :; do sleep 1; done"),
+        agent(
+            "stubborn",
+            "trap '' TERM HUP; touch /tmp/trapped; while :; do sleep 1; done"
+        ),
     ));
     let launch = |bottle: &str, prefix: &str| {
         let slug = unique_slug(prefix);
         let out = up(&scratch, &[bottle, "--name", &slug], &[]);
         assert_eq!(out.status.code(), Some(0), "up {bottle}: {}", stderr(&out));
+        // `up` returns once provision is done; the agent's shell sets its trap just after.
+        let agent = format!("bottle-{slug}-agent");
+        common::eventually(
+            "the agent has set its SIGTERM trap",
+            std::time::Duration::from_secs(60),
+            || {
+                common::docker::docker(&["exec", &agent, "test", "-e", "/tmp/trapped"])
+                    .status
+                    .success()
+                    .then_some(())
+            },
+        );
         slug
     };
     let kill = |slug: &str, grace: &str| {
