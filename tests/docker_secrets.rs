@@ -103,7 +103,8 @@ fn the_secret_scans_find_a_planted_marker() {
         "only the planted process holds the marker: {by_env:?}"
     );
     let mut planted = std::process::Command::new("sh")
-        .args(["-c", "sleep 600", &marker])
+        // A second command, so no shell can replace itself with `sleep` and drop the marker.
+        .args(["-c", "sleep 600; :", &marker])
         .spawn()
         .expect("sh");
     let want = format!("pid {} ", planted.id());
