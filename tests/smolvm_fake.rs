@@ -1,12 +1,20 @@
 //! The smolvm backend against a scripted FAKE `smolvm` (tests/fakes/smolvm: smolvm cannot be
-//! installed here), with the bundle on the real Docker engine. The fake records every argv;
-//! these tests pin the exact calls, the env re-passed on every exec, the bundle published on
-//! the alias only, and rollback when any step fails.
+//! installed here). The fake's machine is a Docker container, so exec, cp and an exec with a
+//! TTY behave for real: provision, the session holder, attach, exec and kill run against it,
+//! with the bundle on the real Docker engine. The fake also records every argv, so these
+//! tests pin the env re-passed on every exec, the bundle published on the alias only, and
+//! rollback when any step fails. What the fake cannot show: that a real smolvm keeps a
+//! process started with setsid after its `machine exec` returns.
 
 mod common;
-use common::docker::{TEST_AGENT, docker_ok, resources_of, unique_slug};
+use common::docker::{TEST_AGENT, docker, docker_ok, resources_of, unique_slug};
+use common::tmux::Tmux;
 use common::{Scratch, stderr, stdout};
 use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
 
 fn fake() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/smolvm")
@@ -72,14 +80,80 @@ fn exec_cmd(call: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Kills the bottle when the test ends, passed or not, so a failure leaves nothing behind
+/// for the tests that count bottles.
+struct Launched<'a> {
+    s: &'a Scratch,
+    slug: String,
+}
+
+impl<'a> Launched<'a> {
+    fn up(s: &'a Scratch, prefix: &str, env: &[(&str, &str)]) -> Self {
+        let slug = unique_slug(prefix);
+        let out = up(s, &slug, env);
+        let me = Self { s, slug };
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out).trim(), me.slug);
+        me
+    }
+
+    /// The fake's container that plays the machine.
+    fn machine(&self) -> String {
+        format!("fake-smolvm-bottle-{}", self.slug)
+    }
+
+    /// A root shell in the machine, past bottle-tui (to observe, not to provision).
+    fn inside(&self, script: &str) -> String {
+        docker_ok(&["exec", &self.machine(), "sh", "-c", script])
+    }
+
+    /// `bottle-tui exec` into the bottle.
+    fn exec(&self, cmd: &[&str]) -> std::process::Output {
+        let mut args = vec!["exec", self.slug.as_str(), "--"];
+        args.extend(cmd);
+        self.s
+            .command(&args)
+            .env("BOTTLE_TUI_SMOLVM", fake())
+            .env("FAKE_SMOLVM_LOG", self.s.path().join("calls.log"))
+            .output()
+            .expect("run exec")
+    }
+
+    fn agent(&self) -> serde_json::Value {
+        let out = self
+            .s
+            .command(&["ls", "--json"])
+            .env("BOTTLE_TUI_SMOLVM", fake())
+            .env("FAKE_SMOLVM_LOG", self.s.path().join("calls.log"))
+            .output()
+            .expect("ls");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let all: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("ls json");
+        all.as_array()
+            .and_then(|a| a.iter().find(|b| b["slug"] == self.slug.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("{} not in ls: {all}", self.slug))
+    }
+}
+
+impl Drop for Launched<'_> {
+    fn drop(&mut self) {
+        let _ = kill(self.s, &self.slug);
+    }
+}
+
+fn fake_container_exists(name: &str) -> bool {
+    docker_ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .any(|l| l == name)
+}
+
 #[test]
-fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
+fn launch_publishes_on_the_alias_repasses_env_on_every_exec_and_kill_removes_the_machine() {
     let s = scratch();
-    let slug = unique_slug("smol");
+    let bottle = Launched::up(&s, "smol", &[]);
+    let slug = bottle.slug.clone();
     let machine = format!("bottle-{slug}");
-    let out = up(&s, &slug, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), slug);
     let calls = calls(&s);
     let state = s.state_dir();
     let bundle = format!("bottle-{slug}-bundle");
@@ -151,107 +225,70 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
         !calls.iter().flatten().any(|a| a.contains("tok-smolvm")),
         "the real token is on an argv"
     );
-    // 3. start, then exec: every exec re-passes exactly the create-time env.
+    // 3. start, then exec: every exec that runs provision or the agent re-passes exactly the
+    // create-time env (smolvm does not keep it); the host's own reads of the holder's record
+    // under /.bottle/run need none and get none.
     assert_eq!(calls[2], ["machine", "start", "--name", &machine]);
-    let execs: Vec<&Vec<String>> = calls
+    let (reads, execs): (Vec<&Vec<String>>, Vec<&Vec<String>>) = calls
         .iter()
         .filter(|c| c[..2] == ["machine", "exec"])
-        .collect();
+        .partition(|c| c.last().is_some_and(|a| a.starts_with("/.bottle/run/")));
     assert!(execs.len() >= 8, "{execs:?}");
+    assert!(!reads.is_empty(), "launch waits for the holder's record");
     for e in &execs {
         assert_eq!(e[2..4], ["--name", &machine]);
         assert_eq!(env_args(e), env, "an exec without the guest env: {e:?}");
     }
+    for r in &reads {
+        assert_eq!(r[2..4], ["--name", &machine]);
+        assert!(env_args(r).is_empty(), "a record read carries env: {r:?}");
+    }
     assert_eq!(exec_cmd(&calls[3]), ["true"], "readiness is polled first");
-    let repair = exec_cmd(&calls[4]);
-    assert_eq!(repair[..2], ["sh", "-c"]);
-    assert_eq!(
-        repair[2],
-        "mkdir -p /home/node/.bottle && chown -R node:node /home/node && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp && stat -c %a /tmp"
-    );
-    // Files go in with `machine cp`.
-    let cps: Vec<(String, String)> = calls
+    // Files go in as archives through `machine cp`, from the bottle's state dir, and neither
+    // copy stays behind (they can hold settings).
+    let dir = state.join(format!("bottles/{slug}"));
+    let cps: Vec<&Vec<String>> = calls
         .iter()
         .filter(|c| c[..2] == ["machine", "cp"])
-        .map(|c| (c[2].clone(), c[3].clone()))
         .collect();
-    let dir = state.join(format!("bottles/{slug}"));
+    assert!(cps.len() >= 3, "sidecar, files, CA, done marker: {cps:?}");
+    for c in &cps {
+        assert!(
+            c[2].starts_with(&dir.display().to_string()) && c[2].ends_with(".tar"),
+            "{c:?}"
+        );
+        assert!(
+            c[3].starts_with(&format!("{machine}:/.bottle-copy-in-")),
+            "{c:?}"
+        );
+        assert!(!std::path::Path::new(&c[2]).exists(), "{} stayed", c[2]);
+    }
     assert_eq!(
-        cps,
-        [
-            (
-                dir.join("prompt.md").display().to_string(),
-                format!("{machine}:/home/node/.bottle/prompt.md")
-            ),
-            (
-                s.path()
-                    .join("skills/review/SKILL.md")
-                    .display()
-                    .to_string(),
-                format!("{machine}:/home/node/.claude/skills/review/SKILL.md")
-            ),
-            (
-                dir.join("ca/ca.pem").display().to_string(),
-                format!("{machine}:/usr/local/share/ca-certificates/bottle-ca.crt")
-            ),
-            (
-                dir.join("agent-claude.json").display().to_string(),
-                format!("{machine}:/home/node/.claude.json")
-            ),
-        ]
+        bottle
+            .inside("ls /.bottle-copy-in-* 2>/dev/null | wc -l")
+            .trim(),
+        "0"
     );
-    // The CA goes in with one exec that checks the trust store gained it.
-    let ca = execs
+    // Provision is marked done before the session holder starts, which starts the agent.
+    let done = calls
         .iter()
-        .map(|e| exec_cmd(e))
-        .find(|c| c.len() > 2 && c[2].contains("openssl x509 -hash"))
-        .expect("CA exec");
-    assert_eq!(
-        ca[3..5],
-        ["sh", "/usr/local/share/ca-certificates/bottle-ca.crt"]
-    );
-    // git points at the gate on the alias; the MCP URL too.
-    let git_port = docker_ok(&["port", &bundle, "9418/tcp"])
-        .trim()
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .to_owned();
-    assert!(execs.iter().any(|e| {
-        exec_cmd(e)
-            .join(" ")
-            .contains(&format!("url.git://{alias}:{git_port}/web.git.insteadOf"))
-    }));
-    let mcp = std::fs::read_to_string(dir.join("agent-claude.json")).expect("mcp file");
-    let sup_port = docker_ok(&["port", &bundle, "8900/tcp"])
-        .trim()
-        .rsplit(':')
-        .next()
-        .expect("port")
-        .to_owned();
+        .rposition(|c| c[..2] == ["machine", "cp"])
+        .expect("the done marker goes in last");
+    let holder = calls
+        .iter()
+        .position(|c| c[..2] == ["machine", "exec"] && exec_cmd(c).join(" ").contains("setsid"))
+        .expect("the holder is started");
     assert!(
-        mcp.contains(&format!("http://{alias}:{sup_port}/mcp")),
-        "{mcp}"
-    );
-    assert!(
-        exec_cmd(execs.last().expect("last"))
-            .join(" ")
-            .contains("/.bottle/provisioned"),
-        "done is marked last"
+        done < holder,
+        "the holder started before provision was done"
     );
 
-    // ls shows it with its alias; kill removes the machine and the bundle.
-    let ls = s.run(&["ls", "--json"]);
-    let all: serde_json::Value = serde_json::from_str(&stdout(&ls)).expect("ls json");
-    let me = all
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|b| b["slug"] == slug.as_str())
-        .expect("listed");
+    // ls shows it with its alias and a running agent; kill removes the machine and the bundle.
+    let me = bottle.agent();
     assert_eq!(me["backend"], "smolvm");
     assert_eq!(me["alias"], alias.as_str());
     assert_eq!(me["state"], "running");
+    assert_eq!(me["agent"]["state"], "running", "{me}");
     let out = kill(&s, &slug);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let last = calls_after(&s, calls.len());
@@ -264,6 +301,10 @@ fn launch_makes_these_exact_calls_and_repasses_env_on_every_exec() {
             machine.clone()
         ]),
         "{last:?}"
+    );
+    assert!(
+        !fake_container_exists(&bottle.machine()),
+        "the machine is still there"
     );
     assert_eq!(resources_of(&slug), Vec::<String>::new());
 }
@@ -293,6 +334,10 @@ fn assert_rolled_back(env: &[(&str, &str)], expect_in_error: &[&str]) {
         !s.state_dir()
             .join(format!("bottles/{slug}/secrets/route-0.token"))
             .exists()
+    );
+    assert!(
+        !fake_container_exists(&format!("fake-smolvm-{machine}")),
+        "{env:?}: the machine is still there"
     );
     let calls = calls(&s);
     if let Some(created) = calls.iter().position(|c| c[..2] == ["machine", "create"]) {
@@ -324,11 +369,15 @@ fn each_failing_smolvm_call_is_named_with_its_exit_and_stderr_and_rolled_back() 
         );
     }
     for (needle, what) in [
-        ("chmod 1777", "repairing ownership"),
-        ("openssl x509", "installing the bottle CA"),
-        ("provisioned", "marking provision done"),
+        ("chown -R", "repairing the ownership of /home/node"),
+        ("tar -x", "unpacking files into /"),
+        ("openssl x509", "installing the bottle CA failed (exit 1)"),
+        ("setsid", "starting the session holder"),
     ] {
-        assert_rolled_back(&[("FAKE_SMOLVM_FAIL_EXEC", needle)], &[what, "exited 1"]);
+        assert_rolled_back(
+            &[("FAKE_SMOLVM_FAIL_EXEC", needle)],
+            &[what, "fake smolvm: injected failure of exec"],
+        );
     }
 }
 
@@ -366,4 +415,284 @@ fn readiness_is_polled_until_the_exec_channel_answers_and_packs_are_cached() {
         .count();
     assert_eq!(packs, 1, "the .smolmachine is cached by image reference");
     assert_eq!(kill(&s, &again).status.code(), Some(0));
+}
+
+/// The test agent with a `~/.claude.json` of its own, which provision must keep.
+fn agent_with_settings() -> &'static str {
+    const TAG: &str = "bottle-test-agent-with-settings:1";
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM {TEST_AGENT}\nRUN printf '{{\"keep\": \"mine\", \"mcpServers\": {{\"other\": {{\"type\": \"stdio\", \"command\": \"true\"}}}}}}' > /home/node/.claude.json && chown node:node /home/node/.claude.json\n"
+            ),
+        )
+        .expect("Dockerfile");
+        docker_ok(&["build", "-q", "-t", TAG, &dir.path().display().to_string()]);
+    });
+    TAG
+}
+
+#[test]
+fn provision_in_a_machine_is_the_containers_and_exec_runs_as_the_agent() {
+    let s = scratch();
+    s.write_config(
+        &std::fs::read_to_string(s.path().join("bottle.toml"))
+            .expect("config")
+            .replace(TEST_AGENT, agent_with_settings()),
+    );
+    let bottle = Launched::up(&s, "smolp", &[]);
+    let bundle = format!("bottle-{}-bundle", bottle.slug);
+    let port = |p: &str| {
+        docker_ok(&["port", &bundle, p])
+            .trim()
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .to_owned()
+    };
+    let alias = bottle.agent()["alias"].as_str().expect("alias").to_owned();
+
+    let out = bottle.exec(&[
+        "sh",
+        "-c",
+        "id -un; pwd; cat ~/.bottle/prompt.md; echo; \
+         git config --global --get-regexp 'url.*insteadof'; \
+         stat -c %a /tmp; echo ssl=$SSL_CERT_FILE; cat ~/.claude.json; echo; \
+         stat -c '%U %a' ~/.claude.json ~/.claude/skills/review/SKILL.md",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "node", "exec runs as the agent user: {text}");
+    assert_eq!(
+        lines[1], "/workspace",
+        "exec runs in the agent's workdir: {text}"
+    );
+    assert!(text.contains("You are a test.\n"), "{text}");
+    // git reaches the gate on the alias, read back from the agent's git config.
+    assert!(
+        text.contains(&format!(
+            "url.git://{alias}:{}/web.git.insteadof",
+            port("9418/tcp")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\n1777\n"), "{text}");
+    assert!(
+        text.contains("ssl=/etc/ssl/certs/ca-certificates.crt\n"),
+        "{text}"
+    );
+    // ~/.claude.json is merged, not overwritten: the image's keys and server stay.
+    let json_start = text.find('{').expect("claude.json");
+    let json_end = text.rfind('}').expect("claude.json end");
+    let doc: serde_json::Value =
+        serde_json::from_str(&text[json_start..=json_end]).expect("claude.json is JSON");
+    assert_eq!(doc["keep"], "mine", "{doc}");
+    assert_eq!(doc["mcpServers"]["other"]["command"], "true", "{doc}");
+    let servers = doc["mcpServers"].as_object().expect("servers");
+    assert!(
+        servers
+            .values()
+            .any(|v| v["url"] == format!("http://{alias}:{}/mcp", port("8900/tcp")).as_str()),
+        "the supervise server on the alias: {doc}"
+    );
+    assert!(text.ends_with("node 600\nnode 644\n"), "{text}");
+
+    // The system trust store SSL_CERT_FILE names holds the bottle CA exactly once.
+    let ca = std::fs::read_to_string(
+        s.state_dir()
+            .join(format!("bottles/{}/ca/ca.pem", bottle.slug)),
+    )
+    .expect("ca.pem");
+    let line = ca.lines().nth(1).expect("pem body");
+    let out = bottle.exec(&["grep", "-cF", line, "/etc/ssl/certs/ca-certificates.crt"]);
+    assert_eq!(stdout(&out).trim(), "1", "{}", stderr(&out));
+
+    // exec passes the command's exit status and both streams.
+    let out = bottle.exec(&["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+}
+
+#[test]
+fn the_session_holder_is_the_agents_parent_and_the_agent_runs_as_its_user() {
+    let s = scratch();
+    let bottle = Launched::up(&s, "smolh", &[]);
+    let holder: u32 = bottle
+        .inside("cat /.bottle/run/holder.pid")
+        .trim()
+        .parse()
+        .expect("a holder pid");
+    let record: serde_json::Value =
+        serde_json::from_str(&bottle.inside("cat /.bottle/run/session.json")).expect("record");
+    assert_eq!(record["state"], "running", "{record}");
+    let agent = record["pid"].as_u64().expect("agent pid");
+    let cmdline = bottle.inside(&format!("tr '\\0' ' ' < /proc/{holder}/cmdline"));
+    assert!(
+        cmdline.starts_with("/.bottle/bottle-sidecar session -- sh"),
+        "{cmdline}"
+    );
+    let status = bottle.inside(&format!("cat /proc/{agent}/status"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("PPid:"), holder.to_string(), "{status}");
+    let node = bottle.inside("id -u node");
+    assert_eq!(field("Uid:"), node.trim(), "{status}");
+    // The holder leads its own session: it does not end with the exec that started it.
+    let sid = bottle.inside(&format!("cut -d' ' -f6 /proc/{holder}/stat"));
+    assert_eq!(sid.trim(), holder.to_string());
+}
+
+#[test]
+fn attach_in_tmux_types_detaches_and_the_exit_code_reaches_ls_and_attach() {
+    let s = scratch();
+    let bottle = Launched::up(&s, "smola", &[]);
+    let slug = &bottle.slug;
+    let tmux = Tmux::for_scratch(
+        &s,
+        slug,
+        &[
+            ("BOTTLE_TUI_SMOLVM", fake().display().to_string()),
+            (
+                "FAKE_SMOLVM_LOG",
+                s.path().join("calls.log").display().to_string(),
+            ),
+            ("BOTTLE_ATTACH_PROBE", "1,3".to_owned()),
+        ],
+    );
+    let attach = format!("{BIN} attach {slug}");
+    tmux.line(&attach);
+    let hint = format!("bottle {slug} · ctrl-q detaches");
+    tmux.wait_for(&hint, WAIT);
+    tmux.wait_gone(&hint, WAIT);
+    tmux.line("echo hello-$((6*7)); id -un");
+    tmux.wait_for("hello-42\nnode", WAIT);
+
+    tmux.keys(&["C-q"]);
+    tmux.wait_for(&format!("[detached from {slug}"), WAIT);
+    assert_eq!(bottle.agent()["agent"]["state"], "running");
+
+    // A new client sees the screen at once, and the agent's exit reaches ls and attach.
+    tmux.clear();
+    tmux.line(&attach);
+    tmux.wait_for("hello-42", WAIT);
+    tmux.line("echo bye-$((6*7)); exit 7");
+    let me = common::eventually("the agent exits", Duration::from_secs(60), || {
+        let me = bottle.agent();
+        (me["agent"]["state"] == "exited").then_some(me)
+    });
+    assert_eq!(me["agent"]["exit_code"], 7, "{me}");
+    assert_eq!(me["state"], "exited", "{me}");
+    let out = s
+        .command(&["attach", slug])
+        .env("BOTTLE_TUI_SMOLVM", fake())
+        .env("FAKE_SMOLVM_LOG", s.path().join("calls.log"))
+        .output()
+        .expect("attach");
+    assert!(
+        stdout(&out).contains("bye-42"),
+        "the last screen: {}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn kill_gives_a_machine_agent_its_grace() {
+    let s = Scratch::new();
+    let agent = |name: &str, script: &str| {
+        format!(
+            "[agents.{name}]\nimage = \"{TEST_AGENT}\"\ncommand = [\"sh\", \"-c\", \"{script}\"]\n\n\
+             [bottles.demo-{name}]\nagent = \"{name}\"\nbackend = \"smolvm\"\nallow = [\"api.example.com\"]\n"
+        )
+    };
+    s.write_config(&format!(
+        "{}\n{}",
+        agent(
+            "polite",
+            "trap 'exit 7' TERM HUP; touch /tmp/trapped; while :; do sleep 1; done"
+        ),
+        agent(
+            "stubborn",
+            "trap '' TERM HUP; touch /tmp/trapped; while :; do sleep 1; done"
+        ),
+    ));
+    let launch = |bottle: &str| {
+        let slug = unique_slug("smolk");
+        let out = s
+            .command(&["up", bottle, "--name", &slug])
+            .env("BOTTLE_TUI_SMOLVM", fake())
+            .env("FAKE_SMOLVM_LOG", s.path().join("calls.log"))
+            .output()
+            .expect("up");
+        let me = Launched { s: &s, slug };
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        common::eventually("the agent set its trap", Duration::from_secs(60), || {
+            docker(&["exec", &me.machine(), "test", "-e", "/tmp/trapped"])
+                .status
+                .success()
+                .then_some(())
+        });
+        me
+    };
+    let kill = |me: &Launched, grace: &str| {
+        let out = s
+            .command(&["kill", &me.slug, "--grace", grace])
+            .env("BOTTLE_TUI_SMOLVM", fake())
+            .env("FAKE_SMOLVM_LOG", s.path().join("calls.log"))
+            .output()
+            .expect("kill");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(!fake_container_exists(&me.machine()));
+        assert_eq!(resources_of(&me.slug), Vec::<String>::new());
+        stdout(&out)
+    };
+    let polite = launch("demo-polite");
+    let said = kill(&polite, "60s");
+    assert!(
+        said.contains(&format!("{}: the agent stopped (exit 7) in ", polite.slug)),
+        "{said}"
+    );
+    let stubborn = launch("demo-stubborn");
+    let said = kill(&stubborn, "1s");
+    assert!(
+        said.contains(&format!(
+            "{}: the agent did not stop within 1s and was killed",
+            stubborn.slug
+        )),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_machine_that_went_away_is_shown_broken_and_kill_still_cleans_up() {
+    let s = scratch();
+    let bottle = Launched::up(&s, "smolg", &[]);
+    docker_ok(&["rm", "-f", &bottle.machine()]);
+    let me = bottle.agent();
+    assert_eq!(me["state"], "broken", "{me}");
+    assert_eq!(me["agent"]["state"], "unreachable", "{me}");
+    let out = s
+        .command(&["attach", &bottle.slug])
+        .env("BOTTLE_TUI_SMOLVM", fake())
+        .env("FAKE_SMOLVM_LOG", s.path().join("calls.log"))
+        .output()
+        .expect("attach");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("machine exec --name"),
+        "the failing call is named: {}",
+        stderr(&out)
+    );
+    let out = kill(&s, &bottle.slug);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(resources_of(&bottle.slug), Vec::<String>::new());
 }

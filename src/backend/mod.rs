@@ -30,6 +30,8 @@ pub mod label {
     pub const ALIAS: &str = "bottle.alias";
     /// The smolvm machine holding the agent.
     pub const MACHINE: &str = "bottle.machine";
+    /// Who the agent runs as in its smolvm machine (exec and attach drop to this user).
+    pub const AGENT_USER: &str = "bottle.agent-user";
 }
 
 pub mod role {

@@ -222,16 +222,17 @@ pub fn inspect_cmd(root: &StateRoot, slug: &Slug, json: bool) -> Outcome {
     Ok(())
 }
 
-pub fn exec_cmd(slug: &Slug, command: Vec<String>) -> Outcome {
+pub fn exec_cmd(root: &StateRoot, slug: &Slug, command: Vec<String>) -> Outcome {
     let rt = runtime()?;
     let code = rt.block_on(async {
         let backend = DockerBackend::connect().await?;
         let container = format!("bottle-{slug}-agent");
-        if let Some(bundle) = backend.inspect_container(&format!("bottle-{slug}-bundle")).await? {
+        if let Some(bundle) = backend
+            .inspect_container(&format!("bottle-{slug}-bundle"))
+            .await?
+        {
             if let Some(machine) = bundle.labels.get(label::MACHINE) {
-                return Err(eyre!(
-                    "`{slug}` runs its agent in the smolvm machine {machine}; `bottle-tui exec` does not reach smolvm machines yet (use `smolvm machine exec --name {machine}`)"
-                ));
+                return machine_exec(root, slug, machine, &command).await;
             }
         }
         if backend.inspect_container(&container).await?.is_none() {
@@ -255,6 +256,31 @@ pub fn exec_cmd(slug: &Slug, command: Vec<String>) -> Outcome {
         0 => Ok(()),
         c => Err(Failure::Silent(u8::try_from(c).unwrap_or(1))),
     }
+}
+
+/// `exec` into a smolvm machine: as the agent, in its workdir, with the env launch gave the
+/// guest — what `docker exec` into an agent container gives. Output passes straight through.
+async fn machine_exec(
+    root: &StateRoot,
+    slug: &Slug,
+    machine: &str,
+    command: &[String],
+) -> Result<i64> {
+    let agent = crate::engine::agent_host::MachineAgent::load(&root.bottle_dir(slug), machine)
+        .wrap_err_with(|| {
+            format!(
+                "`{slug}` runs in the smolvm machine {machine}, but its launch state is unreadable"
+            )
+        })?;
+    let cmd: Vec<&str> = command.iter().map(String::as_str).collect();
+    let program = crate::backend::smolvm::cli::program();
+    let status = tokio::process::Command::new(&program)
+        .args(agent.exec_args(&cmd))
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await
+        .wrap_err_with(|| format!("cannot run {}", program.display()))?;
+    Ok(status.code().map_or(1, i64::from))
 }
 
 pub fn logs_cmd(slug: &Slug, daemon: Option<String>, follow: bool) -> Outcome {

@@ -117,7 +117,7 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
             daemon,
             follow,
         } => bottles_cmd::logs_cmd(&slug, daemon, follow),
-        Command::Exec { slug, command } => bottles_cmd::exec_cmd(&slug, command),
+        Command::Exec { slug, command } => bottles_cmd::exec_cmd(root, &slug, command),
         Command::Kill { slugs, all, grace } => bottles_cmd::kill_cmd(root, slugs, all, grace),
         Command::Attach { slug, detach_key } => attach_cmd::run(&slug, detach_key, cli.config),
         Command::Queue { json } => queue_cmd::queue_cmd(root, json),

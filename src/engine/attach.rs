@@ -22,11 +22,12 @@ pub struct AttachCommand {
 }
 
 impl AttachCommand {
-    /// Tells the client the viewer's size, for when docker exec never sizes its TTY.
+    /// Tells the client the viewer's size, for when the engine's exec never sizes its TTY.
+    /// The variable goes with the exec's other options, just before its `-it`.
     pub fn with_size(mut self, cols: u16, rows: u16) -> Self {
-        if self.args.first().map(String::as_str) == Some("exec") {
+        if let Some(at) = self.args.iter().position(|a| a == "-it") {
             self.args.splice(
-                1..1,
+                at..at,
                 [
                     "-e".to_owned(),
                     format!(
@@ -40,12 +41,79 @@ impl AttachCommand {
     }
 }
 
+/// Where a running agent is, and so how a terminal reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// An agent container: `docker exec -it`.
+    Container(String),
+    /// A smolvm machine: `smolvm machine exec -it`, dropping to the agent user there (the
+    /// session's folder is the agent's alone).
+    Machine { name: String, user: String },
+}
+
+impl Place {
+    /// The session client, attached (it sets the agent's size).
+    pub fn attach(&self, slug: &Slug, key: DetachKey) -> AttachCommand {
+        match self {
+            Self::Container(c) => docker_attach(c, slug, key),
+            Self::Machine { name, user } => machine_attach(name, user, slug, key, false),
+        }
+    }
+
+    /// The same client as a read-only view that never sets the agent's size.
+    pub fn preview(&self, slug: &Slug, key: DetachKey) -> AttachCommand {
+        match self {
+            Self::Container(c) => docker_preview(c, slug, key),
+            Self::Machine { name, user } => machine_attach(name, user, slug, key, true),
+        }
+    }
+}
+
+/// `smolvm machine exec -it` into the machine, running the attach client as the agent user.
+pub fn machine_attach(
+    machine: &str,
+    user: &str,
+    slug: &Slug,
+    key: DetachKey,
+    preview: bool,
+) -> AttachCommand {
+    let mut args: Vec<String> = vec![
+        "machine".into(),
+        "exec".into(),
+        "--name".into(),
+        machine.into(),
+    ];
+    if let Ok(v) = std::env::var(probe::ENV) {
+        args.extend(["-e".into(), format!("{}={v}", probe::ENV)]);
+    }
+    args.extend(["-it".into(), "--".into()]);
+    let slug = slug.to_string();
+    let key = key.to_string();
+    let mut client = vec![
+        AGENT_SIDECAR,
+        "session",
+        "attach",
+        "--name",
+        &slug,
+        "--detach-key",
+        &key,
+    ];
+    if preview {
+        client.push("--no-resize");
+    }
+    args.extend(super::agent_host::as_user(user, None, &client));
+    AttachCommand {
+        program: crate::backend::smolvm::cli::program().display().to_string(),
+        args,
+    }
+}
+
 #[derive(Debug)]
 pub enum Target {
     /// The agent runs: the command that attaches to it, and its container.
     Live {
         command: AttachCommand,
-        container: String,
+        place: Place,
     },
     /// The agent finished: what it last showed and how it ended.
     Finished {
@@ -100,20 +168,24 @@ pub async fn resolve(backend: &dyn Backend, slug: &Slug, key: DetachKey) -> Resu
     if containers.is_empty() {
         bail!("no bottle `{slug}` (see `bottle-tui ls`)");
     }
-    if let Some(machine) = containers.iter().find_map(|c| c.labels.get(label::MACHINE)) {
-        bail!(
-            "`{slug}` runs its agent in the smolvm machine {machine}, which has no session holder yet; use `smolvm machine exec --name {machine} -it -- sh`"
-        );
+    if let Some(bundle) = containers
+        .iter()
+        .find(|c| c.labels.contains_key(label::MACHINE))
+    {
+        return resolve_machine(bundle, slug, key).await;
     }
     let agent = containers
         .iter()
         .find(|c| c.labels.get(label::ROLE).map(String::as_str) == Some(role::AGENT))
         .ok_or_else(|| eyre!("`{slug}` has no agent container (it is broken; `bottle-tui kill {slug}` cleans it up)"))?;
     match agent.state.as_str() {
-        "running" => Ok(Target::Live {
-            command: docker_attach(&agent.name, slug, key),
-            container: agent.name.clone(),
-        }),
+        "running" => {
+            let place = Place::Container(agent.name.clone());
+            Ok(Target::Live {
+                command: place.attach(slug, key),
+                place,
+            })
+        }
         "exited" | "dead" => {
             let paths = Paths::new(DEFAULT_DIR);
             let path = paths.last_screen();
@@ -126,6 +198,47 @@ pub async fn resolve(backend: &dyn Backend, slug: &Slug, key: DetachKey) -> Resu
             })
         }
         other => bail!("the agent of `{slug}` is {other}; it can be attached once it runs"),
+    }
+}
+
+/// A smolvm bottle: the engine sees only its bundle; the machine's session record says
+/// whether the agent runs.
+async fn resolve_machine(
+    bundle: &crate::backend::ContainerInfo,
+    slug: &Slug,
+    key: DetachKey,
+) -> Result<Target> {
+    let machine = bundle
+        .labels
+        .get(label::MACHINE)
+        .cloned()
+        .unwrap_or_default();
+    let user = bundle
+        .labels
+        .get(label::AGENT_USER)
+        .cloned()
+        .ok_or_else(|| eyre!("`{slug}`'s bundle does not say who its agent runs as (launched by an older bottle-tui); relaunch it"))?;
+    let smolvm = crate::backend::smolvm::cli::Smolvm::new(std::path::PathBuf::new());
+    let record = super::agent_host::machine_session(&smolvm, &machine).await?;
+    match record.as_ref().map(|r| r.state.as_str()) {
+        Some("exited") => Ok(Target::Finished {
+            exit_code: record.and_then(|r| r.exit_code).map(i64::from),
+            last_screen: super::agent_host::machine_last_screen(&smolvm, &machine).await?,
+        }),
+        Some("running") => {
+            let place = Place::Machine {
+                name: machine,
+                user,
+            };
+            Ok(Target::Live {
+                command: place.attach(slug, key),
+                place,
+            })
+        }
+        Some(other) => bail!("the agent of `{slug}` is {other}; it can be attached once it runs"),
+        None => bail!(
+            "the smolvm machine {machine} of `{slug}` has no session (it is not running, or provision never finished); `bottle-tui kill {slug}` cleans it up"
+        ),
     }
 }
 

@@ -44,12 +44,25 @@ impl Ending {
 }
 
 /// Asks a bottle's agent to stop (the engine sends SIGTERM, which the session holder passes
-/// on, and SIGKILL once `grace` is up) and says how it ended. None when there is no agent
-/// container (a smolvm machine is removed as it is) or it was not running.
+/// on, and SIGKILL once `grace` is up) and says how it ended. None when there is no agent or
+/// it was not running.
 pub async fn stop_agent(backend: &dyn Backend, slug: &Slug, grace: Duration) -> Option<Ending> {
+    if grace.is_zero() {
+        return None;
+    }
+    let bundle = format!("bottle-{slug}-bundle");
+    if let Some(machine) = backend
+        .inspect_container(&bundle)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|b| b.labels.get(label::MACHINE).cloned())
+    {
+        return stop_machine_agent(&machine, grace).await;
+    }
     let name = format!("bottle-{slug}-agent");
     let before = backend.inspect_container(&name).await.ok().flatten()?;
-    if before.state != "running" || grace.is_zero() {
+    if before.state != "running" {
         return None;
     }
     let started = Instant::now();
@@ -63,6 +76,46 @@ pub async fn stop_agent(backend: &dyn Backend, slug: &Slug, grace: Duration) -> 
         by_itself: took < grace,
         took,
     })
+}
+
+/// The same for an agent in a smolvm machine: SIGTERM to its session holder, then the
+/// holder's record is watched until the agent exits or `grace` is up (the machine's removal
+/// ends it then).
+async fn stop_machine_agent(machine: &str, grace: Duration) -> Option<Ending> {
+    use super::agent_host::{machine_session, terminate_holder};
+    let smolvm = crate::backend::smolvm::cli::Smolvm::new(std::path::PathBuf::new());
+    let before = machine_session(&smolvm, machine).await.ok().flatten()?;
+    if before.state != "running" {
+        return None;
+    }
+    let started = Instant::now();
+    terminate_holder(&smolvm, machine).await.ok()?;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let now = machine_session(&smolvm, machine).await.ok().flatten();
+        let took = started.elapsed();
+        match now {
+            Some(r) if r.state == "exited" => {
+                return Some(Ending {
+                    state: r.state,
+                    exit_code: r.exit_code.map(i64::from),
+                    by_itself: true,
+                    took,
+                });
+            }
+            _ if took >= grace => {
+                return Some(Ending {
+                    state: "running".into(),
+                    exit_code: None,
+                    by_itself: false,
+                    took,
+                });
+            }
+            _ => {}
+        }
+        tokio::time::sleep(pause.min(grace.saturating_sub(took))).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
 }
 
 /// Removes what is left of `slug`; returns what was removed (empty when nothing was there).

@@ -47,7 +47,8 @@ pub async fn launch(
                 steps(backend, plan, sidecar, progress, &mut undo).await
             }
             crate::types::BackendKind::Smolvm => {
-                super::smolvm_launch::steps(backend, &smolvm, plan, progress, &mut undo).await
+                super::smolvm_launch::steps(backend, &smolvm, plan, sidecar, progress, &mut undo)
+                    .await
             }
         }
     };
@@ -238,13 +239,17 @@ async fn steps(
     // command may start (the done marker).
     step("agent-seal", progress)?;
     step("provision", progress)?;
+    let agent = super::agent_host::Container {
+        backend,
+        name: &plan.agent.container,
+    };
     let (sealed, provisioned) = tokio::join!(
         seal(backend, plan, undo),
-        provision::provision(backend, plan, progress)
+        provision::provision(&agent, plan, progress)
     );
     sealed?;
     let ids = provisioned?;
-    provision::mark_done(backend, plan, ids, progress).await
+    provision::mark_done(&agent, ids, progress).await
 }
 
 /// Removes the agent's default route. Docker gives even `internal` networks one; with no
@@ -315,7 +320,7 @@ async fn bundle_address(backend: &dyn Backend, plan: &Plan) -> Result<std::net::
     )
 }
 
-fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
+pub(super) fn sidecar_tar(sidecar: &Path) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(sidecar).wrap_err_with(|| format!("cannot read {}", sidecar.display()))?;
     let mut tar = tar::Builder::new(Vec::new());

@@ -2,9 +2,10 @@
 //! to the gate, the supervise MCP server — and marks it done. Every step checks its own result
 //! and fails loudly: a step that silently did nothing is how the original tool lost its CA.
 
+use super::agent_host::AgentHost;
 use super::launch_parts::AGENT_SIDECAR_DIR;
 use super::plan::Plan;
-use crate::backend::{Backend, ExecOutput, ExecSpec};
+use crate::backend::ExecOutput;
 use color_eyre::eyre::{Result, WrapErr, bail, ensure};
 use std::path::Path;
 
@@ -34,19 +35,13 @@ grep -qF "$probe" "$bundle" || { echo "bundle lacks the CA" >&2; exit 4; }
 pub const DONE_MARKER: &str = "/.bottle/provisioned";
 
 struct Agent<'a> {
-    backend: &'a dyn Backend,
-    container: &'a str,
+    host: &'a dyn AgentHost,
     user: &'a str,
 }
 
 impl Agent<'_> {
     async fn run(&self, user: &str, cmd: &[&str]) -> Result<ExecOutput> {
-        let spec = ExecSpec {
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-            user: Some(user.to_owned()),
-            ..Default::default()
-        };
-        self.backend.exec(self.container, &spec).await
+        self.host.exec(user, cmd).await
     }
 
     /// Runs `cmd` and requires exit 0; the error carries the command and its stderr.
@@ -57,7 +52,7 @@ impl Agent<'_> {
                 "{what}: `{}` exited {} in {}: {}",
                 cmd.join(" "),
                 out.code,
-                self.container,
+                self.host.name(),
                 out.stderr_text().trim()
             );
         }
@@ -72,14 +67,15 @@ pub struct AgentIds {
     pub gid: u64,
 }
 
+/// Fits out the agent wherever it runs. `plan` is the plan as the agent sees it (on smolvm
+/// its gate and supervise URLs name the loopback alias and published ports).
 pub async fn provision(
-    backend: &dyn Backend,
+    host: &dyn AgentHost,
     plan: &Plan,
     progress: super::launch_parts::Progress<'_>,
 ) -> Result<AgentIds> {
     let a = Agent {
-        backend,
-        container: &plan.agent.container,
+        host,
         user: &plan.agent.user,
     };
     let user = a.user;
@@ -127,12 +123,7 @@ pub async fn provision(
             // own privileges, so this works although the agent (even as root) has no CAP_CHOWN.
             let workdir = plan.agent.workdir.display().to_string();
             let (parent, name) = split(&workdir)?;
-            backend
-                .copy_in(
-                    a.container,
-                    parent,
-                    owned_tar(&[(name, Content::Dir(0o755))], uid, gid)?,
-                )
+            host.copy_in(parent, owned_tar(&[(name, Content::Dir(0o755))], uid, gid)?)
                 .await?;
             a.ok(
                 user,
@@ -154,7 +145,7 @@ pub async fn provision(
                 .wrap_err_with(|| format!("cannot read the prompt {}", prompt.host.display()))?;
             let rel = relative_to_home(&prompt.container, &home)?;
             let tar = owned_tar(&[(rel.as_str(), Content::File(&text, 0o644))], uid, gid)?;
-            backend.copy_in(a.container, &home, tar).await?;
+            host.copy_in(&home, tar).await?;
             let back = a
                 .run(user, &["cat", &prompt.container.display().to_string()])
                 .await?;
@@ -185,9 +176,7 @@ pub async fn provision(
                     }
                 })
                 .collect();
-            backend
-                .copy_in(a.container, &home, owned_tar(&files, uid, gid)?)
-                .await?;
+            host.copy_in(&home, owned_tar(&files, uid, gid)?).await?;
             for skill in &plan.agent.skills {
                 let dir = skill.container.display().to_string();
                 let n = a
@@ -254,13 +243,11 @@ pub async fn provision(
         })?;
         let ca_path = plan.agent.ca_cert_in_agent.display().to_string();
         let (ca_dir, ca_name) = split(&ca_path)?;
-        backend
-            .copy_in(
-                a.container,
-                ca_dir,
-                owned_tar(&[(ca_name, Content::File(ca.as_bytes(), 0o644))], 0, 0)?,
-            )
-            .await?;
+        host.copy_in(
+            ca_dir,
+            owned_tar(&[(ca_name, Content::File(ca.as_bytes(), 0o644))], 0, 0)?,
+        )
+        .await?;
         // One line of the certificate's base64 body identifies it in the system bundle.
         let probe = ca
             .lines()
@@ -286,8 +273,12 @@ pub async fn provision(
                 "installing the bottle CA: update-ca-certificates failed: {}",
                 installed.stderr_text().trim()
             ),
-            _ => bail!(
+            4 => bail!(
                 "the bottle CA was installed but {bundle} does not contain it: {}",
+                installed.stderr_text().trim()
+            ),
+            code => bail!(
+                "installing the bottle CA failed (exit {code}): {}",
                 installed.stderr_text().trim()
             ),
         }
@@ -407,9 +398,7 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
             .iter()
             .map(|(p, bytes)| (p.as_str(), Content::File(bytes, 0o600))),
     );
-    a.backend
-        .copy_in(a.container, home, owned_tar(&entries, uid, gid)?)
-        .await?;
+    a.host.copy_in(home, owned_tar(&entries, uid, gid)?).await?;
     // Read back in one exec: each file, then a separator.
     let script = "for f in \"$@\"; do cat \"$f\"; printf '\\n\\036\\n'; done";
     let mut argv = vec!["sh", "-c", script, "sh"];
@@ -443,30 +432,26 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
 /// Tells the session holder provision is complete: the agent command may start.
 /// The session's run folder (agent-owned, 0700) comes first, so the holder finds it ready.
 pub async fn mark_done(
-    backend: &dyn Backend,
-    plan: &Plan,
+    host: &dyn AgentHost,
     ids: AgentIds,
     progress: super::launch_parts::Progress<'_>,
 ) -> Result<()> {
-    let container = plan.agent.container.as_str();
     progress("provision: done");
     let (dir, name) = split(DONE_MARKER)?;
     debug_assert_eq!(dir, AGENT_SIDECAR_DIR);
     debug_assert_eq!(name, crate::sidecar::session::READY_MARKER);
-    backend
-        .copy_in(
-            container,
-            dir,
-            owned_tar(
-                &[
-                    (crate::sidecar::session::RUN_DIR, Content::Dir(0o700)),
-                    (name, Content::File(b"ok\n", 0o644)),
-                ],
-                ids.uid,
-                ids.gid,
-            )?,
-        )
-        .await?;
+    host.copy_in(
+        dir,
+        owned_tar(
+            &[
+                (crate::sidecar::session::RUN_DIR, Content::Dir(0o700)),
+                (name, Content::File(b"ok\n", 0o644)),
+            ],
+            ids.uid,
+            ids.gid,
+        )?,
+    )
+    .await?;
     Ok(())
 }
 

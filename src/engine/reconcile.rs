@@ -3,6 +3,7 @@
 
 use crate::backend::{Backend, ContainerInfo, ResourceKind, label, role};
 use color_eyre::eyre::Result;
+use futures_util::future::join_all;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -79,6 +80,24 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             slugs.entry(slug.clone()).or_default().push(r);
         }
     }
+    // A machine's agent is known from its session record, read through smolvm (all at once).
+    let machines: Vec<String> = containers
+        .iter()
+        .filter(|c| c.state == "running")
+        .filter_map(|c| c.labels.get(label::MACHINE).cloned())
+        .collect();
+    let sessions: BTreeMap<String, MachineAgent> = join_all(machines.into_iter().map(|m| async {
+        let smolvm = crate::backend::smolvm::cli::Smolvm::new(std::path::PathBuf::new());
+        let seen = match super::agent_host::machine_session(&smolvm, &m).await {
+            Ok(Some(r)) => MachineAgent::Session(r),
+            Ok(None) => MachineAgent::NoSession,
+            Err(_) => MachineAgent::Unreachable,
+        };
+        (m, seen)
+    }))
+    .await
+    .into_iter()
+    .collect();
     let mut out = Vec::new();
     for (slug, parts) in slugs {
         let find = |role: &str| {
@@ -106,9 +125,11 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         let smolvm_machine = bundle
             .as_ref()
             .and_then(|b| b.labels.get(label::MACHINE).cloned());
-        let state = match (&smolvm_machine, &bundle) {
+        let machine = smolvm_machine.as_ref().and_then(|m| sessions.get(m));
+        let state = match (&smolvm_machine, machine) {
             // The agent is a smolvm machine; the engine sees its bundle only.
-            (Some(_), Some(b)) if b.state == "running" => "running",
+            (Some(_), Some(MachineAgent::Session(r))) if r.state == "exited" => "exited",
+            (Some(_), Some(MachineAgent::Session(_) | MachineAgent::NoSession)) => "running",
             (Some(_), _) => "broken",
             (None, _) => state_of(bundle.as_ref(), agent.as_ref(), networks.len()),
         };
@@ -131,17 +152,21 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
                 backend.name().to_owned()
             },
             state: state.to_owned(),
-            agent: AgentStatus {
-                state: match &smolvm_machine {
-                    Some(m) => format!("in smolvm machine {m}"),
-                    None => agent
+            agent: match (&smolvm_machine, machine) {
+                (Some(_), Some(m)) => m.status(),
+                (Some(m), None) => AgentStatus {
+                    state: format!("machine {m} not asked (its bundle is not running)"),
+                    exit_code: None,
+                },
+                (None, _) => AgentStatus {
+                    state: agent
                         .as_ref()
                         .map_or_else(|| "missing".into(), |a| a.state.clone()),
+                    exit_code: agent
+                        .as_ref()
+                        .filter(|a| a.state == "exited")
+                        .and_then(|a| a.exit_code),
                 },
-                exit_code: agent
-                    .as_ref()
-                    .filter(|a| a.state == "exited")
-                    .and_then(|a| a.exit_code),
             },
             health,
             alias: bundle
@@ -166,6 +191,38 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         });
     }
     Ok(out)
+}
+
+/// What a smolvm machine's session says of its agent.
+enum MachineAgent {
+    Session(crate::sidecar::session::SessionRecord),
+    /// The holder has written nothing yet (launch is still provisioning).
+    NoSession,
+    /// smolvm could not ask the machine (stopped, removed, or smolvm missing): `inspect`
+    /// and `attach` say why.
+    Unreachable,
+}
+
+impl MachineAgent {
+    fn status(&self) -> AgentStatus {
+        match self {
+            Self::Session(r) => AgentStatus {
+                state: r.state.clone(),
+                exit_code: (r.state == "exited")
+                    .then_some(r.exit_code)
+                    .flatten()
+                    .map(i64::from),
+            },
+            Self::NoSession => AgentStatus {
+                state: "starting".into(),
+                exit_code: None,
+            },
+            Self::Unreachable => AgentStatus {
+                state: "unreachable".into(),
+                exit_code: None,
+            },
+        }
+    }
 }
 
 fn state_of(

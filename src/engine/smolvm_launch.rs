@@ -3,13 +3,15 @@
 //! that alias's /32. Order and repairs follow what the original tool learned the hard way
 //! (shared/seed/claude-bottle-history.txt).
 
-use super::launch_parts::{Progress, Undo, bundle_spec, check_images, labels, step, write_tokens};
+use super::agent_host::{AgentHost, Machine};
+use super::launch_parts::{
+    AGENT_SIDECAR, Progress, Undo, bundle_spec, check_images, labels, step, write_tokens,
+};
 use super::plan::{GATEWAY_PORT, GIT_GATE_PORT, Plan, SUPERVISE_PORT};
-use super::provision::{DONE_MARKER, INSTALL_CA};
 use crate::backend::smolvm::cli::{MachineCreate, MachineSource, Smolvm};
 use crate::backend::smolvm::{Platform, alias, allowlist};
 use crate::backend::{Backend, NetworkSpec, label, role};
-use color_eyre::eyre::{Result, WrapErr, bail, ensure, eyre};
+use color_eyre::eyre::{Result, bail, ensure, eyre};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -30,7 +32,9 @@ pub const STEPS: &[&str] = &[
     "machine-start",
     "machine-ready",
     "repairs",
+    "agent-copy-sidecar",
     "provision",
+    "session-start",
 ];
 
 /// How long a started VM may take before its exec channel answers.
@@ -74,6 +78,7 @@ pub(super) async fn steps(
     backend: &dyn Backend,
     smolvm: &Smolvm,
     plan: &Plan,
+    sidecar: &std::path::Path,
     progress: Progress<'_>,
     undo: &mut Vec<Undo>,
 ) -> Result<()> {
@@ -119,6 +124,8 @@ pub(super) async fn steps(
     spec.labels.insert(label::BACKEND.into(), "smolvm".into());
     spec.labels.insert(label::ALIAS.into(), alias.to_string());
     spec.labels.insert(label::MACHINE.into(), machine.clone());
+    spec.labels
+        .insert(label::AGENT_USER.into(), plan.agent.user.clone());
     backend.create_container(&spec).await?;
     undo.push(Undo::Container(plan.bundle.container.clone()));
 
@@ -196,206 +203,119 @@ pub(super) async fn steps(
         pause = (pause * 3 / 2).min(Duration::from_secs(1));
     }
 
-    // smolvm's pack remaps ownership to the host user: home and the tmp dirs come out wrong.
+    // smolvm's pack remaps ownership to the host user: the home comes out wrong (/tmp too,
+    // which provision's CA step repairs and checks).
     step("repairs", progress)?;
     let home = super::prepare::in_agent::HOME;
     let user = &plan.agent.user;
-    let repair = format!(
-        "mkdir -p {home}/.bottle && chown -R {user}:{user} {home} && chown root:root /tmp /var/tmp && chmod 1777 /tmp /var/tmp && stat -c %a /tmp"
+    let repair = format!("mkdir -p {home} && chown -R {user}: {home}");
+    let out = smolvm
+        .machine_exec(&machine, &env, &["sh", "-c", &repair])
+        .await?;
+    ensure!(
+        out.code == 0,
+        "repairing the ownership of {home} in {machine} failed (exit {}): {}",
+        out.code,
+        out.stderr.trim()
     );
-    exec_ok(
-        smolvm,
-        &machine,
-        &env,
-        "repairing ownership",
-        &["sh", "-c", &repair],
-    )
-    .await
-    .and_then(|out| {
-        ensure!(
-            out.trim() == "1777",
-            "/tmp has mode {} after repair",
-            out.trim()
-        );
-        Ok(())
-    })?;
+
+    let seen = as_seen_from(plan, alias, &ports, env);
+    super::agent_host::save_guest_env(&plan.state_dir, &seen.agent.env)?;
+    let agent = Machine::new(smolvm, &machine, &seen.agent.env, &plan.state_dir);
+
+    step("agent-copy-sidecar", progress)?;
+    agent
+        .copy_in("/", super::launch::sidecar_tar(sidecar)?)
+        .await?;
 
     step("provision", progress)?;
-    provision(smolvm, plan, &machine, &env, alias, &ports, progress).await
+    let ids = super::provision::provision(&agent, &seen, progress).await?;
+    super::provision::mark_done(&agent, ids, progress).await?;
+
+    step("session-start", progress)?;
+    start_session(&agent, &seen).await
 }
 
-async fn exec_ok(
-    smolvm: &Smolvm,
-    machine: &str,
-    env: &BTreeMap<String, String>,
-    what: &str,
-    cmd: &[&str],
-) -> Result<String> {
-    let out = smolvm.machine_exec(machine, env, cmd).await?;
-    if out.code != 0 {
-        bail!(
-            "{what}: `{}` exited {} in {machine}: {}",
-            cmd.join(" "),
-            out.code,
-            out.stderr.trim()
-        );
-    }
-    Ok(out.stdout)
-}
-
-async fn provision(
-    smolvm: &Smolvm,
+/// The plan as the machine sees it: the bundle is the alias, its services the published
+/// ports, and the environment the guest's.
+fn as_seen_from(
     plan: &Plan,
-    machine: &str,
-    env: &BTreeMap<String, String>,
     alias: Ipv4Addr,
     ports: &BTreeMap<u16, u16>,
-    progress: Progress<'_>,
-) -> Result<()> {
-    let user = &plan.agent.user;
-    if let Some(prompt) = &plan.agent.prompt {
-        progress("provision: prompt");
-        let dst = prompt.container.display().to_string();
-        smolvm.machine_cp(machine, &prompt.host, &dst).await?;
-        exec_ok(
-            smolvm,
-            machine,
-            env,
-            "owning the prompt",
-            &["chown", &format!("{user}:{user}"), &dst],
-        )
-        .await?;
+    env: BTreeMap<String, String>,
+) -> Plan {
+    let mut seen = plan.clone();
+    if let (Some(gate), Some(port)) = (seen.git_gate.as_mut(), ports.get(&GIT_GATE_PORT)) {
+        for repo in &mut gate.repos {
+            repo.gate_url = format!("git://{alias}:{port}/{}.git", repo.name);
+        }
     }
-    for skill in &plan.agent.skills {
-        progress("provision: skills");
-        for entry in walk(&skill.host)? {
-            let rel = entry.strip_prefix(&skill.host).unwrap_or(&entry);
-            let dst = skill.container.join(rel);
-            let parent = dst
-                .parent()
-                .map(|p| p.display().to_string())
+    if let (Some(s), Some(port)) = (seen.supervise.as_mut(), ports.get(&SUPERVISE_PORT)) {
+        s.url = format!("http://{alias}:{port}/mcp");
+    }
+    seen.agent.env = env;
+    seen
+}
+
+/// How long the session holder may take to say it runs the agent.
+const SESSION_WITHIN: Duration = Duration::from_secs(30);
+
+/// Starts the session holder in the machine, detached from the exec that starts it, as the
+/// agent user in its workdir — the machine's equivalent of the container's PID 1 — and waits
+/// until its record says the agent runs (or already ended).
+async fn start_session(agent: &Machine<'_>, plan: &Plan) -> Result<()> {
+    let workdir = plan.agent.workdir.display().to_string();
+    let mut holder: Vec<&str> = vec![AGENT_SIDECAR, "session", "--"];
+    holder.extend(plan.agent.command.iter().map(String::as_str));
+    let argv = super::agent_host::as_user(&plan.agent.user, Some(&workdir), &holder);
+    let (pid, log) = super::agent_host::holder_files();
+    let mut detach: Vec<&str> = vec!["sh", "-c", DETACH, "sh", &pid, &log];
+    detach.extend(argv.iter().map(String::as_str));
+    let out = agent
+        .smolvm
+        .machine_exec(agent.name, agent.env, &detach)
+        .await?;
+    ensure!(
+        out.code == 0,
+        "starting the session holder in {} failed (exit {}): {}",
+        agent.name,
+        out.code,
+        out.stderr.trim()
+    );
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        // A record that cannot be read yet is the holder still starting.
+        let record = super::agent_host::machine_session(agent.smolvm, agent.name)
+            .await
+            .ok()
+            .flatten();
+        if record.is_some_and(|r| r.state != "waiting") {
+            return Ok(());
+        }
+        if started.elapsed() > SESSION_WITHIN {
+            let said = agent
+                .smolvm
+                .machine_exec(agent.name, agent.env, &["cat", &log])
+                .await
+                .map(|o| o.stdout)
                 .unwrap_or_default();
-            exec_ok(
-                smolvm,
-                machine,
-                env,
-                "making the skill folder",
-                &["mkdir", "-p", &parent],
-            )
-            .await?;
-            smolvm
-                .machine_cp(machine, &entry, &dst.display().to_string())
-                .await?;
+            bail!(
+                "the session holder in {} did not start the agent within {} s; it said: {}",
+                agent.name,
+                SESSION_WITHIN.as_secs(),
+                said.trim()
+            );
         }
-        let dir = skill.container.display().to_string();
-        exec_ok(
-            smolvm,
-            machine,
-            env,
-            "owning the skills",
-            &["chown", "-R", &format!("{user}:{user}"), &dir],
-        )
-        .await?;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(Duration::from_secs(1));
     }
-
-    // One exec for the CA, which fails unless the trust store gained it.
-    progress("provision: CA trust");
-    let ca_dst = plan.agent.ca_cert_in_agent.display().to_string();
-    smolvm
-        .machine_cp(machine, &plan.gateway.ca_cert, &ca_dst)
-        .await?;
-    let ca = std::fs::read_to_string(&plan.gateway.ca_cert)
-        .wrap_err_with(|| format!("cannot read {}", plan.gateway.ca_cert.display()))?;
-    let probe = ca
-        .lines()
-        .find(|l| l.len() > 40 && !l.starts_with("-----"))
-        .unwrap_or_default();
-    let bundle = "/etc/ssl/certs/ca-certificates.crt";
-    exec_ok(
-        smolvm,
-        machine,
-        env,
-        "installing the bottle CA",
-        &["sh", "-c", INSTALL_CA, "sh", &ca_dst, bundle, probe],
-    )
-    .await?;
-
-    let home = super::prepare::in_agent::HOME;
-    if let (Some(gate), Some(port)) = (&plan.git_gate, ports.get(&GIT_GATE_PORT)) {
-        progress("provision: git");
-        let mut script = String::from("set -e\n");
-        for repo in &gate.repos {
-            let url = format!("git://{alias}:{port}/{}.git", repo.name);
-            script.push_str(&format!(
-                "HOME={home} git config --global --replace-all 'url.{url}.insteadOf' '{}'\n",
-                repo.upstream.replace('\'', "'\\''")
-            ));
-        }
-        script.push_str(&format!("chown {user}:{user} {home}/.gitconfig\n"));
-        exec_ok(
-            smolvm,
-            machine,
-            env,
-            "pointing git at the gate",
-            &["sh", "-c", &script],
-        )
-        .await?;
-    }
-
-    if let (Some(_), Some(port)) = (&plan.supervise, ports.get(&SUPERVISE_PORT)) {
-        progress("provision: supervise MCP");
-        let url = format!("http://{alias}:{port}/mcp");
-        let doc =
-            serde_json::json!({ "mcpServers": { "supervise": { "type": "http", "url": url } } });
-        let file = plan.state_dir.join("agent-claude.json");
-        crate::fsutil::write(&file, doc.to_string().as_bytes(), crate::fsutil::SECRET)?;
-        let dst = format!("{home}/.claude.json");
-        smolvm.machine_cp(machine, &file, &dst).await?;
-        exec_ok(
-            smolvm,
-            machine,
-            env,
-            "owning .claude.json",
-            &[
-                "sh",
-                "-c",
-                &format!("chown {user}:{user} {dst} && chmod 600 {dst}"),
-            ],
-        )
-        .await?;
-    }
-
-    progress("provision: done");
-    exec_ok(
-        smolvm,
-        machine,
-        env,
-        "marking provision done",
-        &[
-            "sh",
-            "-c",
-            &format!("mkdir -p /.bottle && echo ok > {DONE_MARKER}"),
-        ],
-    )
-    .await?;
-    Ok(())
 }
 
-/// Regular files below `dir`, sorted (symlinks are skipped: they could point anywhere).
-fn walk(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).wrap_err_with(|| format!("cannot read {}", d.display()))? {
-            let e = e?;
-            let t = e.file_type()?;
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
+/// `$1` pid file, `$2` log file, the rest the holder's argv: a new session of its own, no
+/// terminal, so it outlives the exec that started it. setsid execs (a background job leads
+/// no group), so `$!` is the holder's pid.
+const DETACH: &str = r#"pid="$1"; log="$2"; shift 2
+mkdir -p "$(dirname "$pid")"
+setsid "$@" </dev/null >>"$log" 2>&1 &
+echo $! > "$pid""#;

@@ -268,9 +268,9 @@ async fn run(s: Arc<Shared>, cmd: Command) {
             let target = match (backend(&s).await, Slug::parse(&slug)) {
                 (Some(b), Ok(parsed)) => {
                     match attach::resolve(b.as_ref(), &parsed, s.ctx.detach_key).await {
-                        Ok(Target::Live { container, .. }) if preview => Ok(
-                            attach::docker_preview(&container, &parsed, s.ctx.detach_key),
-                        ),
+                        Ok(Target::Live { place, .. }) if preview => {
+                            Ok(place.preview(&parsed, s.ctx.detach_key))
+                        }
                         Ok(Target::Live { command, .. }) => Ok(command),
                         Ok(Target::Finished { exit_code, .. }) => Err(format!(
                             "the agent has exited (code {}); `bottle-tui attach {slug}` shows its last screen",

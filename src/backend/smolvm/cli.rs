@@ -11,6 +11,26 @@ use tokio::process::Command;
 
 pub const PROGRAM_ENV: &str = "BOTTLE_TUI_SMOLVM";
 
+/// The smolvm program: `$BOTTLE_TUI_SMOLVM`, else `smolvm` on the PATH.
+pub fn program() -> PathBuf {
+    std::env::var_os(PROGRAM_ENV).map_or_else(|| PathBuf::from("smolvm"), PathBuf::from)
+}
+
+/// The arguments of `machine exec` running `cmd` in `name` with `env` (smolvm gives an exec
+/// none of the machine's create-time environment, so callers pass it every time).
+pub fn exec_args(name: &str, env: &BTreeMap<String, String>, cmd: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "machine".into(),
+        "exec".into(),
+        "--name".into(),
+        name.into(),
+    ];
+    args.extend(Smolvm::env_args(env));
+    args.push("--".into());
+    args.extend(cmd.iter().map(|s| s.to_string()));
+    args
+}
+
 /// A machine's image: a packed `.smolmachine`, or a Smolfile. smolvm refuses both at once
 /// (`--from` and `--smolfile` are mutually exclusive), so the type holds exactly one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,10 +85,8 @@ pub struct Smolvm {
 
 impl Smolvm {
     pub fn new(pack_cache: PathBuf) -> Self {
-        let program =
-            std::env::var_os(PROGRAM_ENV).map_or_else(|| PathBuf::from("smolvm"), PathBuf::from);
         Self {
-            program,
+            program: program(),
             pack_cache,
         }
     }
@@ -166,16 +184,7 @@ impl Smolvm {
         env: &BTreeMap<String, String>,
         cmd: &[&str],
     ) -> Result<Output> {
-        let mut args: Vec<String> = vec![
-            "machine".into(),
-            "exec".into(),
-            "--name".into(),
-            name.into(),
-        ];
-        args.extend(Self::env_args(env));
-        args.push("--".into());
-        args.extend(cmd.iter().map(|s| s.to_string()));
-        self.run(args).await
+        self.run(exec_args(name, env, cmd)).await
     }
 
     /// Copies a host file into the guest.
