@@ -336,6 +336,44 @@ mod tests {
     }
 
     #[test]
+    fn exec_args_pass_the_guest_env_and_run_the_command_as_the_agent_in_its_workdir() {
+        let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .expect("passwd")
+            .expect("a passwd entry");
+        let agent = MachineAgent {
+            machine: "bottle-demo".into(),
+            user: me.name.clone(),
+            workdir: "/".into(),
+            env: [("KEPT".to_owned(), "yes".to_owned())].into(),
+        };
+        let args = agent.exec_args(&["sh", "-c", "id -u; pwd; echo \"$KEPT\""]);
+        assert_eq!(
+            args[..7],
+            [
+                "machine",
+                "exec",
+                "--name",
+                "bottle-demo",
+                "-e",
+                "KEPT=yes",
+                "--"
+            ]
+        );
+        // What follows `--` is what the guest runs: run it here with the env smolvm would set.
+        let out = std::process::Command::new(&args[7])
+            .args(&args[8..])
+            .env("KEPT", "yes")
+            .output()
+            .expect("sh");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .collect::<Vec<_>>(),
+            [me.uid.to_string().as_str(), "/", "yes"]
+        );
+    }
+
+    #[test]
     fn the_guest_environment_survives_a_round_trip_through_the_state_dir() {
         let dir = tempfile::tempdir().expect("tempdir");
         let env: BTreeMap<String, String> =

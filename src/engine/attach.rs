@@ -266,4 +266,36 @@ mod tests {
             ["exec", "-e", "BOTTLE_ATTACH_SIZE=160x48", "-it"]
         );
     }
+
+    #[test]
+    fn a_machine_attach_is_smolvm_exec_it_with_the_size_before_it_and_the_client_as_the_agent() {
+        let slug: Slug = "demo".parse().unwrap();
+        let key: DetachKey = "ctrl-q".parse().unwrap();
+        let place = Place::Machine {
+            name: "bottle-demo".into(),
+            user: "node".into(),
+        };
+        let cmd = place.attach(&slug, key).with_size(120, 40);
+        assert_eq!(
+            cmd.program,
+            crate::backend::smolvm::cli::program().display().to_string()
+        );
+        let it = cmd.args.iter().position(|a| a == "-it").expect("-it");
+        assert_eq!(cmd.args[..4], ["machine", "exec", "--name", "bottle-demo"]);
+        assert_eq!(cmd.args[it - 2..it], ["-e", "BOTTLE_ATTACH_SIZE=120x40"]);
+        assert_eq!(cmd.args[it + 1], "--");
+        let client = cmd.args[it + 2..].join(" ");
+        assert!(client.contains("node"), "as the agent user: {client}");
+        assert!(
+            client.ends_with(
+                "/.bottle/bottle-sidecar session attach --name demo --detach-key ctrl-q"
+            ),
+            "{client}"
+        );
+        let preview = place.preview(&slug, key).args.join(" ");
+        assert!(
+            preview.ends_with("--detach-key ctrl-q --no-resize"),
+            "{preview}"
+        );
+    }
 }

@@ -246,6 +246,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_machine_agents_status_comes_from_its_holders_record() {
+        let record = |state: &str, code: Option<i32>| {
+            MachineAgent::Session(crate::sidecar::session::SessionRecord {
+                state: state.into(),
+                pid: Some(7),
+                exit_code: code,
+                started_at: None,
+                finished_at: None,
+            })
+        };
+        let s = record("exited", Some(3)).status();
+        assert_eq!((s.state.as_str(), s.exit_code), ("exited", Some(3)));
+        // A code left in a record that is not exited is not an exit code.
+        let s = record("running", Some(3)).status();
+        assert_eq!((s.state.as_str(), s.exit_code), ("running", None));
+        let s = MachineAgent::NoSession.status();
+        assert_eq!((s.state.as_str(), s.exit_code), ("starting", None));
+        let s = MachineAgent::Unreachable.status();
+        assert_eq!((s.state.as_str(), s.exit_code), ("unreachable", None));
+    }
+
+    #[test]
     fn one_daemon_down_leaves_the_others_healthy() {
         let h = daemon_health(
             "unhealthy",

@@ -319,3 +319,55 @@ const DETACH: &str = r#"pid="$1"; log="$2"; shift 2
 mkdir -p "$(dirname "$pid")"
 setsid "$@" </dev/null >>"$log" 2>&1 &
 echo $! > "$pid""#;
+
+#[cfg(test)]
+mod tests {
+    use super::DETACH;
+
+    fn session_of(pid: i32) -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        // Fields after the command's closing paren: state ppid pgrp session …
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        rest.split(' ')
+            .nth(3)
+            .expect("session")
+            .parse()
+            .expect("number")
+    }
+
+    #[test]
+    fn detach_records_the_holders_pid_and_the_holder_leads_its_own_session() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("run/holder.pid");
+        let log = dir.path().join("holder.log");
+        let ready = dir.path().join("ready");
+        let out = std::process::Command::new("sh")
+            .args(["-c", DETACH, "sh"])
+            .arg(&pid_file)
+            .arg(&log)
+            .args(["sh", "-c", "echo started; touch \"$0\"; exec sleep 30"])
+            .arg(&ready)
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{out:?}");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("the pid file")
+            .trim()
+            .parse()
+            .expect("a pid");
+        // The exec that started it has returned; the holder still runs, in its own session.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(std::time::Instant::now() < deadline, "the holder never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let sid = session_of(pid);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert_eq!(sid, pid, "the holder leads a session of its own");
+        assert_ne!(sid, session_of(std::process::id() as i32));
+        assert_eq!(std::fs::read_to_string(&log).expect("log"), "started\n");
+    }
+}
