@@ -8,8 +8,8 @@ use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
 use bottle_tui::sidecar::supervise::queue::{Decision, Notice, Request};
 use bottle_tui::tui::app::{App, ApprovalsView, Engine, LaunchForm, LogsView, Mode, PaneSlot};
 use bottle_tui::tui::keymap::Keymap;
-use bottle_tui::tui::msg::Command;
 use bottle_tui::tui::msg::Msg;
+use bottle_tui::tui::msg::{Command, Effect};
 use bottle_tui::tui::pane::{Pane, PaneEvent, PaneSize};
 use bottle_tui::tui::theme::Theme;
 use bottle_tui::tui::views;
@@ -399,7 +399,18 @@ fn r_in_the_approvals_dialog_marks_the_notices_shown_read() {
 }
 
 fn press(a: &mut App, code: KeyCode) -> Vec<Command> {
-    a.on_key(&KeyEvent::new(code, KeyModifiers::NONE))
+    commands(a.on_key(&KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+/// The engine commands among `effects`, which must hold nothing else.
+fn commands(effects: Vec<Effect>) -> Vec<Command> {
+    effects
+        .into_iter()
+        .map(|e| match e {
+            Effect::Engine(c) => c,
+            other => panic!("expected only engine commands, got {other:?}"),
+        })
+        .collect()
 }
 
 #[test]
@@ -620,15 +631,18 @@ fn first_run_banner_and_the_setup_dialog_check_build_and_finish() {
 
     // A failure says why and keeps the dialog's lines; success re-checks and says so.
     assert_eq!(
-        a.on_msg(Msg::SetupDone(Some(
+        commands(a.on_msg(Msg::SetupDone(Some(
             "cannot reach registry.npmjs.org".into()
-        ))),
+        )))),
         vec![Command::CheckSetup]
     );
     assert!(!a.setup.building);
     press(&mut a, KeyCode::Char('b'));
     assert_eq!(a.mode, Mode::Setup);
-    assert_eq!(a.on_msg(Msg::SetupDone(None)), vec![Command::CheckSetup]);
+    assert_eq!(
+        commands(a.on_msg(Msg::SetupDone(None))),
+        vec![Command::CheckSetup]
+    );
     assert_eq!(a.mode, Mode::Table);
     assert!(a.on_msg(Msg::Setup(Vec::new())).is_empty());
     assert_eq!(
@@ -674,5 +688,106 @@ fn keys_act_once_through_the_table_and_send_the_right_commands() {
     assert_eq!(
         press(&mut a, KeyCode::Char('y')),
         vec![Command::Kill(vec![selected])]
+    );
+}
+
+/// App does no I/O: a key in the agent's pane, saving the logs and a session's address come
+/// back as effects for the loop, and the loop's report of how they went lands in the state.
+#[test]
+fn keys_and_attach_answers_come_back_as_effects_for_the_loop() {
+    let mut a = app();
+    let slug = a.selected.clone().expect("a selection");
+    let attach = AttachCommand {
+        program: "docker".into(),
+        args: vec!["exec".into(), "-it".into()],
+    };
+    // The pane's address opens the pane (zoomed when asked for with the zoom key).
+    a.pending_zoom = true;
+    assert_eq!(
+        a.on_msg(Msg::Attach {
+            slug: slug.clone(),
+            preview: false,
+            target: Ok(attach.clone()),
+        }),
+        vec![Effect::OpenPane {
+            slug: slug.clone(),
+            preview: false,
+            zoomed: true,
+            command: attach.clone(),
+        }]
+    );
+    // A preview whose row is no longer selected is not opened; a failed attach is said.
+    assert!(
+        a.on_msg(Msg::Attach {
+            slug: "not-selected".into(),
+            preview: true,
+            target: Ok(attach.clone()),
+        })
+        .is_empty()
+    );
+    assert!(
+        a.on_msg(Msg::Attach {
+            slug: slug.clone(),
+            preview: false,
+            target: Err("the agent has exited".into()),
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        a.status.as_deref(),
+        Some(format!("{slug}: the agent has exited").as_str())
+    );
+    a.pane_opened(
+        slug.clone(),
+        false,
+        false,
+        Err(color_eyre::eyre::eyre!("cannot open a PTY")),
+    );
+    assert_eq!(
+        a.status.as_deref(),
+        Some(format!("{slug}: cannot open a PTY").as_str())
+    );
+    assert!(
+        matches!(a.mode, Mode::Table),
+        "a failed pane leaves the table"
+    );
+
+    // In the pane every key but detach is the agent's, handed to the loop to write.
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let pane = Pane::spawn(
+        9,
+        &AttachCommand {
+            program: "cat".into(),
+            args: Vec::new(),
+        },
+        PaneSize { rows: 5, cols: 20 },
+        tx,
+    );
+    a.pane_opened(slug.clone(), false, false, pane);
+    assert!(matches!(a.mode, Mode::Pane));
+    let key = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::NONE);
+    assert_eq!(a.on_key(&key), vec![Effect::PaneKey(key)]);
+
+    // `s` in the logs view asks for the file; the loop's answer is shown.
+    let mut a = app();
+    a.save_dir = std::path::PathBuf::from("/saved");
+    a.mode = Mode::Logs(logs(None));
+    let effects = a.on_key(&key);
+    let [Effect::Save { path, text }] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        path,
+        &std::path::PathBuf::from(format!("/saved/bottle-logs-all-{NOW}.log"))
+    );
+    assert!(text.lines().count() >= 2, "{text}");
+    assert!(
+        a.status.is_none(),
+        "nothing is written or said before the loop writes"
+    );
+    a.saved(Err(std::io::Error::other("disk full")));
+    assert_eq!(
+        a.status.as_deref(),
+        Some("could not save the log: disk full")
     );
 }

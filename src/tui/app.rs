@@ -1,10 +1,11 @@
-//! The dashboard's whole state, and how keys and messages change it. No I/O here: changes that
-//! need the engine come back as `Command`s for the worker, so every transition is testable.
+//! The dashboard's whole state, and how keys and messages change it. No I/O here: what needs
+//! the engine, the agent's terminal or the disk comes back as `Effect`s that the UI loop
+//! performs, so every transition is testable.
 
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogBook;
 pub use super::logs::LogsView;
-use super::msg::{Command, Msg};
+use super::msg::{Command, Effect, Msg, engine};
 use super::pane::{Pane, PaneEvent};
 use super::text::plural;
 use super::theme::Theme;
@@ -297,7 +298,81 @@ impl App {
             .count()
     }
 
-    pub fn on_msg(&mut self, msg: Msg) -> Vec<Command> {
+    pub fn on_msg(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Attach {
+                slug,
+                preview,
+                target,
+            } => self.on_attach(slug, preview, target),
+            other => engine(self.on_state_msg(other)),
+        }
+    }
+
+    /// Where an agent's session is: open its pane (or the preview, if that row is still
+    /// selected and no pane is open), or say why not.
+    fn on_attach(
+        &mut self,
+        slug: String,
+        preview: bool,
+        target: Result<crate::engine::attach::AttachCommand, String>,
+    ) -> Vec<Effect> {
+        match target {
+            Ok(command) => {
+                let wanted = !preview
+                    || (self.selected.as_deref() == Some(slug.as_str()) && self.pane.is_none());
+                if !wanted {
+                    return Vec::new();
+                }
+                let zoomed = !preview && self.pending_zoom;
+                vec![Effect::OpenPane {
+                    slug,
+                    preview,
+                    zoomed,
+                    command,
+                }]
+            }
+            Err(e) => {
+                if !preview {
+                    self.status = Some(format!("{slug}: {e}"));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// The loop started (or could not start) the pane an `Effect::OpenPane` asked for.
+    pub fn pane_opened(
+        &mut self,
+        slug: String,
+        preview: bool,
+        zoomed: bool,
+        pane: color_eyre::eyre::Result<Pane>,
+    ) {
+        match pane {
+            Ok(pane) => {
+                let slot = PaneSlot { slug, pane, zoomed };
+                if preview {
+                    self.preview = Some(slot);
+                } else {
+                    self.preview = None;
+                    self.pane = Some(slot);
+                    self.mode = Mode::Pane;
+                }
+            }
+            Err(e) => self.status = Some(format!("{slug}: {e:#}")),
+        }
+    }
+
+    /// How writing an `Effect::Save` went.
+    pub fn saved(&mut self, result: std::io::Result<std::path::PathBuf>) {
+        self.status = Some(match result {
+            Ok(path) => format!("saved the log to {}", path.display()),
+            Err(e) => format!("could not save the log: {e:#}"),
+        });
+    }
+
+    fn on_state_msg(&mut self, msg: Msg) -> Vec<Command> {
         match msg {
             Msg::Setup(needs) => {
                 // The first check that finds something missing opens the dialog (once).
@@ -454,7 +529,7 @@ impl App {
                 });
                 Vec::new()
             }
-            Msg::Attach { .. } | Msg::Pane(_) => Vec::new(),
+            Msg::Attach { .. } => Vec::new(),
         }
     }
 
@@ -479,7 +554,11 @@ impl App {
         }
     }
 
-    pub fn on_mouse(&mut self, ev: &MouseEvent, table_top: u16) -> Vec<Command> {
+    pub fn on_mouse(&mut self, ev: &MouseEvent, table_top: u16) -> Vec<Effect> {
+        engine(self.on_table_mouse(ev, table_top))
+    }
+
+    fn on_table_mouse(&mut self, ev: &MouseEvent, table_top: u16) -> Vec<Command> {
         match ev.kind {
             MouseEventKind::ScrollDown if self.mode == Mode::Table => self.move_selection(1),
             MouseEventKind::ScrollUp if self.mode == Mode::Table => self.move_selection(-1),
@@ -500,7 +579,7 @@ impl App {
         }
     }
 
-    pub fn on_key(&mut self, key: &KeyEvent) -> Vec<Command> {
+    pub fn on_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
         let typing = matches!(&self.mode, Mode::Filter | Mode::Launch(_))
             || matches!(&self.mode, Mode::Logs(v) if v.searching)
             || matches!(&self.mode, Mode::Approvals(v) if v.reason.is_some());
@@ -522,12 +601,13 @@ impl App {
                     // Ending the attach client detaches; the agent keeps running.
                     self.pane = None;
                     self.mode = Mode::Table;
-                    return self.preview_command();
+                    return engine(self.preview_command());
                 }
-                if let Some(p) = &self.pane {
-                    p.pane.key(key);
+                if self.pane.is_some() {
+                    vec![Effect::PaneKey(*key)]
+                } else {
+                    Vec::new()
                 }
-                Vec::new()
             }
             Mode::Filter => {
                 match key.code {
@@ -544,7 +624,7 @@ impl App {
                 }
                 let first = self.visible().first().map(|b| b.slug.clone());
                 if self.selected_index().is_none() {
-                    return self.select(first);
+                    return engine(self.select(first));
                 }
                 Vec::new()
             }
@@ -563,18 +643,18 @@ impl App {
                     self.mode = Mode::Table;
                     self.marked.clear();
                     self.status = Some(format!("killing {}", slugs.join(", ")));
-                    vec![Command::Kill(slugs)]
+                    vec![Effect::Engine(Command::Kill(slugs))]
                 }
                 _ => {
                     self.mode = Mode::Table;
                     Vec::new()
                 }
             },
-            Mode::Launch(form) => self.on_launch_key(form, key),
-            Mode::Setup => self.on_setup_key(action),
-            Mode::Approvals(view) => self.on_approvals_key(view, key, action),
+            Mode::Launch(form) => engine(self.on_launch_key(form, key)),
+            Mode::Setup => engine(self.on_setup_key(action)),
+            Mode::Approvals(view) => engine(self.on_approvals_key(view, key, action)),
             Mode::Logs(view) => self.on_logs_key(view, key, action),
-            Mode::Table => self.on_table_key(action),
+            Mode::Table => engine(self.on_table_key(action)),
         }
     }
 
@@ -747,7 +827,7 @@ impl App {
         mut view: LogsView,
         key: &KeyEvent,
         action: Option<Action>,
-    ) -> Vec<Command> {
+    ) -> Vec<Effect> {
         if view.searching {
             match key.code {
                 KeyCode::Esc => {
@@ -794,10 +874,12 @@ impl App {
                 view.follow = view.scroll == 0;
             }
             Some(Action::Save) => {
-                self.status = Some(match self.logs.save(&view, &self.save_dir, self.now) {
-                    Ok(path) => format!("saved the log to {}", path.display()),
-                    Err(e) => format!("could not save the log: {e:#}"),
-                });
+                let (name, text) = self.logs.export(&view, self.now);
+                self.mode = Mode::Logs(view);
+                return vec![Effect::Save {
+                    path: self.save_dir.join(name),
+                    text,
+                }];
             }
             _ => {}
         }

@@ -4,7 +4,6 @@
 //! agent can make its bundle log costs the dashboard at most [`MAX_BYTES`] per bottle.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
 
 /// What the logs view shows: whose lines, which daemon, and where it is scrolled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,19 +168,17 @@ impl LogBook {
     }
 
     /// Writes what the view shows to a file under `dir`.
-    pub fn save(&self, view: &LogsView, dir: &Path, now: i64) -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(dir)?;
+    /// A log view as a file: its name (by bottle and time) and its text. The UI loop writes it.
+    pub fn export(&self, view: &LogsView, now: i64) -> (String, String) {
         let name = format!(
             "bottle-logs-{}-{now}.log",
             view.slug.as_deref().unwrap_or("all")
         );
-        let path = dir.join(name);
         let mut text = String::new();
         for e in self.select(view) {
             text.push_str(&format!("{} {} {}\n", e.slug, e.daemon, e.text));
         }
-        std::fs::write(&path, text)?;
-        Ok(path)
+        (name, text)
     }
 }
 

@@ -4,7 +4,6 @@ use crate::engine::approvals::{Pending, Unread};
 use crate::engine::attach::AttachCommand;
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::{Decision, RequestId};
-use crate::tui::pane::PaneEvent;
 use crate::types::Slug;
 
 /// Everything that can change what the dashboard shows.
@@ -37,7 +36,6 @@ pub enum Msg {
         preview: bool,
         target: Result<AttachCommand, String>,
     },
-    Pane(PaneEvent),
     /// What a bottle's plan says, as label/value lines for the detail panel.
     Plan {
         slug: String,
@@ -100,4 +98,32 @@ pub enum Command {
     CheckSetup,
     /// Build what a launch needs and this machine lacks.
     BuildSetup,
+}
+
+/// What a key or a message asks for beyond changing the dashboard's state. `App` does no I/O:
+/// it returns these, the UI loop performs them and tells `App` how they went where that
+/// matters (`App::pane_opened`, `App::saved`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Work for the engine worker.
+    Engine(Command),
+    /// A key for the attached agent's terminal.
+    PaneKey(crossterm::event::KeyEvent),
+    /// Write a log view to `path`.
+    Save {
+        path: std::path::PathBuf,
+        text: String,
+    },
+    /// Start `command` in the agent pane (or the selected row's preview).
+    OpenPane {
+        slug: String,
+        preview: bool,
+        zoomed: bool,
+        command: AttachCommand,
+    },
+}
+
+/// Engine commands as effects.
+pub fn engine(commands: Vec<Command>) -> Vec<Effect> {
+    commands.into_iter().map(Effect::Engine).collect()
 }

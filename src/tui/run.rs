@@ -1,9 +1,9 @@
 //! The dashboard's loop: one `select!` over terminal events, worker messages, pane events and a
 //! slow clock. State lives in `App`; the screen is redrawn only when something changed.
 
-use super::app::{App, Mode, PaneSlot};
+use super::app::{App, Mode};
 use super::keymap::Keymap;
-use super::msg::{Command, Msg};
+use super::msg::{Effect, Msg};
 use super::pane::{Pane, PaneEvent, PaneId, PaneSize};
 use super::theme::Theme;
 use super::views;
@@ -144,7 +144,7 @@ async fn event_loop(
             let mut out = std::io::stdout();
             let _ = out.write_all(b"\x07").and_then(|()| out.flush());
         }
-        let mut todo: Vec<Command> = Vec::new();
+        let mut todo: Vec<Effect> = Vec::new();
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
@@ -180,53 +180,8 @@ async fn event_loop(
                 None => return Ok(()),
             },
             Some(msg) = msgs.recv() => {
-                match msg {
-                    Msg::Attach { slug, preview, target } => {
-                        let size = terminal.size()?;
-                        let area = Rect::new(0, 0, size.width, size.height);
-                        match target {
-                            Ok(cmd) => {
-                                let wanted = if preview {
-                                    app.selected.as_deref() == Some(slug.as_str()) && app.pane.is_none()
-                                } else {
-                                    true
-                                };
-                                if wanted {
-                                    let zoomed = !preview && app.pending_zoom;
-                                    let pane_size = if preview {
-                                        PREVIEW
-                                    } else {
-                                        let r = views::pane_area(area, app, zoomed);
-                                        PaneSize { rows: r.height, cols: r.width }
-                                    };
-                                    // In case docker exec never sizes its terminal.
-                                    let cmd = cmd.with_size(pane_size.cols, pane_size.rows);
-                                    match Pane::spawn(next_pane, &cmd, pane_size, pane_tx.clone()) {
-                                        Ok(pane) => {
-                                            let pane = pane.with_farewell(vec![detach_key.byte()]);
-                                            next_pane += 1;
-                                            let slot = PaneSlot { slug, pane, zoomed };
-                                            if preview {
-                                                app.preview = Some(slot);
-                                            } else {
-                                                app.preview = None;
-                                                app.pane = Some(slot);
-                                                app.mode = Mode::Pane;
-                                            }
-                                        }
-                                        Err(e) => app.status = Some(format!("{slug}: {e:#}")),
-                                    }
-                                }
-                            }
-                            Err(e) if !preview => app.status = Some(format!("{slug}: {e}")),
-                            Err(_) => {}
-                        }
-                    }
-                    other => {
-                        tracing::debug!(msg = ?other, "message");
-                        todo = app.on_msg(other);
-                    }
-                }
+                tracing::debug!(?msg, "message");
+                todo = app.on_msg(msg);
                 dirty = true;
             }
             Some(ev) = pane_events.recv() => {
@@ -252,8 +207,51 @@ async fn event_loop(
                 app.now = now;
             }
         }
-        for c in todo {
-            let _ = commands.send(c);
+        for effect in todo {
+            match effect {
+                Effect::Engine(c) => {
+                    let _ = commands.send(c);
+                }
+                Effect::PaneKey(key) => {
+                    if let Some(p) = &app.pane {
+                        p.pane.key(&key);
+                    }
+                }
+                Effect::Save { path, text } => {
+                    let written = path
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(&path, text))
+                        .map(|()| path);
+                    app.saved(written);
+                    dirty = true;
+                }
+                Effect::OpenPane {
+                    slug,
+                    preview,
+                    zoomed,
+                    command,
+                } => {
+                    let size = terminal.size()?;
+                    let area = Rect::new(0, 0, size.width, size.height);
+                    let pane_size = if preview {
+                        PREVIEW
+                    } else {
+                        let r = views::pane_area(area, app, zoomed);
+                        PaneSize {
+                            rows: r.height,
+                            cols: r.width,
+                        }
+                    };
+                    // In case the engine's exec never sizes its terminal.
+                    let command = command.with_size(pane_size.cols, pane_size.rows);
+                    let pane = Pane::spawn(next_pane, &command, pane_size, pane_tx.clone())
+                        .map(|p| p.with_farewell(vec![detach_key.byte()]));
+                    next_pane += 1;
+                    app.pane_opened(slug, preview, zoomed, pane);
+                    dirty = true;
+                }
+            }
         }
         if app.quit {
             return Ok(());
