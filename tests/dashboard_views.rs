@@ -1,7 +1,7 @@
 //! Every dashboard view and dialog, drawn with ratatui's TestBackend at two terminal sizes with
 //! bottles in different states, pinned by insta snapshots. Views are pure functions of `App`.
 
-use bottle_tui::backend::ContainerInfo;
+use bottle_tui::backend::{ContainerInfo, ContainerState};
 use bottle_tui::engine::approvals::{Pending, Unread};
 use bottle_tui::engine::attach::AttachCommand;
 use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
@@ -13,7 +13,9 @@ use bottle_tui::tui::msg::{Command, Effect};
 use bottle_tui::tui::pane::{Pane, PaneEvent, PaneSize};
 use bottle_tui::tui::theme::Theme;
 use bottle_tui::tui::views;
-use bottle_tui::types::KeySpec;
+use bottle_tui::types::{AgentState, BottleState, KeySpec};
+use bottle_tui::wire::daemon::Daemon;
+use bottle_tui::wire::log::LogLine;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -36,14 +38,22 @@ fn bottle(
         slug: slug.into(),
         bottle: "demo".into(),
         backend: "docker".into(),
-        state: state.into(),
+        state: match state {
+            "running" => BottleState::Running,
+            "exited" => BottleState::Exited,
+            "created" => BottleState::Created,
+            _ => BottleState::Broken,
+        },
         agent: AgentStatus {
-            state: agent.into(),
+            state: match agent {
+                "missing" => AgentState::Missing,
+                other => ContainerState::parse(other).into(),
+            },
             exit_code: code,
         },
         health: health
             .iter()
-            .map(|(d, s)| ((*d).to_owned(), (*s).to_owned()))
+            .filter_map(|(d, s)| Some((Daemon::parse(d)?, (*s).to_owned())))
             .collect(),
         alias: None,
         created: "2026-11-28T01:15:00Z".into(),
@@ -57,7 +67,7 @@ fn bottle(
         bundle: None,
         agent_container: Some(ContainerInfo {
             name: format!("bottle-{slug}-agent"),
-            state: agent.into(),
+            state: ContainerState::parse(agent),
             networks,
             env: vec![
                 format!("BOTTLE_SLUG={slug}"),
@@ -76,13 +86,7 @@ fn app() -> App {
         vec!["demo".into(), "review".into()],
     );
     app.now = NOW;
-    let mut smol = bottle(
-        "vm",
-        "running",
-        "in smolvm machine bottle-vm",
-        None,
-        &[("gateway", "healthy")],
-    );
+    let mut smol = bottle("vm", "running", "running", None, &[("gateway", "healthy")]);
     smol.backend = "smolvm".into();
     smol.alias = Some("127.0.0.16".into());
     let mut young = bottle(
@@ -138,7 +142,7 @@ fn app() -> App {
     ] {
         let _ = app.on_msg(Msg::Log {
             slug: slug.into(),
-            line: line.into(),
+            line: LogLine::parse(line),
         });
     }
     let _ = app.on_msg(Msg::Plan {
@@ -155,7 +159,7 @@ fn app() -> App {
     );
     let _ = app.on_msg(Msg::Log {
         slug: "alpha".into(),
-        line: long,
+        line: LogLine::parse(&long),
     });
     let _ = app.on_msg(Msg::Approvals(vec![
         pending(

@@ -52,7 +52,7 @@ fn dashboard_end_to_end_in_tmux() {
     tmux.line(BIN);
 
     // Both bottles, each with a healthy gateway dot.
-    let healthy = |s: &str, slug: &str| row(s, slug).is_some_and(|r| r.contains("●g"));
+    let healthy = |s: &str, slug: &str| row(s, slug).is_some_and(|r| r.contains("●gw"));
     let took = wait_until(&tmux, "two healthy bottles", WAIT, |s| {
         healthy(s, &a) && healthy(s, &b)
     });

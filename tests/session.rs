@@ -4,7 +4,7 @@
 mod common;
 
 use bottle_tui::sidecar::session::protocol::{ServerFrame, Size};
-use bottle_tui::sidecar::session::{SessionRecord, protocol};
+use bottle_tui::sidecar::session::{SessionRecord, SessionState, protocol};
 use common::session::{Holder, Seen};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -41,7 +41,7 @@ async fn a_new_client_sees_the_screen_at_once_and_detaching_leaves_the_agent_run
         }
         other => panic!("expected the repaint, got {other:?}"),
     }
-    assert_eq!(record(&h).state, "running");
+    assert_eq!(record(&h).state, SessionState::Running);
     // Two clients at once both see new output.
     let mut third = h.connect(SIZE).await;
     second.send(b"echo two-$((40+3))\r").await;
@@ -178,7 +178,7 @@ async fn the_session_exits_with_the_agents_code_and_keeps_its_last_screen() {
     }
     assert_eq!(h.wait_exit(LONG), 7);
     let r = record(&h);
-    assert_eq!((r.state.as_str(), r.exit_code), ("exited", Some(7)));
+    assert_eq!((r.state, r.exit_code), (SessionState::Exited, Some(7)));
     assert!(r.finished_at.is_some());
     let last = std::fs::read(h.paths().last_screen()).expect("last screen");
     let mut p = bottle_tui::sidecar::session::screen::parser(24, 80);
@@ -216,7 +216,7 @@ async fn sigterm_to_the_holder_ends_even_an_interactive_shell() {
     .unwrap();
     let code = h.wait_exit(Duration::from_secs(10));
     assert_eq!(record(&h).exit_code, Some(code));
-    assert_eq!(record(&h).state, "exited");
+    assert_eq!(record(&h).state, SessionState::Exited);
 }
 
 #[tokio::test]
@@ -230,7 +230,7 @@ async fn the_agent_waits_for_provision() {
     assert!(!ran.exists(), "the agent ran before provision was done");
     h.mark_ready();
     let mut c = h.connect(SIZE).await;
-    assert_eq!(record(&h).state, "running");
+    assert_eq!(record(&h).state, SessionState::Running);
     c.send(b"").await;
     let deadline = std::time::Instant::now() + LONG;
     while !ran.exists() {

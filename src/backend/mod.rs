@@ -14,6 +14,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::types::ContainerState;
+
 pub type Labels = BTreeMap<String, String>;
 
 pub mod label {
@@ -129,8 +131,7 @@ pub struct ContainerInfo {
     pub name: String,
     pub id: String,
     pub image: String,
-    /// created, running, paused, restarting, removing, exited, dead
-    pub state: String,
+    pub state: ContainerState,
     pub exit_code: Option<i64>,
     /// Docker health status when the image has a HEALTHCHECK.
     pub health: Option<String>,

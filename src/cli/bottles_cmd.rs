@@ -115,7 +115,7 @@ pub fn ls_cmd(json: bool) -> Outcome {
     for b in bottles {
         let agent = match b.agent.exit_code {
             Some(code) => format!("exited {code}"),
-            None => b.agent.state.clone(),
+            None => b.agent.state.to_string(),
         };
         let health = if b.health.is_empty() {
             "-".to_owned()
@@ -376,7 +376,7 @@ pub fn kill_cmd(
                     slug.as_str(),
                     &Happened::Killed {
                         removed: removed.len(),
-                        agent_state: agent.as_ref().map(|a| a.state.clone()),
+                        agent_state: agent.as_ref().map(|a| a.state.into()),
                         agent_exit_code: agent.as_ref().and_then(|a| a.exit_code),
                     },
                 )?;

@@ -82,7 +82,12 @@ pub fn human(plan: &Plan) -> String {
             "{} from {}: {}",
             plan.bundle.container,
             plan.bundle.image,
-            plan.bundle.daemons.join(", ")
+            plan.bundle
+                .daemons
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     let g = &plan.gateway;

@@ -5,7 +5,8 @@
 use super::launch::AGENT_SIDECAR;
 use crate::backend::{Backend, label, role};
 use crate::sidecar::session::{DEFAULT_DIR, DetachKey, Paths, probe};
-use crate::types::Slug;
+use crate::types::{ContainerState, Slug};
+use crate::wire::session::SessionState;
 use color_eyre::eyre::{Result, bail, eyre};
 
 /// Overrides the `docker` program used to attach (it must talk to the same engine).
@@ -178,15 +179,15 @@ pub async fn resolve(backend: &dyn Backend, slug: &Slug, key: DetachKey) -> Resu
         .iter()
         .find(|c| c.labels.get(label::ROLE).map(String::as_str) == Some(role::AGENT))
         .ok_or_else(|| eyre!("`{slug}` has no agent container (it is broken; `bottle-tui kill {slug}` cleans it up)"))?;
-    match agent.state.as_str() {
-        "running" => {
+    match agent.state {
+        ContainerState::Running => {
             let place = Place::Container(agent.name.clone());
             Ok(Target::Live {
                 command: place.attach(slug, key),
                 place,
             })
         }
-        "exited" | "dead" => {
+        ContainerState::Exited | ContainerState::Dead => {
             let paths = Paths::new(DEFAULT_DIR);
             let path = paths.last_screen();
             let last_screen = backend
@@ -220,12 +221,12 @@ async fn resolve_machine(
         .ok_or_else(|| eyre!("`{slug}`'s bundle does not say who its agent runs as (launched by an older bottle-tui); relaunch it"))?;
     let smolvm = crate::backend::smolvm::cli::Smolvm::new(std::path::PathBuf::new());
     let record = super::agent_host::machine_session(&smolvm, &machine).await?;
-    match record.as_ref().map(|r| r.state.as_str()) {
-        Some("exited") => Ok(Target::Finished {
-            exit_code: record.and_then(|r| r.exit_code).map(i64::from),
+    match record.as_ref().map(|r| r.state) {
+        Some(SessionState::Exited) => Ok(Target::Finished {
+            exit_code: record.and_then(|r| r.exit_code()).map(i64::from),
             last_screen: super::agent_host::machine_last_screen(&smolvm, &machine).await?,
         }),
-        Some("running") => {
+        Some(SessionState::Running) => {
             let place = Place::Machine {
                 name: machine,
                 user,
@@ -235,7 +236,6 @@ async fn resolve_machine(
                 place,
             })
         }
-        Some(other) => bail!("the agent of `{slug}` is {other}; it can be attached once it runs"),
         None => bail!(
             "the smolvm machine {machine} of `{slug}` has no session (it is not running, or provision never finished); `bottle-tui kill {slug}` cleans it up"
         ),

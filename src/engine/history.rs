@@ -4,6 +4,9 @@
 
 use super::reconcile::BottleStatus;
 use crate::store::{Event, Store};
+use crate::types::AgentState;
+use crate::wire::daemon::Daemon;
+use crate::wire::log::{InitEvent, LogLine};
 use color_eyre::eyre::Result;
 use serde_json::{Value, json};
 
@@ -23,24 +26,24 @@ pub enum Happened {
     },
     Killed {
         removed: usize,
-        agent_state: Option<String>,
+        agent_state: Option<AgentState>,
         agent_exit_code: Option<i64>,
     },
     /// A daemon's health changed (`starting` → `healthy`, `healthy` → `unhealthy`, …).
     Health {
-        daemon: String,
+        daemon: Daemon,
         from: String,
         to: String,
     },
     /// The agent's state changed (it exited, or was started again).
     Agent {
-        from: String,
-        to: String,
+        from: AgentState,
+        to: AgentState,
         exit_code: Option<i64>,
     },
     /// A bundle daemon exited (init restarts it), as init logged it.
     DaemonExited {
-        daemon: String,
+        daemon: Daemon,
         code: Option<i64>,
     },
     /// The gateway refused a request of the agent's, as it logged it.
@@ -115,55 +118,26 @@ pub fn record_logged(store: &Store, slug: &str, time: &str, what: &Happened) -> 
 }
 
 /// What a bundle log line says happened: a daemon exiting (init's line) or a request the
-/// gateway refused. With the line's own time.
-pub fn from_log_line(raw: &str) -> Option<(String, Happened)> {
-    from_init_line(raw).or_else(|| from_gateway_line(raw))
-}
-
-/// A refused request, from the gateway's JSON log line.
-pub fn from_gateway_line(raw: &str) -> Option<(String, Happened)> {
-    if !raw.contains("\"deny\"") {
-        return None;
-    }
-    let v: Value = serde_json::from_str(raw).ok()?;
-    if v["daemon"] != "gateway" || v["msg"] != "request" || v["decision"] != "deny" {
-        return None;
-    }
-    let time = v["time"].as_str()?;
-    time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((
-        time.to_owned(),
+/// gateway refused. With the line's own time, which must be RFC 3339.
+pub fn from_log_line(line: &LogLine) -> Option<(String, Happened)> {
+    let time = line.time.as_deref()?;
+    let what = if line.is_gateway_deny() {
         Happened::Blocked {
-            host: v["host"].as_str()?.to_owned(),
-            port: v["port"].as_i64(),
-            reason: v["reason"].as_str().unwrap_or_default().to_owned(),
-        },
-    ))
-}
-
-/// The daemons a bundle's init may run.
-const DAEMONS: &[&str] = &["gateway", "pipelock", "git-gate", "supervise"];
-
-/// A daemon exiting, from init's JSON log line: (the line's time, what happened).
-pub fn from_init_line(raw: &str) -> Option<(String, Happened)> {
-    if !raw.contains("daemon exited") {
-        return None;
-    }
-    let v: Value = serde_json::from_str(raw).ok()?;
-    if v["daemon"] != "init" || v["msg"] != "daemon exited" {
-        return None;
-    }
-    // Only the daemons init runs: a line naming anything else is not init's.
-    let daemon = v["target"].as_str().filter(|d| DAEMONS.contains(d))?;
-    let time = v["time"].as_str()?;
+            host: line.host.clone()?,
+            port: line.port,
+            reason: line.reason.clone().unwrap_or_default(),
+        }
+    } else {
+        match line.init_event()? {
+            (daemon, InitEvent::Exited) => Happened::DaemonExited {
+                daemon,
+                code: line.code,
+            },
+            _ => return None,
+        }
+    };
     time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((
-        time.to_owned(),
-        Happened::DaemonExited {
-            daemon: daemon.to_owned(),
-            code: v["code"].as_i64(),
-        },
-    ))
+    Some((time.to_owned(), what))
 }
 
 /// What changed between two reads of the same bottle.
@@ -171,8 +145,8 @@ pub fn changes(before: &BottleStatus, after: &BottleStatus) -> Vec<Happened> {
     let mut out = Vec::new();
     if before.agent.state != after.agent.state || before.agent.exit_code != after.agent.exit_code {
         out.push(Happened::Agent {
-            from: before.agent.state.clone(),
-            to: after.agent.state.clone(),
+            from: before.agent.state,
+            to: after.agent.state,
             exit_code: after.agent.exit_code,
         });
     }
@@ -181,7 +155,7 @@ pub fn changes(before: &BottleStatus, after: &BottleStatus) -> Vec<Happened> {
     for (daemon, to) in &after.health {
         if let Some(from) = before.health.get(daemon).filter(|from| *from != to) {
             out.push(Happened::Health {
-                daemon: daemon.clone(),
+                daemon: *daemon,
                 from: from.clone(),
                 to: to.clone(),
             });
@@ -210,7 +184,9 @@ pub fn summary(e: &Event) -> String {
         },
         "health" => format!("{} {} → {}", s("daemon"), s("from"), s("to")),
         "agent" => match d["exit_code"].as_i64() {
-            Some(code) if s("to") == "exited" => format!("agent exited with code {code}"),
+            Some(code) if s("to") == AgentState::Exited.as_str() => {
+                format!("agent exited with code {code}")
+            }
             _ => format!("agent {} → {}", s("from"), s("to")),
         },
         "prepare" => "prepared (plan written)".to_owned(),
@@ -236,17 +212,14 @@ pub fn summary(e: &Event) -> String {
 mod tests {
     use super::*;
 
-    fn status(agent: &str, code: Option<i64>, health: &[(&str, &str)]) -> BottleStatus {
+    fn status(agent: AgentState, code: Option<i64>, health: &[(Daemon, &str)]) -> BottleStatus {
         BottleStatus {
             slug: "demo".into(),
             agent: crate::engine::reconcile::AgentStatus {
-                state: agent.into(),
+                state: agent,
                 exit_code: code,
             },
-            health: health
-                .iter()
-                .map(|(d, s)| ((*d).to_owned(), (*s).to_owned()))
-                .collect(),
+            health: health.iter().map(|(d, s)| (*d, (*s).to_owned())).collect(),
             ..BottleStatus::default()
         }
     }
@@ -254,26 +227,29 @@ mod tests {
     #[test]
     fn health_and_agent_changes_are_seen_and_nothing_else() {
         let a = status(
-            "running",
+            AgentState::Running,
             None,
-            &[("gateway", "healthy"), ("supervise", "healthy")],
+            &[(Daemon::Gateway, "healthy"), (Daemon::Supervise, "healthy")],
         );
         assert!(changes(&a, &a.clone()).is_empty());
         let b = status(
-            "exited",
+            AgentState::Exited,
             Some(137),
-            &[("gateway", "unhealthy"), ("git-gate", "starting")],
+            &[
+                (Daemon::Gateway, "unhealthy"),
+                (Daemon::GitGate, "starting"),
+            ],
         );
         assert_eq!(
             changes(&a, &b),
             vec![
                 Happened::Agent {
-                    from: "running".into(),
-                    to: "exited".into(),
+                    from: AgentState::Running,
+                    to: AgentState::Exited,
                     exit_code: Some(137)
                 },
                 Happened::Health {
-                    daemon: "gateway".into(),
+                    daemon: Daemon::Gateway,
                     from: "healthy".into(),
                     to: "unhealthy".into()
                 },
@@ -285,12 +261,12 @@ mod tests {
     #[test]
     fn a_daemon_exit_from_inits_log_is_recorded_once_at_its_own_time() -> Result<()> {
         let line = r#"{"time":"2026-11-28T07:00:01.5Z","daemon":"init","level":"error","msg":"daemon exited","target":"gateway","code":137}"#;
-        let (time, what) = from_init_line(line).expect("an exit");
+        let (time, what) = from_log_line(&LogLine::parse(line)).expect("an exit");
         assert_eq!(time, "2026-11-28T07:00:01.5Z");
         assert_eq!(
             what,
             Happened::DaemonExited {
-                daemon: "gateway".into(),
+                daemon: Daemon::Gateway,
                 code: Some(137)
             }
         );
@@ -301,7 +277,7 @@ mod tests {
             r#"{"daemon":"init","msg":"daemon exited","target":"gateway","time":"soon"}"#,
             "daemon exited but not json",
         ] {
-            assert_eq!(from_init_line(other), None, "{other}");
+            assert_eq!(from_log_line(&LogLine::parse(other)), None, "{other}");
         }
         let dir = tempfile::tempdir()?;
         let store = Store::open(&dir.path().join("state.db"))?;
@@ -320,7 +296,7 @@ mod tests {
     #[test]
     fn a_refused_request_from_the_gateways_log_is_recorded_once() -> Result<()> {
         let line = r#"{"time":"2026-11-28T07:00:02Z","daemon":"gateway","level":"warn","msg":"request","method":"CONNECT","host":"evil.example","port":443,"decision":"deny","reason":"not on this bottle's allowlist","status":403}"#;
-        let (time, what) = from_log_line(line).expect("a refusal");
+        let (time, what) = from_log_line(&LogLine::parse(line)).expect("a refusal");
         assert_eq!(
             what,
             Happened::Blocked {
@@ -334,7 +310,7 @@ mod tests {
             line.replace("\"daemon\":\"gateway\"", "\"daemon\":\"supervise\""),
             line.replace("2026-11-28T07:00:02Z", "yesterday"),
         ] {
-            assert_eq!(from_log_line(&other), None, "{other}");
+            assert_eq!(from_log_line(&LogLine::parse(&other)), None, "{other}");
         }
         let dir = tempfile::tempdir()?;
         let store = Store::open(&dir.path().join("state.db"))?;
@@ -357,18 +333,18 @@ mod tests {
                 bottle: "demo".into(),
             },
             Happened::Health {
-                daemon: "gateway".into(),
+                daemon: Daemon::Gateway,
                 from: "healthy".into(),
                 to: "unhealthy".into(),
             },
             Happened::Agent {
-                from: "running".into(),
-                to: "exited".into(),
+                from: AgentState::Running,
+                to: AgentState::Exited,
                 exit_code: Some(3),
             },
             Happened::Killed {
                 removed: 4,
-                agent_state: Some("exited".into()),
+                agent_state: Some(AgentState::Exited),
                 agent_exit_code: Some(3),
             },
             Happened::LaunchFailed {

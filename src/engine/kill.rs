@@ -3,7 +3,8 @@
 
 use crate::backend::{Backend, Resource, ResourceKind, label};
 use crate::state::StateRoot;
-use crate::types::Slug;
+use crate::types::{AgentState, ContainerState, Slug};
+use crate::wire::session::SessionState;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use futures_util::future::join_all;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ pub const WHAT_IS_LOST: &str =
 /// How the agent ended before its bottle was removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
-    /// The container's state once stopped (`exited`), or what it was when not waited for.
-    pub state: String,
+    /// The agent's state once stopped (`exited`), or what it was when not waited for.
+    pub state: AgentState,
     pub exit_code: Option<i64>,
     /// False when the grace ran out and the engine killed it.
     pub by_itself: bool,
@@ -62,7 +63,7 @@ pub async fn stop_agent(backend: &dyn Backend, slug: &Slug, grace: Duration) -> 
     }
     let name = format!("bottle-{slug}-agent");
     let before = backend.inspect_container(&name).await.ok().flatten()?;
-    if before.state != "running" {
+    if before.state != ContainerState::Running {
         return None;
     }
     let started = Instant::now();
@@ -70,7 +71,7 @@ pub async fn stop_agent(backend: &dyn Backend, slug: &Slug, grace: Duration) -> 
     let took = started.elapsed();
     let after = backend.inspect_container(&name).await.ok().flatten()?;
     Some(Ending {
-        state: after.state,
+        state: after.state.into(),
         exit_code: after.exit_code,
         // The engine's SIGKILL comes at `grace`; an exit before it was the agent's own.
         by_itself: took < grace,
@@ -85,7 +86,7 @@ async fn stop_machine_agent(machine: &str, grace: Duration) -> Option<Ending> {
     use super::agent_host::{machine_session, terminate_holder};
     let smolvm = crate::backend::smolvm::cli::Smolvm::new(std::path::PathBuf::new());
     let before = machine_session(&smolvm, machine).await.ok().flatten()?;
-    if before.state != "running" {
+    if before.state != SessionState::Running {
         return None;
     }
     let started = Instant::now();
@@ -95,17 +96,17 @@ async fn stop_machine_agent(machine: &str, grace: Duration) -> Option<Ending> {
         let now = machine_session(&smolvm, machine).await.ok().flatten();
         let took = started.elapsed();
         match now {
-            Some(r) if r.state == "exited" => {
+            Some(r) if r.state == SessionState::Exited => {
                 return Some(Ending {
-                    state: r.state,
-                    exit_code: r.exit_code.map(i64::from),
+                    state: AgentState::Exited,
+                    exit_code: r.exit_code().map(i64::from),
                     by_itself: true,
                     took,
                 });
             }
             _ if took >= grace => {
                 return Some(Ending {
-                    state: "running".into(),
+                    state: AgentState::Running,
                     exit_code: None,
                     by_itself: false,
                     took,

@@ -9,6 +9,7 @@ use super::launch_parts::{
 use super::plan::Plan;
 use super::provision;
 use crate::backend::{Backend, ContainerSpec, NetworkSpec, label, role};
+use crate::types::AgentState;
 use color_eyre::eyre::{Result, WrapErr, bail, eyre};
 use std::path::Path;
 use std::time::Duration;
@@ -300,7 +301,7 @@ async fn bundle_address(backend: &dyn Backend, plan: &Plan) -> Result<std::net::
             .inspect_container(&plan.bundle.container)
             .await?
             .ok_or_else(|| eyre!("the bundle {} vanished after start", plan.bundle.container))?;
-        if info.state == "exited" || info.state == "dead" {
+        if AgentState::from(info.state).is_finished() {
             bail!(
                 "the bundle {} exited right after start (code {}); see `bottle-tui logs {}`",
                 plan.bundle.container,

@@ -153,7 +153,10 @@ pub(super) fn bundle_spec(plan: &Plan, network: &str) -> ContainerSpec {
             read_only: true,
         });
     }
-    bundle_labels.insert(label::DAEMONS.into(), plan.bundle.daemons.join(","));
+    bundle_labels.insert(
+        label::DAEMONS.into(),
+        crate::wire::daemon::Daemon::join(&plan.bundle.daemons),
+    );
     ContainerSpec {
         name: plan.bundle.container.clone(),
         image: plan.bundle.image.clone(),

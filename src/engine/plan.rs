@@ -69,8 +69,8 @@ pub struct Mount {
 pub struct BundlePlan {
     pub container: String,
     pub image: String,
-    /// Names the bundle's init starts (`BOTTLE_DAEMONS`).
-    pub daemons: Vec<String>,
+    /// What the bundle's init starts (`BOTTLE_DAEMONS`).
+    pub daemons: Vec<crate::wire::daemon::Daemon>,
     /// Names the agent reaches the bundle by on the internal network.
     pub aliases: Vec<String>,
     pub mounts: Vec<Mount>,

@@ -6,6 +6,7 @@ use crate::config::{Agent, Bottle, Config, Prompt};
 use crate::fsutil;
 use crate::state::StateRoot;
 use crate::types::Slug;
+use crate::wire::daemon::Daemon;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -175,7 +176,7 @@ pub fn build(
         max_per_hour: def.supervise.max_per_hour,
     });
 
-    let mut daemons = vec!["gateway".to_owned()];
+    let mut daemons = vec![Daemon::Gateway];
     let mut aliases = vec![GATEWAY_HOST.to_owned()];
     let mut mounts = vec![
         Mount {
@@ -204,7 +205,7 @@ pub fn build(
         });
     }
     if let Some(g) = &git_gate {
-        daemons.push("git-gate".into());
+        daemons.push(Daemon::GitGate);
         aliases.push(GIT_GATE_HOST.into());
         mounts.push(Mount {
             host: g.config_file.clone(),
@@ -241,7 +242,7 @@ pub fn build(
         }
     }
     if let Some(s) = &supervise {
-        daemons.push("supervise".into());
+        daemons.push(Daemon::Supervise);
         aliases.push(SUPERVISE_HOST.into());
         mounts.push(Mount {
             host: dir.join(files::SUPERVISE),
@@ -258,7 +259,7 @@ pub fn build(
         container: name("bundle"),
         image: bundle_image(),
         env: BTreeMap::from([
-            ("BOTTLE_DAEMONS".to_owned(), daemons.join(",")),
+            ("BOTTLE_DAEMONS".to_owned(), Daemon::join(&daemons)),
             ("BOTTLE_SLUG".to_owned(), slug.to_string()),
         ]),
         daemons,

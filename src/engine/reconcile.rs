@@ -1,7 +1,10 @@
 //! reconcile: what runs, read back from the backend's labels. The engine is the truth, so the
 //! CLI and the dashboard find every bottle after their own restart, half-broken ones included.
 
-use crate::backend::{Backend, ContainerInfo, ResourceKind, label, role};
+use crate::backend::{Backend, ContainerInfo, ContainerState, ResourceKind, label, role};
+use crate::types::{AgentState, BottleState};
+use crate::wire::daemon::Daemon;
+use crate::wire::session::{SessionRecord, SessionState};
 use color_eyre::eyre::Result;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -12,12 +15,10 @@ pub struct BottleStatus {
     pub slug: String,
     pub bottle: String,
     pub backend: String,
-    /// running: bundle and agent up · exited: the agent finished · created: not started ·
-    /// broken: a part is missing or stopped.
-    pub state: String,
+    pub state: BottleState,
     pub agent: AgentStatus,
     /// Daemon → status (the bundle's health check when it has one, else its state).
-    pub health: BTreeMap<String, String>,
+    pub health: BTreeMap<Daemon, String>,
     /// Loopback alias (smolvm on macOS); the docker backend publishes nothing, so none.
     pub alias: Option<String>,
     pub created: String,
@@ -33,7 +34,7 @@ pub struct BottleStatus {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentStatus {
-    pub state: String,
+    pub state: AgentState,
     pub exit_code: Option<i64>,
 }
 
@@ -45,7 +46,7 @@ pub fn daemon_health(
     status: &str,
     output: Option<&str>,
     daemons: &str,
-) -> BTreeMap<String, String> {
+) -> BTreeMap<Daemon, String> {
     let output = output.map(str::trim);
     // A stopped container is `unhealthy` with its last (healthy) output kept: only an
     // unhealthy check's own map says which daemons are still up.
@@ -55,18 +56,17 @@ pub fn daemon_health(
     }
     .and_then(|j| serde_json::from_str(j).ok())
     .unwrap_or_default();
-    daemons
-        .split(',')
-        .filter(|d| !d.is_empty())
+    Daemon::split(daemons)
+        .into_iter()
         .map(|daemon| {
-            let s = match (per_daemon.get(daemon).map(String::as_str), status) {
+            let s = match (per_daemon.get(daemon.as_str()).map(String::as_str), status) {
                 // Up, in a container unhealthy because of another daemon.
                 (Some("running"), "unhealthy") => "healthy".to_owned(),
                 (Some("running") | None, _) => status.to_owned(),
                 (Some("restarting"), _) => "down, restarting".to_owned(),
                 (Some(other), _) => other.to_owned(),
             };
-            (daemon.to_owned(), s)
+            (daemon, s)
         })
         .collect()
 }
@@ -83,7 +83,7 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
     // A machine's agent is known from its session record, read through smolvm (all at once).
     let machines: Vec<String> = containers
         .iter()
-        .filter(|c| c.state == "running")
+        .filter(|c| c.state == ContainerState::Running)
         .filter_map(|c| c.labels.get(label::MACHINE).cloned())
         .collect();
     let sessions: BTreeMap<String, MachineAgent> = join_all(machines.into_iter().map(|m| async {
@@ -128,18 +128,22 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
         let machine = smolvm_machine.as_ref().and_then(|m| sessions.get(m));
         let state = match (&smolvm_machine, machine) {
             // The agent is a smolvm machine; the engine sees its bundle only.
-            (Some(_), Some(MachineAgent::Session(r))) if r.state == "exited" => "exited",
-            (Some(_), Some(MachineAgent::Session(_) | MachineAgent::NoSession)) => "running",
-            (Some(_), _) => "broken",
+            (Some(_), Some(MachineAgent::Session(r))) if r.state == SessionState::Exited => {
+                BottleState::Exited
+            }
+            (Some(_), Some(MachineAgent::Session(_) | MachineAgent::NoSession)) => {
+                BottleState::Running
+            }
+            (Some(_), _) => BottleState::Broken,
             (None, _) => state_of(bundle.as_ref(), agent.as_ref(), networks.len()),
         };
         let health = bundle.as_ref().map_or_else(BTreeMap::new, |b| {
             // A bundle that is not running has no daemons up, whatever its last check said.
-            let output = (b.state == "running")
+            let output = (b.state == ContainerState::Running)
                 .then_some(b.health_output.as_deref())
                 .flatten();
             daemon_health(
-                b.health.as_deref().unwrap_or(&b.state),
+                b.health.as_deref().unwrap_or(b.state.as_str()),
                 output,
                 b.labels.get(label::DAEMONS).map_or("", String::as_str),
             )
@@ -151,20 +155,20 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             } else {
                 backend.name().to_owned()
             },
-            state: state.to_owned(),
+            state,
             agent: match (&smolvm_machine, machine) {
                 (Some(_), Some(m)) => m.status(),
-                (Some(m), None) => AgentStatus {
-                    state: format!("machine {m} not asked (its bundle is not running)"),
+                (Some(_), None) => AgentStatus {
+                    state: AgentState::NotAsked,
                     exit_code: None,
                 },
                 (None, _) => AgentStatus {
                     state: agent
                         .as_ref()
-                        .map_or_else(|| "missing".into(), |a| a.state.clone()),
+                        .map_or(AgentState::Missing, |a| a.state.into()),
                     exit_code: agent
                         .as_ref()
-                        .filter(|a| a.state == "exited")
+                        .filter(|a| a.state == ContainerState::Exited)
                         .and_then(|a| a.exit_code),
                 },
             },
@@ -195,7 +199,7 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
 
 /// What a smolvm machine's session says of its agent.
 enum MachineAgent {
-    Session(crate::sidecar::session::SessionRecord),
+    Session(SessionRecord),
     /// The holder has written nothing yet (launch is still provisioning).
     NoSession,
     /// smolvm could not ask the machine (stopped, removed, or smolvm missing): `inspect`
@@ -207,18 +211,18 @@ impl MachineAgent {
     fn status(&self) -> AgentStatus {
         match self {
             Self::Session(r) => AgentStatus {
-                state: r.state.clone(),
-                exit_code: (r.state == "exited")
-                    .then_some(r.exit_code)
-                    .flatten()
-                    .map(i64::from),
+                state: match r.state {
+                    SessionState::Running => AgentState::Running,
+                    SessionState::Exited => AgentState::Exited,
+                },
+                exit_code: r.exit_code().map(i64::from),
             },
             Self::NoSession => AgentStatus {
-                state: "starting".into(),
+                state: AgentState::Starting,
                 exit_code: None,
             },
             Self::Unreachable => AgentStatus {
-                state: "unreachable".into(),
+                state: AgentState::Unreachable,
                 exit_code: None,
             },
         }
@@ -229,15 +233,13 @@ fn state_of(
     bundle: Option<&ContainerInfo>,
     agent: Option<&ContainerInfo>,
     networks: usize,
-) -> &'static str {
-    match (
-        bundle.map(|b| b.state.as_str()),
-        agent.map(|a| a.state.as_str()),
-    ) {
-        (Some("running"), Some("running")) if networks == 2 => "running",
-        (Some("running"), Some("exited")) => "exited",
-        (Some("created"), Some("created")) | (Some("created"), None) => "created",
-        _ => "broken",
+) -> BottleState {
+    use ContainerState::{Created, Exited, Running};
+    match (bundle.map(|b| b.state), agent.map(|a| a.state)) {
+        (Some(Running), Some(Running)) if networks == 2 => BottleState::Running,
+        (Some(Running), Some(Exited)) => BottleState::Exited,
+        (Some(Created), Some(Created) | None) => BottleState::Created,
+        _ => BottleState::Broken,
     }
 }
 
@@ -247,24 +249,24 @@ mod tests {
 
     #[test]
     fn a_machine_agents_status_comes_from_its_holders_record() {
-        let record = |state: &str, code: Option<i32>| {
-            MachineAgent::Session(crate::sidecar::session::SessionRecord {
-                state: state.into(),
+        let record = |state: SessionState, code: Option<i32>| {
+            MachineAgent::Session(SessionRecord {
+                state,
                 pid: Some(7),
                 exit_code: code,
                 started_at: None,
                 finished_at: None,
             })
         };
-        let s = record("exited", Some(3)).status();
-        assert_eq!((s.state.as_str(), s.exit_code), ("exited", Some(3)));
+        let s = record(SessionState::Exited, Some(3)).status();
+        assert_eq!((s.state, s.exit_code), (AgentState::Exited, Some(3)));
         // A code left in a record that is not exited is not an exit code.
-        let s = record("running", Some(3)).status();
-        assert_eq!((s.state.as_str(), s.exit_code), ("running", None));
+        let s = record(SessionState::Running, Some(3)).status();
+        assert_eq!((s.state, s.exit_code), (AgentState::Running, None));
         let s = MachineAgent::NoSession.status();
-        assert_eq!((s.state.as_str(), s.exit_code), ("starting", None));
+        assert_eq!((s.state, s.exit_code), (AgentState::Starting, None));
         let s = MachineAgent::Unreachable.status();
-        assert_eq!((s.state.as_str(), s.exit_code), ("unreachable", None));
+        assert_eq!((s.state, s.exit_code), (AgentState::Unreachable, None));
     }
 
     #[test]
@@ -274,22 +276,22 @@ mod tests {
             Some(r#"unhealthy: {"gateway":"restarting","supervise":"running"}"#),
             "gateway,supervise",
         );
-        assert_eq!(h["gateway"], "down, restarting");
-        assert_eq!(h["supervise"], "healthy");
+        assert_eq!(h[&Daemon::Gateway], "down, restarting");
+        assert_eq!(h[&Daemon::Supervise], "healthy");
         let h = daemon_health(
             "healthy",
             Some(r#"healthy: {"gateway":"running","supervise":"running"}"#),
             "gateway,supervise",
         );
-        assert_eq!(h["gateway"], "healthy");
+        assert_eq!(h[&Daemon::Gateway], "healthy");
         // Without a daemon map (init not running), every daemon shares the container's state.
         let h = daemon_health(
             "unhealthy",
             Some("unhealthy: init is not running"),
             "gateway,supervise",
         );
-        assert_eq!(h["gateway"], "unhealthy");
-        assert_eq!(h["supervise"], "unhealthy");
+        assert_eq!(h[&Daemon::Gateway], "unhealthy");
+        assert_eq!(h[&Daemon::Supervise], "unhealthy");
         assert!(daemon_health("running", None, "").is_empty());
         // Stopped: Docker says unhealthy and keeps the last, healthy, output.
         let h = daemon_health(
@@ -297,7 +299,7 @@ mod tests {
             Some(r#"healthy: {"gateway":"running","supervise":"running"}"#),
             "gateway,supervise",
         );
-        assert_eq!(h["gateway"], "unhealthy");
-        assert_eq!(h["supervise"], "unhealthy");
+        assert_eq!(h[&Daemon::Gateway], "unhealthy");
+        assert_eq!(h[&Daemon::Supervise], "unhealthy");
     }
 }

@@ -290,7 +290,8 @@ async fn start_session(agent: &Machine<'_>, plan: &Plan) -> Result<()> {
             .await
             .ok()
             .flatten();
-        if record.is_some_and(|r| r.state != "waiting") {
+        // The holder writes its record once the agent starts.
+        if record.is_some() {
             return Ok(());
         }
         if started.elapsed() > SESSION_WITHIN {

@@ -4,6 +4,7 @@
 //! forwards SIGTERM/SIGINT and exits 143/130 within a second.
 
 use super::{EXIT_NOT_IMPLEMENTED, log};
+use crate::wire::log::InitEvent;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -179,7 +180,7 @@ fn start(d: &mut Daemon) {
             log::event(
                 DAEMON,
                 "info",
-                "daemon started",
+                InitEvent::Started.msg(),
                 json!({ "target": d.name, "pid": pid.as_raw() }),
             );
             for (stream, reader) in [
@@ -214,7 +215,7 @@ fn start(d: &mut Daemon) {
             log::event(
                 DAEMON,
                 "error",
-                "cannot start daemon",
+                InitEvent::CannotStart.msg(),
                 json!({ "target": d.name, "error": e.to_string() }),
             );
             schedule_restart(d);
@@ -230,7 +231,7 @@ fn schedule_restart(d: &mut Daemon) {
     log::event(
         DAEMON,
         "warn",
-        "restarting daemon",
+        InitEvent::Restarting.msg(),
         json!({ "target": d.name, "in_ms": d.backoff.as_millis() as u64 }),
     );
     d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
@@ -257,7 +258,7 @@ fn reap(daemons: &mut BTreeMap<String, Daemon>, shutting_down: bool) {
             log::event(
                 DAEMON,
                 "warn",
-                "daemon not available in this build; not restarting",
+                InitEvent::NotAvailable.msg(),
                 json!({ "target": d.name }),
             );
             continue;
@@ -265,7 +266,7 @@ fn reap(daemons: &mut BTreeMap<String, Daemon>, shutting_down: bool) {
         log::event(
             DAEMON,
             "error",
-            "daemon exited",
+            InitEvent::Exited.msg(),
             json!({ "target": d.name, "code": code }),
         );
         schedule_restart(d);

@@ -12,6 +12,8 @@ use super::theme::Theme;
 use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
+use crate::types::AgentState;
+use crate::wire::daemon::{Daemon, LogSource};
 use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -146,6 +148,8 @@ pub struct App {
     pub approvals: Vec<Pending>,
     /// Request files that cannot be read: shown in the header, named by `bottle-tui queue`.
     pub unreadable_requests: Vec<String>,
+    /// Why the approvals queues cannot be read now (the pending count may be stale).
+    pub queue_trouble: Option<String>,
     /// What agents told the operator (supervise's `notify`) and nobody read yet, newest first.
     pub notices: Vec<Unread>,
     /// Ring the terminal's bell when a new request arrives (`[dashboard] bell`).
@@ -186,6 +190,7 @@ impl App {
             save_dir: std::env::temp_dir(),
             approvals: Vec::new(),
             unreadable_requests: Vec::new(),
+            queue_trouble: None,
             notices: Vec::new(),
             bell: true,
             ring: false,
@@ -206,7 +211,7 @@ impl App {
                 needle.is_empty()
                     || b.slug.to_lowercase().contains(&needle)
                     || b.bottle.to_lowercase().contains(&needle)
-                    || b.state.contains(&needle)
+                    || b.state.as_str().contains(&needle)
             })
             .collect();
         match self.sort {
@@ -261,7 +266,7 @@ impl App {
     fn preview_only(&self) -> Vec<Command> {
         match self.selected_bottle() {
             Some(b)
-                if b.agent.state == "running"
+                if b.agent.state == AgentState::Running
                     && self.pane.is_none()
                     && self.preview_failed.as_deref() != Some(b.slug.as_str()) =>
             {
@@ -518,6 +523,10 @@ impl App {
                 });
                 Vec::new()
             }
+            Msg::QueueTrouble(why) => {
+                self.queue_trouble = why;
+                Vec::new()
+            }
             Msg::UnreadableRequests(files) => {
                 self.unreadable_requests = files;
                 Vec::new()
@@ -695,7 +704,7 @@ impl App {
             }
             Action::Attach | Action::Zoom => {
                 if let Some(b) = self.selected_bottle() {
-                    if b.agent.state == "running" {
+                    if b.agent.state == AgentState::Running {
                         let slug = b.slug.clone();
                         self.preview = None;
                         self.status = None;
@@ -856,7 +865,7 @@ impl App {
             }
             Some(Action::DenyOnly) => view.deny_only = !view.deny_only,
             Some(Action::Merged) => view.slug = None,
-            Some(Action::Daemon) => view.daemon = next_daemon(view.daemon.as_deref()),
+            Some(Action::Daemon) => view.daemon = LogSource::next(view.daemon),
             Some(Action::Up) => {
                 view.follow = false;
                 view.scroll += 1;
@@ -984,31 +993,18 @@ impl App {
 
     /// Each daemon's state: the engine's health check, overridden by init's own report when
     /// a daemon has died (or is being restarted) since — that arrives at once in the log.
-    pub fn health(&self, b: &BottleStatus) -> BTreeMap<String, String> {
+    pub fn health(&self, b: &BottleStatus) -> BTreeMap<Daemon, String> {
         use super::logs::Lifecycle;
         b.health
             .iter()
             .map(|(d, s)| {
-                let s = match self.logs.lifecycle(&b.slug, d) {
+                let s = match self.logs.lifecycle(&b.slug, *d) {
                     Some(Lifecycle::Exited) => "exited".to_owned(),
                     Some(Lifecycle::Restarting) => "down, restarting".to_owned(),
                     _ => s.clone(),
                 };
-                (d.clone(), s)
+                (*d, s)
             })
             .collect()
-    }
-}
-
-const DAEMONS: &[&str] = &["gateway", "pipelock", "git-gate", "supervise", "init"];
-
-fn next_daemon(current: Option<&str>) -> Option<String> {
-    match current {
-        None => Some(DAEMONS[0].to_owned()),
-        Some(d) => DAEMONS
-            .iter()
-            .position(|x| *x == d)
-            .and_then(|i| DAEMONS.get(i + 1))
-            .map(|s| (*s).to_owned()),
     }
 }

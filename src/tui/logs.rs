@@ -3,6 +3,8 @@
 //! drawn. Each ring is bounded by lines and by bytes, and a line by [`LINE_MAX`], so what an
 //! agent can make its bundle log costs the dashboard at most [`MAX_BYTES`] per bottle.
 
+use crate::wire::daemon::{Daemon, LogSource};
+use crate::wire::log::{InitEvent, LogLine};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What the logs view shows: whose lines, which daemon, and where it is scrolled.
@@ -11,7 +13,7 @@ pub struct LogsView {
     /// None: every bottle, merged.
     pub slug: Option<String>,
     /// None: every daemon.
-    pub daemon: Option<String>,
+    pub daemon: Option<LogSource>,
     pub deny_only: bool,
     pub follow: bool,
     /// Lines up from the newest, when not following.
@@ -65,7 +67,9 @@ impl Ring {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub slug: String,
+    /// Who wrote it, as the line says (`?` for none).
     pub daemon: String,
+    pub source: Option<LogSource>,
     pub deny: bool,
     /// What the line says, flattened for one screen row.
     pub text: String,
@@ -86,7 +90,7 @@ pub struct LogBook {
     denied: BTreeMap<String, usize>,
     /// (slug, daemon) → what init last said of it: the moment a daemon dies, not at the next
     /// health check.
-    lifecycle: BTreeMap<(String, String), Lifecycle>,
+    lifecycle: BTreeMap<(String, Daemon), Lifecycle>,
     seq: u64,
 }
 
@@ -98,19 +102,30 @@ pub enum Lifecycle {
 }
 
 impl LogBook {
-    pub fn push(&mut self, slug: &str, raw: &str) {
-        if let Some((target, state)) = lifecycle(raw) {
-            self.lifecycle.insert((slug.to_owned(), target), state);
+    pub fn push(&mut self, slug: &str, line: &LogLine) {
+        if let Some((daemon, event)) = line.init_event() {
+            let state = match event {
+                InitEvent::Started => Some(Lifecycle::Started),
+                InitEvent::Exited | InitEvent::CannotStart => Some(Lifecycle::Exited),
+                InitEvent::Restarting => Some(Lifecycle::Restarting),
+                InitEvent::NotAvailable => None,
+            };
+            if let Some(state) = state {
+                self.lifecycle.insert((slug.to_owned(), daemon), state);
+            }
         }
-        let (daemon, deny, mut text) = parse(raw);
-        cut(&mut text);
-        if deny && daemon == "gateway" {
+        let source = line.source();
+        let deny = line.is_deny();
+        if deny && source == Some(LogSource::Daemon(Daemon::Gateway)) {
             *self.denied.entry(slug.to_owned()).or_default() += 1;
         }
+        let mut text = line.text();
+        cut(&mut text);
         self.seq += 1;
         self.per.entry(slug.to_owned()).or_default().push(Entry {
             slug: slug.to_owned(),
-            daemon,
+            daemon: line.daemon.clone().unwrap_or_else(|| "?".to_owned()),
+            source,
             deny,
             text,
             seq: self.seq,
@@ -125,10 +140,8 @@ impl LogBook {
     }
 
     /// What init last said about a bottle's daemon, if anything.
-    pub fn lifecycle(&self, slug: &str, daemon: &str) -> Option<Lifecycle> {
-        self.lifecycle
-            .get(&(slug.to_owned(), daemon.to_owned()))
-            .copied()
+    pub fn lifecycle(&self, slug: &str, daemon: Daemon) -> Option<Lifecycle> {
+        self.lifecycle.get(&(slug.to_owned(), daemon)).copied()
     }
 
     pub fn denied(&self, slug: &str) -> usize {
@@ -162,7 +175,7 @@ impl LogBook {
             }
         };
         out.retain(|e| {
-            view.daemon.as_deref().is_none_or(|d| e.daemon == d) && (!view.deny_only || e.deny)
+            view.daemon.is_none_or(|d| e.source == Some(d)) && (!view.deny_only || e.deny)
         });
         out
     }
@@ -196,46 +209,15 @@ fn cut(text: &mut String) {
     text.push_str(&format!(" … ({dropped} bytes more)"));
 }
 
-/// init's word on a daemon's life: (target, what happened).
-fn lifecycle(raw: &str) -> Option<(String, Lifecycle)> {
-    if !raw.contains("\"init\"") {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
-    let target = v.get("target")?.as_str()?.to_owned();
-    let state = match v.get("msg")?.as_str()? {
-        "daemon started" => Lifecycle::Started,
-        "daemon exited" | "cannot start daemon" => Lifecycle::Exited,
-        "restarting daemon" => Lifecycle::Restarting,
-        _ => return None,
-    };
-    Some((target, state))
-}
-
-/// (daemon, is a deny, display text) from one raw line: our JSON lines, or anything else.
-fn parse(raw: &str) -> (String, bool, String) {
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(raw) else {
-        return ("?".to_owned(), false, raw.replace(['\r', '\n'], " "));
-    };
-    let s = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("");
-    let daemon = Some(s("daemon")).filter(|d| !d.is_empty()).unwrap_or("?");
-    let deny = matches!(s("decision"), "deny" | "denied" | "block" | "blocked");
-    let time = s("time").get(11..19).unwrap_or("");
-    let mut text = format!("{time} {}", s("msg"));
-    for key in [
-        "decision", "method", "host", "port", "status", "reason", "error",
-    ] {
-        if let Some(v) = obj.get(key) {
-            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-            text.push_str(&format!(" {key}={v}"));
-        }
-    }
-    (daemon.to_owned(), deny, text.replace(['\r', '\n'], " "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl LogBook {
+        fn push_raw(&mut self, slug: &str, raw: &str) {
+            self.push(slug, &LogLine::parse(raw));
+        }
+    }
 
     fn view(slug: Option<&str>) -> LogsView {
         LogsView::following(slug.map(str::to_owned))
@@ -244,9 +226,9 @@ mod tests {
     #[test]
     fn lines_are_parsed_counted_bounded_and_filtered() {
         let mut book = LogBook::default();
-        book.push("a", r#"{"daemon":"gateway","decision":"deny","host":"x.com","msg":"request","time":"2026-11-28T01:02:03Z"}"#);
-        book.push("a", r#"{"daemon":"init","msg":"started"}"#);
-        book.push("b", "not json at all");
+        book.push_raw("a", r#"{"daemon":"gateway","decision":"deny","host":"x.com","msg":"request","time":"2026-11-28T01:02:03Z"}"#);
+        book.push_raw("a", r#"{"daemon":"init","msg":"started"}"#);
+        book.push_raw("b", "not json at all");
         assert_eq!(book.denied("a"), 1);
         let recent: Vec<&str> = book.recent("a", 1).map(|e| e.daemon.as_str()).collect();
         assert_eq!(recent, ["init"]);
@@ -257,11 +239,11 @@ mod tests {
         assert_eq!(lines[0].text, "01:02:03 request decision=deny host=x.com");
         assert_eq!(book.select(&view(None)).len(), 3);
         for i in 0..CAPACITY + 10 {
-            book.push("b", &format!("line {i}"));
+            book.push_raw("b", &format!("line {i}"));
         }
         assert_eq!(book.select(&view(Some("b"))).len(), CAPACITY);
         let long = "y".repeat(90_000);
-        book.push("a", &long);
+        book.push_raw("a", &long);
         let kept = &book.select(&view(Some("a"))).last().unwrap().text;
         assert!(kept.starts_with(&"y".repeat(LINE_MAX)), "the start is kept");
         assert!(
@@ -269,16 +251,22 @@ mod tests {
             "{}",
             &kept[LINE_MAX..]
         );
-        book.push(
+        book.push_raw(
             "a",
             r#"{"daemon":"init","msg":"daemon exited","target":"gateway","code":137}"#,
         );
-        assert_eq!(book.lifecycle("a", "gateway"), Some(Lifecycle::Exited));
-        book.push(
+        assert_eq!(
+            book.lifecycle("a", Daemon::Gateway),
+            Some(Lifecycle::Exited)
+        );
+        book.push_raw(
             "a",
             r#"{"daemon":"init","msg":"daemon started","target":"gateway","pid":9}"#,
         );
-        assert_eq!(book.lifecycle("a", "gateway"), Some(Lifecycle::Started));
+        assert_eq!(
+            book.lifecycle("a", Daemon::Gateway),
+            Some(Lifecycle::Started)
+        );
         book.retain(&BTreeSet::from(["b".to_owned()]));
         assert_eq!(book.denied("a"), 0);
     }
@@ -289,7 +277,7 @@ mod tests {
     fn a_ring_is_bounded_by_bytes_as_well_as_lines() {
         let mut book = LogBook::default();
         for i in 0..CAPACITY {
-            book.push("a", &format!("{i:05} {}", "z".repeat(LINE_MAX)));
+            book.push_raw("a", &format!("{i:05} {}", "z".repeat(LINE_MAX)));
         }
         assert!(book.bytes("a") <= MAX_BYTES, "{} bytes", book.bytes("a"));
         let lines = book.select(&view(Some("a")));

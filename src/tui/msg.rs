@@ -5,6 +5,7 @@ use crate::engine::attach::AttachCommand;
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::{Decision, RequestId};
 use crate::types::Slug;
+use crate::wire::log::LogLine;
 
 /// Everything that can change what the dashboard shows.
 #[derive(Debug)]
@@ -16,7 +17,7 @@ pub enum Msg {
     /// A bundle's log line (raw text as the daemon printed it).
     Log {
         slug: String,
-        line: String,
+        line: LogLine,
     },
     LaunchStep {
         slug: String,
@@ -52,6 +53,8 @@ pub enum Msg {
     Notices(Vec<Unread>),
     /// How marking notices read went: how many, or why it failed.
     MarkedRead(Result<usize, String>),
+    /// The approvals queues cannot be read (why), or can again (None): the badge may be stale.
+    QueueTrouble(Option<String>),
     /// Request files in the queues that cannot be read (corrupt, or from a newer version).
     UnreadableRequests(Vec<String>),
     /// What a launch needs and this machine lacks (descriptions; empty when ready).

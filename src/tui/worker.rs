@@ -4,6 +4,7 @@
 
 use super::msg::{Command, Msg};
 use crate::backend::Backend;
+use crate::backend::ContainerState;
 use crate::backend::docker::DockerBackend;
 use crate::backend::{label, role};
 use crate::config::Config;
@@ -15,6 +16,7 @@ use crate::sidecar::supervise::queue::RequestId;
 use crate::state::StateRoot;
 use crate::store::Store;
 use crate::types::Slug;
+use crate::wire::log::LogLine;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ struct Shared {
     /// Read the approvals queues now (an answer was just given).
     requeue: Notify,
     out: mpsc::UnboundedSender<Msg>,
+    /// The history store, opened on first use and kept (see [`on_store`]).
+    store: Arc<std::sync::Mutex<Option<Store>>>,
 }
 
 /// Starts the worker; commands go in through the returned sender.
@@ -77,6 +81,7 @@ pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSe
         refresh: Notify::new(),
         requeue: Notify::new(),
         out,
+        store: Arc::default(),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(watch(Arc::clone(&shared)));
@@ -88,6 +93,36 @@ pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSe
         }
     });
     tx
+}
+
+/// Runs `f` on the history store, off the async threads. The store is opened (folder made,
+/// schema migrated) once, on first use, and kept; one that cannot be opened is tried again
+/// next time.
+async fn on_store<T: Send + 'static>(
+    s: &Shared,
+    f: impl FnOnce(&Store) -> color_eyre::Result<T> + Send + 'static,
+) -> color_eyre::Result<T> {
+    let held = Arc::clone(&s.store);
+    let db = s.ctx.root.db_path();
+    tokio::task::spawn_blocking(move || {
+        let mut held = held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let store = match held.take() {
+            Some(store) => store,
+            None => Store::open(&db)?,
+        };
+        let out = f(&store);
+        *held = Some(store);
+        out
+    })
+    .await
+    .map_err(|e| color_eyre::eyre::eyre!("the history task failed: {e}"))?
+}
+
+/// Logs what the history could not do: it costs the history, never the dashboard.
+fn history_failed(what: &str, e: &color_eyre::Report) {
+    tracing::warn!(error = %format!("{e:#}"), "history: cannot {what}");
 }
 
 async fn backend(s: &Shared) -> Option<Arc<DockerBackend>> {
@@ -209,7 +244,7 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                                 Ok(removed) => {
                                     let what = Happened::Killed {
                                         removed: removed.len(),
-                                        agent_state: ending.as_ref().map(|e| e.state.clone()),
+                                        agent_state: ending.as_ref().map(|e| e.state),
                                         agent_exit_code: ending.as_ref().and_then(|e| e.exit_code),
                                     };
                                     note(&s, vec![(slug.clone(), vec![what])]).await;
@@ -234,17 +269,15 @@ async fn run(s: Arc<Shared>, cmd: Command) {
         } => {
             let root = s.ctx.root.clone();
             let (slug2, id2) = (slug.clone(), id.clone());
-            let result = tokio::task::spawn_blocking(move || {
-                let slug = Slug::parse(&slug2).map_err(|e| e.to_string())?;
-                let id: RequestId = id2.parse()?;
-                let store = Store::open(&root.db_path()).map_err(|e| format!("{e:#}"))?;
+            let result = on_store(&s, move |store| {
+                let slug = Slug::parse(&slug2).map_err(color_eyre::eyre::Report::msg)?;
+                let id: RequestId = id2.parse().map_err(color_eyre::eyre::Report::msg)?;
                 let by = approvals::operator();
-                approvals::answer(&root, &store, &slug, &id, decision, reason, &by)
+                approvals::answer(&root, store, &slug, &id, decision, reason, &by)
                     .map(|a| format!("{} (by {by})", a.summary()))
-                    .map_err(|e| format!("{e:#}"))
             })
             .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+            .map_err(|e| format!("{e:#}"));
             let _ = s.out.send(Msg::Answered { slug, id, result });
             s.requeue.notify_one();
         }
@@ -366,19 +399,20 @@ async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
     if happened.is_empty() {
         return;
     }
-    let root = s.ctx.root.clone();
     let slugs: Vec<String> = happened.iter().map(|(slug, _)| slug.clone()).collect();
-    let _ = tokio::task::spawn_blocking(move || -> color_eyre::Result<()> {
-        let store = Store::open(&root.db_path())?;
+    let written = on_store(s, move |store| {
         for (slug, events) in &happened {
             for what in events {
-                history::record(&store, slug, what)?;
+                history::record(store, slug, what)?;
             }
             store.prune_events(slug, history::KEEP)?;
         }
         Ok(())
     })
     .await;
+    if let Err(e) = written {
+        history_failed("record what the engine showed", &e);
+    }
     for slug in slugs {
         send_history(s, slug).await;
     }
@@ -387,33 +421,31 @@ async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
 /// Records what a log line says happened (once, at the line's time: the log is read again
 /// whenever a dashboard starts), and sends the bottle's history when it was new.
 async fn note_logged(s: &Arc<Shared>, slug: String, time: String, what: Happened) {
-    let root = s.ctx.root.clone();
     let key = slug.clone();
-    let new = tokio::task::spawn_blocking(move || {
-        let store = Store::open(&root.db_path())?;
-        let new = history::record_logged(&store, &key, &time, &what)?;
+    let new = on_store(s, move |store| {
+        let new = history::record_logged(store, &key, &time, &what)?;
         store.prune_events(&key, history::KEEP)?;
-        Ok::<_, color_eyre::Report>(new)
+        Ok(new)
     })
     .await;
-    if matches!(new, Ok(Ok(true))) {
-        send_history(s, slug).await;
+    match new {
+        Ok(true) => send_history(s, slug).await,
+        Ok(false) => {}
+        Err(e) => history_failed("record a log line's event", &e),
     }
 }
 
 async fn send_history(s: &Arc<Shared>, slug: String) {
-    let root = s.ctx.root.clone();
     let key = slug.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        Store::open(&root.db_path()).and_then(|st| st.events(Some(&key), HISTORY_SHOWN))
-    })
-    .await;
-    if let Ok(Ok(events)) = read {
-        let lines = events
-            .iter()
-            .map(|e| (e.time.clone(), history::summary(e)))
-            .collect();
-        let _ = s.out.send(Msg::History { slug, lines });
+    match on_store(s, move |store| store.events(Some(&key), HISTORY_SHOWN)).await {
+        Ok(events) => {
+            let lines = events
+                .iter()
+                .map(|e| (e.time.clone(), history::summary(e)))
+                .collect();
+            let _ = s.out.send(Msg::History { slug, lines });
+        }
+        Err(e) => history_failed("read a bottle's events", &e),
     }
 }
 
@@ -426,19 +458,41 @@ async fn watch_approvals(s: Arc<Shared>) {
     let mut last: Option<Vec<approvals::Pending>> = None;
     let mut last_unreadable: Vec<String> = Vec::new();
     let mut last_notices: Option<Vec<std::path::PathBuf>> = None;
+    // Why the last read failed, so a failure is said once (and its end too).
+    let mut failing: Option<String> = None;
     loop {
         let root = s.ctx.root.clone();
         let read = tokio::task::spawn_blocking(move || {
             approvals::pending(&root).map(|l| (l, approvals::notice_files(&root)))
         })
-        .await;
-        if let Ok(Ok((listing, files))) = read {
+        .await
+        .map_err(|e| color_eyre::eyre::eyre!("the queue task failed: {e}"))
+        .and_then(|r| r);
+        let (listing, files) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                let why = format!("cannot read the approvals queues: {e:#}");
+                if failing.as_ref() != Some(&why) {
+                    tracing::warn!("{why}");
+                    let _ = s.out.send(Msg::QueueTrouble(Some(why.clone())));
+                    failing = Some(why);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(QUEUE_POLL) => {}
+                    () = s.requeue.notified() => {}
+                }
+                continue;
+            }
+        };
+        if failing.take().is_some() {
+            let _ = s.out.send(Msg::QueueTrouble(None));
+        }
+        {
             if last.as_ref() != Some(&listing.pending) {
                 let root = s.ctx.root.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    Store::open(&root.db_path()).and_then(|st| approvals::sync(&root, &st))
-                })
-                .await;
+                if let Err(e) = on_store(&s, move |st| approvals::sync(&root, st)).await {
+                    history_failed("record answers in the audit trail", &e);
+                }
                 let _ = s.out.send(Msg::Approvals(listing.pending.clone()));
                 last = Some(listing.pending);
             }
@@ -447,9 +501,15 @@ async fn watch_approvals(s: Arc<Shared>) {
                 let root = s.ctx.root.clone();
                 let read =
                     tokio::task::spawn_blocking(move || approvals::notices(&root, None)).await;
-                if let Ok(Ok(unread)) = read {
-                    let _ = s.out.send(Msg::Notices(unread));
-                    last_notices = Some(files);
+                match read {
+                    Ok(Ok(unread)) => {
+                        let _ = s.out.send(Msg::Notices(unread));
+                        last_notices = Some(files);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot read the notices")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the notices task failed"),
                 }
             }
             let unreadable: Vec<String> = listing
@@ -565,7 +625,10 @@ fn follow_logs(
     followers.retain(|slug, h| {
         let keep = !h.is_finished()
             && bottles.iter().any(|x| {
-                &x.slug == slug && x.bundle.as_ref().is_some_and(|c| c.state == "running")
+                &x.slug == slug
+                    && x.bundle
+                        .as_ref()
+                        .is_some_and(|c| c.state == ContainerState::Running)
             });
         if !keep {
             h.abort();
@@ -573,7 +636,11 @@ fn follow_logs(
         keep
     });
     for bottle in bottles {
-        let Some(bundle) = bottle.bundle.as_ref().filter(|c| c.state == "running") else {
+        let Some(bundle) = bottle
+            .bundle
+            .as_ref()
+            .filter(|c| c.state == ContainerState::Running)
+        else {
             continue;
         };
         if followers.contains_key(&bottle.slug)
@@ -589,7 +656,8 @@ fn follow_logs(
             let mut blocked = PerMinute::new(BLOCKED_ATTEMPTS);
             while let Some(Ok(line)) = lines.next().await {
                 for text in line.text.lines().filter(|l| !l.trim().is_empty()) {
-                    if let Some((time, what)) = history::from_log_line(text) {
+                    let line = LogLine::parse(text);
+                    if let Some((time, what)) = history::from_log_line(&line) {
                         // An agent hammering blocked hosts must not turn into a write storm.
                         let keep =
                             !matches!(what, Happened::Blocked { .. }) || blocked.allow(&time);
@@ -600,7 +668,7 @@ fn follow_logs(
                     if out
                         .send(Msg::Log {
                             slug: slug.clone(),
-                            line: text.to_owned(),
+                            line,
                         })
                         .is_err()
                     {

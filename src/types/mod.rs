@@ -6,6 +6,7 @@ mod host_pattern;
 mod key_spec;
 mod private_target;
 mod slug;
+mod state;
 
 pub use byte_size::ByteSize;
 pub use duration::Timeout;
@@ -13,6 +14,7 @@ pub use host_pattern::HostPattern;
 pub use key_spec::KeySpec;
 pub use private_target::PrivateTarget;
 pub use slug::Slug;
+pub use state::{AgentState, BottleState, ContainerState};
 
 /// Where a bottle runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

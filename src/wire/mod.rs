@@ -3,10 +3,13 @@
 //! neither imports the other. Changing a shape here changes [`VERSION`]; the golden tests in
 //! `tests/plan_golden.rs` pin the files as written.
 
+pub mod daemon;
 pub mod gateway;
 pub mod git_gate;
 pub mod in_bundle;
+pub mod log;
 pub mod names;
+pub mod session;
 pub mod supervise;
 
 /// The wire format's version: a bundle image and a host that disagree on it were built from

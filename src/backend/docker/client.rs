@@ -531,7 +531,9 @@ impl Backend for DockerBackend {
                 .to_owned(),
             id: c.id.unwrap_or_default(),
             image: config.image.clone().unwrap_or_default(),
-            state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            state: state.status.map_or(ContainerState::Unknown, |s| {
+                ContainerState::parse(s.as_ref())
+            }),
             exit_code: state.exit_code,
             health_output: state
                 .health

@@ -28,7 +28,7 @@ pub async fn in_use(backend: &dyn Backend) -> Result<Vec<Ipv4Addr>> {
         .await?;
     let mut used: Vec<Ipv4Addr> = bundles
         .iter()
-        .filter(|c| c.state == "running")
+        .filter(|c| c.state == crate::backend::ContainerState::Running)
         .flat_map(|c| c.ports.iter())
         .filter_map(|p| match p.host_ip {
             Some(IpAddr::V4(ip)) if pool().any(|a| a == ip) => Some(ip),

@@ -366,8 +366,12 @@ impl Entry<'_> {
     ) {
         crate::sidecar::log::event(
             DAEMON,
-            if decision == "deny" { "warn" } else { "info" },
-            "request",
+            if decision == crate::wire::log::DENY {
+                "warn"
+            } else {
+                "info"
+            },
+            crate::wire::log::REQUEST,
             json!({
                 "method": self.method,
                 "host": self.host,

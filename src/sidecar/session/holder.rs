@@ -6,7 +6,7 @@
 use super::flow::{Flow, Pos, Viewer};
 use super::model::{Model, Op, Replay};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
-use super::{Paths, SessionRecord, now};
+use super::{Paths, SessionRecord, SessionState, now};
 use crate::sidecar::log;
 use bytes::{Bytes, BytesMut};
 use nix::sys::signal::{Signal, kill};
@@ -294,7 +294,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     write_record(
         &paths,
         &SessionRecord {
-            state: "running".into(),
+            state: SessionState::Running,
             pid: agent.map(Pid::as_raw),
             exit_code: None,
             started_at: Some(started_at.clone()),
@@ -379,7 +379,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     write_record(
         &paths,
         &SessionRecord {
-            state: "exited".into(),
+            state: SessionState::Exited,
             pid: agent.map(Pid::as_raw),
             exit_code: Some(code),
             started_at: Some(started_at),

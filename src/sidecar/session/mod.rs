@@ -65,16 +65,7 @@ impl Paths {
     }
 }
 
-/// What the holder says about the agent, for `ls` and the dashboard.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SessionRecord {
-    /// waiting (for provision) · running · exited
-    pub state: String,
-    pub pid: Option<i32>,
-    pub exit_code: Option<i32>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-}
+pub use crate::wire::session::{SessionRecord, SessionState};
 
 /// A single-byte detach key: `ctrl-]`, `ctrl-a` … `ctrl-z`, `ctrl-\`, `ctrl-^`, `ctrl-_`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,12 +31,12 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             key("bottle"),
             Span::raw(format!("{} ({})", b.bottle, b.backend)),
         ]),
-        Line::from(vec![key("state"), Span::raw(b.state.clone())]),
+        Line::from(vec![key("state"), Span::raw(b.state.as_str())]),
         Line::from(vec![
             key("agent"),
             Span::raw(match b.agent.exit_code {
                 Some(c) => format!("{} (code {c})", b.agent.state),
-                None => b.agent.state.clone(),
+                None => b.agent.state.to_string(),
             }),
         ]),
         Line::from(vec![key("created"), Span::raw(b.created.clone())]),
@@ -57,7 +57,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
     for (daemon, status) in &app.health(b) {
         let (dot, style) = t.health(status);
         lines.push(Line::from(vec![
-            key(daemon),
+            key(daemon.as_str()),
             Span::styled(dot, style),
             Span::raw(format!(" {status}")),
         ]));

@@ -9,6 +9,7 @@ use super::app::{App, Engine, Mode};
 use super::keymap::Action;
 use super::pane::view::ScreenView;
 pub use super::text::plural;
+use crate::types::BottleState;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -165,7 +166,11 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
 
 fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
     let t = app.theme;
-    let running = app.bottles.iter().filter(|b| b.state == "running").count();
+    let running = app
+        .bottles
+        .iter()
+        .filter(|b| b.state == BottleState::Running)
+        .count();
     let mut spans = vec![Span::styled(" bottle-tui ", t.title()), Span::raw(" ")];
     match &app.engine {
         Engine::Up => spans.push(Span::styled("engine ●", t.good())),
@@ -212,6 +217,12 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
                 style,
             ));
         }
+    }
+    if let Some(why) = &app.queue_trouble {
+        spans.push(Span::styled(
+            format!("   ⚠ {why} (the pending count may be stale)"),
+            t.bad(),
+        ));
     }
     if !app.marked.is_empty() {
         spans.push(Span::raw(format!("   {} marked", app.marked.len())));

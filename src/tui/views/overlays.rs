@@ -2,6 +2,7 @@
 
 use crate::backend::smolvm::alias;
 use crate::tui::app::{App, ApprovalsView, LaunchForm, LogsView, NOTICES_SHOWN};
+use crate::wire::daemon::LogSource;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -221,7 +222,7 @@ pub fn logs(f: &mut Frame<'_>, app: &App, view: &LogsView, area: Rect) {
     let title = format!(
         " logs · {} · {}{}{} ",
         view.slug.as_deref().unwrap_or("all bottles"),
-        view.daemon.as_deref().unwrap_or("every daemon"),
+        view.daemon.map_or("every daemon", LogSource::as_str),
         if view.deny_only {
             " · denied only"
         } else {

@@ -4,6 +4,7 @@
 use super::{age, epoch};
 use crate::engine::reconcile::BottleStatus;
 use crate::tui::app::App;
+use crate::types::{AgentState, BottleState};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -71,7 +72,11 @@ impl Col {
             Self::State => 8,
             Self::Agent => 10,
             Self::Up => 6,
-            Self::Health => longest(|b| b.health.len() * 3, 6),
+            // A dot, the daemon's short label and a space each.
+            Self::Health => longest(
+                |b| b.health.keys().map(|d| d.short().len() + 2).sum::<usize>(),
+                6,
+            ),
             Self::Alias => 10,
             Self::Blocked => 7,
             Self::Pending => 7,
@@ -90,16 +95,16 @@ impl Col {
             Self::Bottle => Cell::from(b.bottle.clone()),
             Self::Backend => Cell::from(b.backend.clone()),
             Self::State => Cell::from(Span::styled(
-                b.state.clone(),
-                match b.state.as_str() {
-                    "running" => t.good(),
-                    "exited" | "created" => t.warn(),
-                    _ => t.bad(),
+                b.state.as_str(),
+                match b.state {
+                    BottleState::Running => t.good(),
+                    BottleState::Exited | BottleState::Created => t.warn(),
+                    BottleState::Broken => t.bad(),
                 },
             )),
-            Self::Agent => Cell::from(match (b.agent.state.as_str(), b.agent.exit_code) {
-                ("exited", Some(c)) => format!("exited {c}"),
-                (s, _) => s.to_owned(),
+            Self::Agent => Cell::from(match (b.agent.state, b.agent.exit_code) {
+                (AgentState::Exited, Some(c)) => format!("exited {c}"),
+                (s, _) => s.to_string(),
             }),
             Self::Up => {
                 Cell::from(epoch(&b.created).map_or_else(String::new, |c| age(app.now - c)))
@@ -109,10 +114,7 @@ impl Col {
                 for (daemon, status) in &app.health(b) {
                     let (dot, style) = t.health(status);
                     dots.push(Span::styled(dot, style));
-                    dots.push(Span::styled(
-                        format!("{} ", daemon.chars().next().unwrap_or('?')),
-                        t.dim(),
-                    ));
+                    dots.push(Span::styled(format!("{} ", daemon.short()), t.dim()));
                 }
                 Cell::from(Line::from(dots))
             }
