@@ -102,7 +102,18 @@ fn notices_are_listed_newest_first_and_marked_read() {
     a.ensure().expect("queue");
     b.ensure().expect("queue");
     let first = a.notice("tests are green").expect("notice");
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Notices are ordered by their time, in whole seconds: the second one is a second later.
+    let second_of = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let filed = second_of();
+    common::eventually(
+        "the clock passes a second",
+        std::time::Duration::from_secs(5),
+        || (second_of() > filed).then_some(()),
+    );
     let second = b
         .notice("pushed bottle/x\n\x1b[2Jcleared?")
         .expect("notice");
@@ -454,28 +465,53 @@ fn supervise_config(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn sidecar_init_reaps_logs_json_and_exits_143_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bottle-sidecar"))
         .arg("init")
         .env("BOTTLE_DAEMONS", "supervise")
         .env("BOTTLE_SUPERVISE_CONFIG", supervise_config(dir.path()))
         .env("BOTTLE_STATUS_FILE", dir.path().join("status.json"))
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("spawn init");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // init's lines as they come, so SIGTERM is sent once supervise is listening.
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let out = child.stdout.take().expect("init's stdout");
+        let said = std::sync::Arc::clone(&said);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                said.lock().expect("lines").push(line);
+            }
+        })
+    };
+    common::eventually(
+        "supervise listens under init",
+        std::time::Duration::from_secs(30),
+        || {
+            said.lock()
+                .expect("lines")
+                .iter()
+                .any(|l| l.contains("\"listening\"") && l.contains("\"supervise\""))
+                .then_some(())
+        },
+    );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let sent = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    let out = child.wait_with_output().expect("wait");
+    let status = child.wait().expect("wait");
     assert!(
         sent.elapsed() < std::time::Duration::from_secs(1),
         "took {:?}",
         sent.elapsed()
     );
-    assert_eq!(out.status.code(), Some(143));
-    let lines: Vec<serde_json::Value> = stdout(&out)
-        .lines()
+    assert_eq!(status.code(), Some(143));
+    reader.join().expect("reader");
+    let lines: Vec<serde_json::Value> = said
+        .lock()
+        .expect("lines")
+        .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
     assert!(lines.iter().all(|l| l["daemon"].is_string()), "{lines:?}");
@@ -515,8 +551,16 @@ fn sidecar_health_reports_init_status() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("init");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let out = health(&status);
+    let out = common::eventually(
+        "init reports supervise running",
+        std::time::Duration::from_secs(30),
+        || {
+            let out = health(&status);
+            stdout(&out)
+                .contains("\"supervise\":\"running\"")
+                .then_some(out)
+        },
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("\"supervise\":\"running\""),

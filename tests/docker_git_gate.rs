@@ -213,14 +213,20 @@ fn the_agent_clones_and_pushes_through_the_gate_under_the_branch_policy() {
                        if [ -d /proc/${m#web.push.} ]; then echo \"$m alive\"; else echo \"$m gone\"; fi; \
                      done";
     // receive-pack may take a moment to be reaped after the client has its report.
-    let mut markers = String::new();
-    for _ in 0..50 {
-        markers = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", in_flight]);
-        if markers.trim_end().ends_with(" gone") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let markers = common::eventually(
+        "the push's receive-pack is reaped",
+        Duration::from_secs(60),
+        || {
+            Some(docker_ok(&[
+                "exec",
+                &bottle.bundle(),
+                "sh",
+                "-c",
+                in_flight,
+            ]))
+            .filter(|m| m.trim_end().ends_with(" gone"))
+        },
+    );
     assert!(
         markers.lines().count() == 1 && markers.trim_end().ends_with(" gone"),
         "one marker, its receive-pack finished: {markers:?}"
@@ -296,21 +302,7 @@ fn the_agent_clones_and_pushes_through_the_gate_under_the_branch_policy() {
     );
 
     // The health check counts git-gate as a running daemon.
-    let mut health = serde_json::Value::Null;
-    for _ in 0..40 {
-        let ls: serde_json::Value =
-            serde_json::from_str(&stdout(&scratch.run(&["ls", "--json"]))).expect("ls json");
-        health = ls
-            .as_array()
-            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
-            .map(|b| b["health"].clone())
-            .unwrap_or_default();
-        if health["git-gate"] == "healthy" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    assert_eq!(health["git-gate"], "healthy", "{health}");
+    common::docker::wait_healthy(&scratch, &bottle.slug, "git-gate");
 }
 
 #[test]
@@ -638,16 +630,10 @@ fn served_branch(container: &str, name: &str) -> Option<String> {
 /// server has that commit.
 fn clone_and_push(bottle: &Bottle<'_>, url: &str, server: &str, branch: &str) {
     let main = served_branch(server, "main").expect("upstream main");
-    let mut said = String::new();
-    let cloned = (0..20).any(|_| {
+    common::eventually("a clone through the gate", Duration::from_secs(60), || {
         let out = agent(bottle, &format!("git clone -q {url} /tmp/web 2>&1"));
-        said = stdout(&out);
-        out.status.success() || {
-            std::thread::sleep(Duration::from_millis(500));
-            false
-        }
+        out.status.success().then_some(())
     });
-    assert!(cloned, "the clone through the gate never worked: {said}");
     let head = agent_ok(bottle, "cd /tmp/web && git rev-parse HEAD");
     assert_eq!(head.trim(), main);
     let pushed = agent_ok(

@@ -266,21 +266,7 @@ fn the_gateway_runs_in_the_bundle_and_answers_the_agent() {
     let out = bottle.sh("curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/");
     assert_eq!(stdout(&out), "403");
     // The health check reports the gateway running and the daemons this build lacks.
-    let mut health = serde_json::Value::Null;
-    for _ in 0..40 {
-        let ls = scratch.run(&["ls", "--json"]);
-        let all: serde_json::Value = serde_json::from_str(&stdout(&ls)).expect("ls json");
-        health = all
-            .as_array()
-            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
-            .map(|b| b["health"].clone())
-            .unwrap_or_default();
-        if health["gateway"] == "healthy" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    assert_eq!(health["gateway"], "healthy", "{health}");
+    let health = common::docker::wait_healthy(&scratch, &bottle.slug, "gateway");
     assert_eq!(health["supervise"], "healthy", "{health}");
     // The gateway logged both refusals as JSON lines.
     let logs = stdout(&scratch.run(&["logs", &bottle.slug, "--daemon", "gateway"]));
@@ -302,21 +288,8 @@ fn a_crash_looping_daemon_is_the_only_one_shown_down() {
     let kill = "for p in /proc/[0-9]*; do \
                   if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '^/usr/local/bin/bottle-sidecar gateway'; then kill -9 ${p#/proc/}; fi; \
                 done";
-    let health_of = |scratch: &common::Scratch| -> serde_json::Value {
-        let out = scratch.run(&["ls", "--json"]);
-        let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ls json");
-        all.as_array()
-            .and_then(|a| a.iter().find(|b| b["slug"] == bottle.slug.as_str()))
-            .map(|b| b["health"].clone())
-            .unwrap_or_default()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    let mut seen = health_of(&scratch);
     // First healthy (a check that never passed leaves the container `starting`).
-    while seen["supervise"] != "healthy" && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        seen = health_of(&scratch);
-    }
+    common::docker::wait_healthy(&scratch, &bottle.slug, "supervise");
     // Each kill doubles init's wait before the next start (1 s, 2 s, 4 s, …): soon the gateway
     // is down for longer than two health checks (5 s apart) and the container is unhealthy.
     let container_health = || {
@@ -329,17 +302,18 @@ fn a_crash_looping_daemon_is_the_only_one_shown_down() {
         .trim()
         .to_owned()
     };
-    while std::time::Instant::now() < deadline {
-        docker_ok(&["exec", &bottle.bundle(), "sh", "-c", kill]);
-        if container_health() == "unhealthy" {
-            seen = health_of(&scratch);
-            if seen["gateway"] == "down, restarting" {
-                break;
+    let seen = common::eventually(
+        "the gateway shown down, restarting",
+        std::time::Duration::from_secs(120),
+        || {
+            docker_ok(&["exec", &bottle.bundle(), "sh", "-c", kill]);
+            if container_health() != "unhealthy" {
+                return None;
             }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    assert_eq!(seen["gateway"], "down, restarting", "{seen}");
+            Some(common::docker::health_of(&scratch, &bottle.slug))
+                .filter(|h| h["gateway"] == "down, restarting")
+        },
+    );
     assert_eq!(seen["supervise"], "healthy", "{seen}");
 }
 
@@ -353,25 +327,23 @@ fn init_restarts_a_killed_daemon_and_the_bundle_stops_within_a_second() {
                 done";
     let out = docker_ok(&["exec", &bottle.bundle(), "sh", "-c", kill]);
     assert_eq!(out.trim(), "killed", "found the gateway process");
-    let mut restarted = false;
-    for _ in 0..30 {
-        let logs = stdout(&scratch.run(&["logs", &bottle.slug, "--daemon", "init"]));
-        let starts = logs
-            .lines()
-            .filter(|l| {
-                l.contains("\"msg\":\"daemon started\"") && l.contains("\"target\":\"gateway\"")
-            })
-            .count();
-        if logs.contains("\"msg\":\"daemon exited\"")
-            && logs.contains("\"msg\":\"restarting daemon\"")
-            && starts >= 2
-        {
-            restarted = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert!(restarted, "no restart logged");
+    common::eventually(
+        "init logs the restart",
+        std::time::Duration::from_secs(60),
+        || {
+            let logs = stdout(&scratch.run(&["logs", &bottle.slug, "--daemon", "init"]));
+            let starts = logs
+                .lines()
+                .filter(|l| {
+                    l.contains("\"msg\":\"daemon started\"") && l.contains("\"target\":\"gateway\"")
+                })
+                .count();
+            (logs.contains("\"msg\":\"daemon exited\"")
+                && logs.contains("\"msg\":\"restarting daemon\"")
+                && starts >= 2)
+                .then_some(())
+        },
+    );
     let out = bottle
         .sh("curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://not-allowed.example/");
     assert_eq!(stdout(&out), "403", "the restarted gateway serves again");

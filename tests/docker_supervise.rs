@@ -19,20 +19,16 @@ fn queue(s: &Scratch) -> Vec<serde_json::Value> {
 
 /// Waits until `action` is pending and returns its id.
 fn wait_pending(s: &Scratch, slug: &str, action: &str) -> String {
-    let start = Instant::now();
-    loop {
-        if let Some(r) = queue(s)
-            .into_iter()
-            .find(|r| r["slug"] == slug && r["action"] == action)
-        {
-            return r["id"].as_str().expect("id").to_owned();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "`{action}` never reached the queue"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::eventually(
+        &format!("`{action}` reaches the queue"),
+        Duration::from_secs(60),
+        || {
+            queue(s)
+                .into_iter()
+                .find(|r| r["slug"] == slug && r["action"] == action)
+                .map(|r| r["id"].as_str().expect("id").to_owned())
+        },
+    )
 }
 
 #[test]
@@ -193,14 +189,11 @@ fn bad_input_is_refused_and_nothing_is_lost() {
         // An answer file corrupted on disk: supervise sets it aside (keeps it) and the request
         // is pending again; a real answer still reaches the agent.
         std::fs::write(queue_dir.join(format!("answers/{id}.json")), b"garbage").expect("write");
-        let start = Instant::now();
-        while queue_dir.join(format!("answers/{id}.json")).exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "corrupt answer never set aside"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::eventually(
+            "the corrupt answer is set aside",
+            Duration::from_secs(60),
+            || (!queue_dir.join(format!("answers/{id}.json")).exists()).then_some(()),
+        );
         let aside = std::fs::read_dir(queue_dir.join("answers"))
             .expect("answers")
             .filter_map(|e| e.ok())
@@ -238,27 +231,26 @@ fn bad_input_is_refused_and_nothing_is_lost() {
         );
         let retry = scope.spawn(|| {
             // init restarts supervise after a backoff; retry until it listens again.
-            let start = Instant::now();
-            loop {
+            common::eventually("supervise comes back", Duration::from_secs(90), || {
                 let out = mcp_output(&s, &slug, &approval("restart me", ""));
-                if out.status.success() && stdout(&out).contains("\"result\"") {
-                    return stdout(&out);
-                }
-                assert!(
-                    start.elapsed() < Duration::from_secs(30),
-                    "supervise never came back"
-                );
-                std::thread::sleep(Duration::from_millis(300));
-            }
+                (out.status.success() && stdout(&out).contains("\"result\"")).then(|| stdout(&out))
+            })
         });
-        // The retry joined the pending request: still one, same id.
-        std::thread::sleep(Duration::from_secs(3));
-        let pending: Vec<_> = queue(&s)
-            .into_iter()
-            .filter(|r| r["slug"] == slug.as_str())
-            .collect();
-        assert_eq!(pending.len(), 1, "{pending:?}");
-        assert_eq!(pending[0]["id"], id.as_str());
+        // The retry joins the pending request: while it waits, still one, with the same id.
+        let pending = || -> Vec<serde_json::Value> {
+            queue(&s)
+                .into_iter()
+                .filter(|r| r["slug"] == slug.as_str())
+                .collect()
+        };
+        common::holds_for(
+            "the retry joins the pending request (one request, same id)",
+            Duration::from_secs(3),
+            || {
+                let p = pending();
+                p.len() != 1 || p[0]["id"] != id.as_str()
+            },
+        );
         let out = s.run(&["approve", &slug, &id]);
         assert!(out.status.success(), "approve: {}", stderr(&out));
         assert_eq!(result_text(&retry.join().expect("retry")), "approved");

@@ -165,15 +165,9 @@ impl Setup {
                 sink.lock().expect("log").push(line);
             }
         });
-        let mut up = false;
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                up = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(up, "the gateway never listened");
+        common::eventually("the gateway listens", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         Self {
             _dir: tmp,
             dir,
@@ -213,9 +207,16 @@ impl Setup {
         (code.trim().to_owned(), body.to_owned())
     }
 
-    fn logs(&self) -> String {
-        std::thread::sleep(Duration::from_millis(100));
-        self.log.lock().expect("log").join("\n")
+    /// The gateway's log once it holds `want` (lines arrive through a reader thread).
+    fn logs_with(&self, want: &str) -> String {
+        common::eventually(
+            &format!("the gateway logs {want}"),
+            Duration::from_secs(30),
+            || {
+                let logs = self.log.lock().expect("log").join("\n");
+                logs.contains(want).then_some(logs)
+            },
+        )
     }
 
     fn all_seen(&self) -> String {
@@ -281,8 +282,7 @@ fn the_routed_host_gets_the_real_token_through_interception() {
     assert_eq!(body.matches("Bearer [REDACTED]").count(), 2, "{body}");
     let seen = s.seen.lock().expect("seen").join("\n");
     assert_eq!(seen.matches(TOKEN).count(), 3, "{seen}");
-    let logs = s.logs();
-    assert!(logs.contains("\"decision\":\"inject\""), "{logs}");
+    let logs = s.logs_with("\"decision\":\"inject\"");
     assert!(
         !logs.contains(TOKEN) && !logs.contains(PLACEHOLDER),
         "secrets in the log: {logs}"
@@ -374,7 +374,7 @@ fn an_sni_that_disagrees_with_the_connect_host_is_refused() {
         matches!(r, Err(_) | Ok(0)),
         "the handshake with a mismatched SNI went through: {r:?}"
     );
-    assert!(s.logs().contains("\"reason\":\"sni-mismatch\""));
+    s.logs_with("\"reason\":\"sni-mismatch\"");
     assert!(!s.all_seen().contains(TOKEN));
 }
 

@@ -225,18 +225,16 @@ async fn the_agent_waits_for_provision() {
     let ran = witness.path().join("ran");
     let script = format!("echo yes > {}; sleep 600", ran.display());
     let h = Holder::start(&["sh", "-c", &script], false);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!h.paths().socket().exists(), "no session before provision");
-    assert!(!ran.exists(), "the agent ran before provision was done");
+    common::holds_for(
+        "no session and no agent before provision",
+        Duration::from_millis(500),
+        || h.paths().socket().exists() || ran.exists(),
+    );
     h.mark_ready();
     let mut c = h.connect(SIZE).await;
     assert_eq!(record(&h).state, SessionState::Running);
     c.send(b"").await;
-    let deadline = std::time::Instant::now() + LONG;
-    while !ran.exists() {
-        assert!(std::time::Instant::now() < deadline, "the agent never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually("the agent runs", LONG, || ran.exists().then_some(()));
 }
 
 #[tokio::test]

@@ -23,6 +23,25 @@ pub fn config(extra: &str) -> String {
     )
 }
 
+/// A bottle's `health` map as `ls --json` shows it (Null while it is not listed).
+pub fn health_of(scratch: &Scratch, slug: &str) -> serde_json::Value {
+    let ls = scratch.run(&["ls", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&stdout(&ls)).expect("ls json");
+    all.as_array()
+        .and_then(|a| a.iter().find(|b| b["slug"] == slug))
+        .map(|b| b["health"].clone())
+        .unwrap_or_default()
+}
+
+/// Waits until `ls --json` shows `daemon` of `slug` healthy; the whole map then.
+pub fn wait_healthy(scratch: &Scratch, slug: &str, daemon: &str) -> serde_json::Value {
+    super::eventually(
+        &format!("{slug}'s {daemon} is healthy"),
+        std::time::Duration::from_secs(90),
+        || Some(health_of(scratch, slug)).filter(|h| h[daemon] == "healthy"),
+    )
+}
+
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
