@@ -2,6 +2,14 @@
 //! the engine, the agent's terminal or the disk comes back as `Effect`s that the UI loop
 //! performs, so every transition is testable.
 
+mod approvals_keys;
+mod launch;
+mod logs_keys;
+
+pub use approvals_keys::{ApprovalsKey, ApprovalsView};
+pub use launch::{LaunchForm, LaunchKey};
+pub use logs_keys::LogsKey;
+
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogBook;
 pub use super::logs::LogsView;
@@ -13,7 +21,7 @@ use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
 use crate::types::AgentState;
-use crate::wire::daemon::{Daemon, LogSource};
+use crate::wire::daemon::Daemon;
 use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,19 +48,6 @@ impl SortKey {
             Self::Created => "age",
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchForm {
-    pub choices: Vec<String>,
-    pub selected: usize,
-    pub name: String,
-    /// Typing into the name field rather than picking.
-    pub naming: bool,
-    /// Set once submitted: the slug being launched.
-    pub launching: Option<String>,
-    pub steps: Vec<String>,
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +84,6 @@ pub const SETUP_LINES: usize = 200;
 
 /// Notices the approvals dialog lists (the newest); `r` marks exactly these read.
 pub const NOTICES_SHOWN: usize = 8;
-
-/// The approvals dialog: a cursor over the pending requests, and the reason being typed for
-/// a denial (or an approval with a note).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ApprovalsView {
-    pub selected: usize,
-    /// Some while typing the reason that goes with `decision`.
-    pub reason: Option<String>,
-    pub decision: Option<Decision>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
@@ -659,10 +644,58 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::Launch(form) => engine(self.on_launch_key(form, key)),
+            Mode::Launch(mut form) => {
+                let asked = form.on_key(key);
+                self.mode = Mode::Launch(form);
+                match asked {
+                    LaunchKey::Stay => Vec::new(),
+                    LaunchKey::Close => {
+                        self.mode = Mode::Table;
+                        Vec::new()
+                    }
+                    LaunchKey::Launch { bottle, name } => {
+                        vec![Effect::Engine(Command::Launch { bottle, name })]
+                    }
+                }
+            }
             Mode::Setup => engine(self.on_setup_key(action)),
-            Mode::Approvals(view) => engine(self.on_approvals_key(view, key, action)),
-            Mode::Logs(view) => self.on_logs_key(view, key, action),
+            Mode::Approvals(mut view) => {
+                let asked =
+                    view.on_key(key, action, self.approvals.len(), !self.notices.is_empty());
+                self.mode = Mode::Approvals(view);
+                engine(match asked {
+                    ApprovalsKey::Stay => Vec::new(),
+                    ApprovalsKey::Close => {
+                        self.mode = Mode::Table;
+                        Vec::new()
+                    }
+                    ApprovalsKey::Answer {
+                        index,
+                        decision,
+                        reason,
+                    } => self.answer(index, decision, reason),
+                    ApprovalsKey::MarkRead => self.mark_read(),
+                })
+            }
+            Mode::Logs(mut view) => {
+                let asked = view.on_key(key, action);
+                let effects = match asked {
+                    LogsKey::Stay => Vec::new(),
+                    LogsKey::Close => {
+                        self.mode = Mode::Table;
+                        return Vec::new();
+                    }
+                    LogsKey::Save => {
+                        let (name, text) = self.logs.export(&view, self.now);
+                        vec![Effect::Save {
+                            path: self.save_dir.join(name),
+                            text,
+                        }]
+                    }
+                };
+                self.mode = Mode::Logs(view);
+                effects
+            }
             Mode::Table => engine(self.on_table_key(action)),
         }
     }
@@ -682,15 +715,7 @@ impl App {
                 self.mode = Mode::Logs(LogsView::following(self.selected.clone()));
             }
             Action::Launch => {
-                self.mode = Mode::Launch(LaunchForm {
-                    choices: self.config_bottles.clone(),
-                    selected: 0,
-                    name: String::new(),
-                    naming: false,
-                    launching: None,
-                    steps: Vec::new(),
-                    error: None,
-                });
+                self.mode = Mode::Launch(LaunchForm::new(self.config_bottles.clone()));
             }
             Action::Kill => {
                 let slugs: Vec<String> = if self.marked.is_empty() {
@@ -783,191 +808,17 @@ impl App {
         vec![Command::BuildSetup]
     }
 
-    fn on_launch_key(&mut self, mut form: LaunchForm, key: &KeyEvent) -> Vec<Command> {
-        if form.launching.is_some() {
-            // Esc hides the dialog; the launch goes on and reports in the footer.
-            if key.code == KeyCode::Esc {
-                self.mode = Mode::Table;
-            }
-            return Vec::new();
-        }
-        match key.code {
-            KeyCode::Esc => {
-                self.mode = Mode::Table;
-                return Vec::new();
-            }
-            KeyCode::Tab => form.naming = !form.naming,
-            KeyCode::Up if !form.naming => form.selected = form.selected.saturating_sub(1),
-            KeyCode::Down if !form.naming => {
-                form.selected = (form.selected + 1).min(form.choices.len().saturating_sub(1));
-            }
-            KeyCode::Backspace if form.naming => {
-                form.name.pop();
-            }
-            KeyCode::Char(c) if form.naming => form.name.push(c),
-            KeyCode::Enter => {
-                let Some(bottle) = form.choices.get(form.selected).cloned() else {
-                    form.error = Some("the config defines no bottles".into());
-                    self.mode = Mode::Launch(form);
-                    return Vec::new();
-                };
-                let name = Some(form.name.trim().to_owned()).filter(|n| !n.is_empty());
-                if let Some(n) = &name {
-                    if let Err(e) = n.parse::<crate::types::Slug>() {
-                        form.error = Some(format!("name: {e}"));
-                        self.mode = Mode::Launch(form);
-                        return Vec::new();
-                    }
-                }
-                form.launching = Some(name.clone().unwrap_or_else(|| bottle.clone()));
-                form.steps.clear();
-                form.error = None;
-                self.mode = Mode::Launch(form);
-                return vec![Command::Launch { bottle, name }];
-            }
-            _ => {}
-        }
-        self.mode = Mode::Launch(form);
-        Vec::new()
-    }
-
-    fn on_logs_key(
-        &mut self,
-        mut view: LogsView,
-        key: &KeyEvent,
-        action: Option<Action>,
-    ) -> Vec<Effect> {
-        if view.searching {
-            match key.code {
-                KeyCode::Esc => {
-                    view.search.clear();
-                    view.searching = false;
-                }
-                KeyCode::Enter => view.searching = false,
-                KeyCode::Backspace => {
-                    view.search.pop();
-                }
-                KeyCode::Char(c) => view.search.push(c),
-                _ => {}
-            }
-            self.mode = Mode::Logs(view);
-            return Vec::new();
-        }
-        match action {
-            Some(Action::Back | Action::Logs | Action::Quit) => {
-                self.mode = Mode::Table;
-                return Vec::new();
-            }
-            Some(Action::Filter) => view.searching = true,
-            Some(Action::Follow) => {
-                view.follow = !view.follow;
-                view.scroll = 0;
-            }
-            Some(Action::DenyOnly) => view.deny_only = !view.deny_only,
-            Some(Action::Merged) => view.slug = None,
-            Some(Action::Daemon) => view.daemon = LogSource::next(view.daemon),
-            Some(Action::Up) => {
-                view.follow = false;
-                view.scroll += 1;
-            }
-            Some(Action::Down) => {
-                view.scroll = view.scroll.saturating_sub(1);
-                view.follow = view.scroll == 0;
-            }
-            Some(Action::PageUp) => {
-                view.follow = false;
-                view.scroll += 20;
-            }
-            Some(Action::PageDown) => {
-                view.scroll = view.scroll.saturating_sub(20);
-                view.follow = view.scroll == 0;
-            }
-            Some(Action::Save) => {
-                let (name, text) = self.logs.export(&view, self.now);
-                self.mode = Mode::Logs(view);
-                return vec![Effect::Save {
-                    path: self.save_dir.join(name),
-                    text,
-                }];
-            }
-            _ => {}
-        }
-        self.mode = Mode::Logs(view);
-        Vec::new()
-    }
-
-    fn on_approvals_key(
-        &mut self,
-        mut view: ApprovalsView,
-        key: &KeyEvent,
-        action: Option<Action>,
-    ) -> Vec<Command> {
-        if let (Some(reason), Some(decision)) = (&mut view.reason, view.decision) {
-            match key.code {
-                KeyCode::Esc => {
-                    view.reason = None;
-                    view.decision = None;
-                }
-                KeyCode::Enter => {
-                    let reason = Some(reason.trim().to_owned()).filter(|r| !r.is_empty());
-                    view.reason = None;
-                    view.decision = None;
-                    let cmd = self.answer(view.selected, decision, reason);
-                    self.mode = Mode::Approvals(view);
-                    return cmd;
-                }
-                KeyCode::Backspace => {
-                    reason.pop();
-                }
-                KeyCode::Char(c) => reason.push(c),
-                _ => {}
-            }
-            self.mode = Mode::Approvals(view);
-            return Vec::new();
-        }
-        let n = self.approvals.len();
-        match action {
-            Some(Action::Back | Action::Approvals | Action::Quit) => {
-                self.mode = Mode::Table;
-                return Vec::new();
-            }
-            Some(Action::Down) => {
-                view.selected = (view.selected + 1).min(n.saturating_sub(1));
-            }
-            Some(Action::Up) => {
-                view.selected = view.selected.saturating_sub(1);
-            }
-            Some(Action::Approve) if n > 0 => {
-                let cmd = self.answer(view.selected, Decision::Approved, None);
-                self.mode = Mode::Approvals(view);
-                return cmd;
-            }
-            // With a note: the agent reads it with the answer.
-            Some(Action::ApproveNote) if n > 0 => {
-                view.reason = Some(String::new());
-                view.decision = Some(Decision::Approved);
-            }
-            Some(Action::Deny) if n > 0 => {
-                view.reason = Some(String::new());
-                view.decision = Some(Decision::Denied);
-            }
-            // The notices shown are read now. They leave the list when the worker's next read
-            // finds them moved (at once), so a failure leaves them in view.
-            Some(Action::Read) if !self.notices.is_empty() => {
-                let read: Vec<_> = self
-                    .notices
-                    .iter()
-                    .take(NOTICES_SHOWN)
-                    .map(|u| (u.slug.clone(), u.notice.id.clone()))
-                    .collect();
-                self.status = Some(format!("marking {} read…", plural(read.len(), "notice")));
-                self.mode = Mode::Approvals(view);
-                return vec![Command::MarkRead(read)];
-            }
-            _ => {}
-        }
-        self.mode = Mode::Approvals(view);
-        Vec::new()
+    /// The notices shown are read now. They leave the list when the worker's next read finds
+    /// them moved (at once), so a failure leaves them in view.
+    fn mark_read(&mut self) -> Vec<Command> {
+        let read: Vec<_> = self
+            .notices
+            .iter()
+            .take(NOTICES_SHOWN)
+            .map(|u| (u.slug.clone(), u.notice.id.clone()))
+            .collect();
+        self.status = Some(format!("marking {} read…", plural(read.len(), "notice")));
+        vec![Command::MarkRead(read)]
     }
 
     fn answer(&mut self, index: usize, decision: Decision, reason: Option<String>) -> Vec<Command> {
