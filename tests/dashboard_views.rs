@@ -5,7 +5,7 @@ use bottle_tui::backend::{ContainerInfo, ContainerState};
 use bottle_tui::engine::approvals::{Pending, Unread};
 use bottle_tui::engine::attach::AttachCommand;
 use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
-use bottle_tui::sidecar::supervise::queue::{Decision, Notice, Request};
+use bottle_tui::sidecar::supervise::queue::{Decision, Notice, Request, RequestId};
 use bottle_tui::tui::app::{App, ApprovalsView, Engine, LaunchForm, LogsView, Mode, PaneSlot};
 use bottle_tui::tui::keymap::Keymap;
 use bottle_tui::tui::msg::Msg;
@@ -13,7 +13,7 @@ use bottle_tui::tui::msg::{Command, Effect};
 use bottle_tui::tui::pane::{Pane, PaneEvent, PaneSize};
 use bottle_tui::tui::theme::Theme;
 use bottle_tui::tui::views;
-use bottle_tui::types::{AgentState, BottleState, KeySpec};
+use bottle_tui::types::{AgentState, BottleState, KeySpec, Slug};
 use bottle_tui::wire::daemon::Daemon;
 use bottle_tui::wire::log::LogLine;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -25,6 +25,14 @@ const SIZES: [(u16, u16); 2] = [(160, 40), (100, 30)];
 /// 2026-11-28T02:00:00Z
 const NOW: i64 = 1_795_831_200;
 
+fn sl(s: &str) -> Slug {
+    Slug::parse(s).expect("a slug")
+}
+
+fn rid(s: &str) -> RequestId {
+    s.parse().expect("a request id")
+}
+
 fn bottle(
     slug: &str,
     state: &str,
@@ -35,7 +43,7 @@ fn bottle(
     let mut networks = BTreeMap::new();
     networks.insert(format!("bottle-{slug}-int"), "172.30.0.3".parse().ok());
     BottleStatus {
-        slug: slug.into(),
+        slug: sl(slug),
         bottle: "demo".into(),
         backend: "docker".into(),
         state: match state {
@@ -83,7 +91,7 @@ fn app() -> App {
     let mut app = App::new(
         Keymap::new(&BTreeMap::new()),
         Theme { color: true },
-        vec!["demo".into(), "review".into()],
+        vec![sl("demo"), sl("review")],
     );
     app.now = NOW;
     let mut smol = bottle("vm", "running", "running", None, &[("gateway", "healthy")]);
@@ -141,12 +149,12 @@ fn app() -> App {
         ),
     ] {
         let _ = app.on_msg(Msg::Log {
-            slug: slug.into(),
+            slug: sl(slug),
             line: LogLine::parse(line),
         });
     }
     let _ = app.on_msg(Msg::Plan {
-        slug: "alpha".into(),
+        slug: sl("alpha"),
         lines: vec![
             ("image".into(), "bottle-agent:latest".into()),
             ("allow".into(), "api.anthropic.com, *.github.com".into()),
@@ -158,7 +166,7 @@ fn app() -> App {
         "x".repeat(90_000)
     );
     let _ = app.on_msg(Msg::Log {
-        slug: "alpha".into(),
+        slug: sl("alpha"),
         line: LogLine::parse(&long),
     });
     let _ = app.on_msg(Msg::Approvals(vec![
@@ -208,7 +216,7 @@ fn snap(name: &str, app: &App) {
 }
 
 fn logs(slug: Option<&str>) -> LogsView {
-    LogsView::following(slug.map(str::to_owned))
+    LogsView::following(slug.map(sl))
 }
 
 #[test]
@@ -243,7 +251,7 @@ fn no_bottles_and_the_engine_down() {
     let mut a = App::new(
         Keymap::new(&BTreeMap::new()),
         Theme { color: true },
-        vec!["demo".into()],
+        vec![sl("demo")],
     );
     a.now = NOW;
     a.engine = Engine::Down("cannot reach the Docker engine at unix:///var/run/docker.sock".into());
@@ -348,7 +356,7 @@ fn the_detail_panel_shows_the_bottles_history() {
             .expect("format")
     };
     let _ = a.on_msg(Msg::History {
-        slug: "alpha".into(),
+        slug: sl("alpha"),
         lines: vec![
             (at(20), "gateway healthy → unhealthy".into()),
             (at(400), "agent exited with code 0".into()),
@@ -432,8 +440,8 @@ fn approvals_keys_answer_the_selected_request() {
     assert_eq!(
         cmds,
         vec![Command::Answer {
-            slug: "alpha".into(),
-            id: "4e5f6a7b".into(),
+            slug: sl("alpha"),
+            id: rid("4e5f6a7b"),
             decision: Decision::Denied,
             reason: Some("later".into()),
         }]
@@ -445,8 +453,8 @@ fn approvals_keys_answer_the_selected_request() {
     assert_eq!(
         cmds,
         vec![Command::Answer {
-            slug: "alpha".into(),
-            id: "0a1b2c3d".into(),
+            slug: sl("alpha"),
+            id: rid("0a1b2c3d"),
             decision: Decision::Approved,
             reason: None,
         }]
@@ -466,7 +474,7 @@ fn approvals_keys_answer_the_selected_request() {
 #[test]
 fn confirm_kill_of_several() {
     let mut a = app();
-    a.mode = Mode::ConfirmKill(vec!["alpha".into(), "gamma".into()]);
+    a.mode = Mode::ConfirmKill(vec![sl("alpha"), sl("gamma")]);
     snap("confirm_kill", &a);
 }
 
@@ -474,7 +482,7 @@ fn confirm_kill_of_several() {
 fn launch_dialog_picking_launching_and_failing() {
     let mut a = app();
     let form = LaunchForm {
-        choices: vec!["demo".into(), "review".into()],
+        choices: vec![sl("demo"), sl("review")],
         selected: 1,
         name: "rev-2".into(),
         naming: true,
@@ -485,7 +493,7 @@ fn launch_dialog_picking_launching_and_failing() {
     a.mode = Mode::Launch(form.clone());
     snap("launch_pick", &a);
     a.mode = Mode::Launch(LaunchForm {
-        launching: Some("rev-2".into()),
+        launching: Some(sl("rev-2")),
         steps: vec![
             "prepare".into(),
             "network-internal".into(),
@@ -550,7 +558,7 @@ async fn the_agent_pane_with_its_detach_key_in_the_border() {
         }
     }
     a.pane = Some(PaneSlot {
-        slug: "alpha".into(),
+        slug: sl("alpha"),
         pane,
         zoomed: false,
     });
@@ -568,13 +576,13 @@ fn every_view_draws_in_a_tiny_terminal_without_panicking() {
         Mode::Table,
         Mode::Filter,
         Mode::Help,
-        Mode::ConfirmKill(vec!["alpha".into()]),
+        Mode::ConfirmKill(vec![sl("alpha")]),
         Mode::Launch(LaunchForm {
-            choices: vec!["demo".into()],
+            choices: vec![sl("demo")],
             selected: 0,
             name: String::new(),
             naming: false,
-            launching: Some("demo".into()),
+            launching: Some(sl("demo")),
             steps: vec!["prepare".into()],
             error: Some("boom".into()),
         }),
@@ -723,7 +731,7 @@ fn keys_and_attach_answers_come_back_as_effects_for_the_loop() {
     // A preview whose row is no longer selected is not opened; a failed attach is said.
     assert!(
         a.on_msg(Msg::Attach {
-            slug: "not-selected".into(),
+            slug: sl("not-selected"),
             preview: true,
             target: Ok(attach.clone()),
         })

@@ -332,7 +332,7 @@ pub fn kill_cmd(
             reconcile::reconcile(&backend)
                 .await?
                 .into_iter()
-                .filter_map(|b| Slug::parse(&b.slug).ok())
+                .map(|b| b.slug)
                 .collect()
         } else {
             slugs

@@ -214,13 +214,13 @@ mod tests {
 
     fn status(agent: AgentState, code: Option<i64>, health: &[(Daemon, &str)]) -> BottleStatus {
         BottleStatus {
-            slug: "demo".into(),
+            slug: crate::types::Slug::parse("demo").expect("a slug"),
             agent: crate::engine::reconcile::AgentStatus {
                 state: agent,
                 exit_code: code,
             },
             health: health.iter().map(|(d, s)| (*d, (*s).to_owned())).collect(),
-            ..BottleStatus::default()
+            ..BottleStatus::new(crate::types::Slug::parse("demo").expect("a slug"))
         }
     }
 

@@ -2,7 +2,7 @@
 //! CLI and the dashboard find every bottle after their own restart, half-broken ones included.
 
 use crate::backend::{Backend, ContainerInfo, ContainerState, ResourceKind, label, role};
-use crate::types::{AgentState, BottleState};
+use crate::types::{AgentState, BottleState, Slug};
 use crate::wire::daemon::Daemon;
 use crate::wire::session::{SessionRecord, SessionState};
 use color_eyre::eyre::Result;
@@ -10,9 +10,9 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct BottleStatus {
-    pub slug: String,
+    pub slug: Slug,
     pub bottle: String,
     pub backend: String,
     pub state: BottleState,
@@ -30,6 +30,28 @@ pub struct BottleStatus {
     pub bundle: Option<ContainerInfo>,
     #[serde(skip)]
     pub agent_container: Option<ContainerInfo>,
+}
+
+/// A bottle as `reconcile` finds it before it has looked at any part: broken, with nothing.
+impl BottleStatus {
+    pub fn new(slug: Slug) -> Self {
+        Self {
+            slug,
+            bottle: String::new(),
+            backend: String::new(),
+            state: BottleState::default(),
+            agent: AgentStatus::default(),
+            health: BTreeMap::new(),
+            alias: None,
+            created: String::new(),
+            config_hash: String::new(),
+            version: String::new(),
+            containers: Vec::new(),
+            networks: Vec::new(),
+            bundle: None,
+            agent_container: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -99,12 +121,20 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
     .into_iter()
     .collect();
     let mut out = Vec::new();
-    for (slug, parts) in slugs {
+    for (text, parts) in slugs {
+        // Only bottle-tui writes the label; anything else carrying it is not a bottle.
+        let slug = match Slug::parse(&text) {
+            Ok(slug) => slug,
+            Err(e) => {
+                tracing::warn!("ignoring resources labelled {}: {e}", label::SLUG);
+                continue;
+            }
+        };
         let find = |role: &str| {
             containers
                 .iter()
                 .find(|c| {
-                    c.labels.get(label::SLUG) == Some(&slug)
+                    c.labels.get(label::SLUG) == Some(&text)
                         && c.labels.get(label::ROLE).map(String::as_str) == Some(role)
                 })
                 .cloned()

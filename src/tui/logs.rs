@@ -3,6 +3,7 @@
 //! drawn. Each ring is bounded by lines and by bytes, and a line by [`LINE_MAX`], so what an
 //! agent can make its bundle log costs the dashboard at most [`MAX_BYTES`] per bottle.
 
+use crate::types::Slug;
 use crate::wire::daemon::{Daemon, LogSource};
 use crate::wire::log::{InitEvent, LogLine};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -11,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogsView {
     /// None: every bottle, merged.
-    pub slug: Option<String>,
+    pub slug: Option<Slug>,
     /// None: every daemon.
     pub daemon: Option<LogSource>,
     pub deny_only: bool,
@@ -24,7 +25,7 @@ pub struct LogsView {
 
 impl LogsView {
     /// Every daemon's lines of `slug` (or of every bottle), following the newest.
-    pub fn following(slug: Option<String>) -> Self {
+    pub fn following(slug: Option<Slug>) -> Self {
         Self {
             slug,
             daemon: None,
@@ -66,7 +67,7 @@ impl Ring {
 
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub slug: String,
+    pub slug: Slug,
     /// Who wrote it, as the line says (`?` for none).
     pub daemon: String,
     pub source: Option<LogSource>,
@@ -86,11 +87,11 @@ impl Entry {
 
 #[derive(Debug, Default)]
 pub struct LogBook {
-    per: BTreeMap<String, Ring>,
-    denied: BTreeMap<String, usize>,
+    per: BTreeMap<Slug, Ring>,
+    denied: BTreeMap<Slug, usize>,
     /// (slug, daemon) → what init last said of it: the moment a daemon dies, not at the next
     /// health check.
-    lifecycle: BTreeMap<(String, Daemon), Lifecycle>,
+    lifecycle: BTreeMap<(Slug, Daemon), Lifecycle>,
     seq: u64,
 }
 
@@ -102,7 +103,7 @@ pub enum Lifecycle {
 }
 
 impl LogBook {
-    pub fn push(&mut self, slug: &str, line: &LogLine) {
+    pub fn push(&mut self, slug: &Slug, line: &LogLine) {
         if let Some((daemon, event)) = line.init_event() {
             let state = match event {
                 InitEvent::Started => Some(Lifecycle::Started),
@@ -111,19 +112,19 @@ impl LogBook {
                 InitEvent::NotAvailable => None,
             };
             if let Some(state) = state {
-                self.lifecycle.insert((slug.to_owned(), daemon), state);
+                self.lifecycle.insert((slug.clone(), daemon), state);
             }
         }
         let source = line.source();
         let deny = line.is_deny();
         if deny && source == Some(LogSource::Daemon(Daemon::Gateway)) {
-            *self.denied.entry(slug.to_owned()).or_default() += 1;
+            *self.denied.entry(slug.clone()).or_default() += 1;
         }
         let mut text = line.text();
         cut(&mut text);
         self.seq += 1;
-        self.per.entry(slug.to_owned()).or_default().push(Entry {
-            slug: slug.to_owned(),
+        self.per.entry(slug.clone()).or_default().push(Entry {
+            slug: slug.clone(),
             daemon: line.daemon.clone().unwrap_or_else(|| "?".to_owned()),
             source,
             deny,
@@ -133,15 +134,15 @@ impl LogBook {
     }
 
     /// Forgets bottles that are gone.
-    pub fn retain(&mut self, present: &BTreeSet<String>) {
+    pub fn retain(&mut self, present: &BTreeSet<Slug>) {
         self.per.retain(|s, _| present.contains(s));
         self.denied.retain(|s, _| present.contains(s));
         self.lifecycle.retain(|(s, _), _| present.contains(s));
     }
 
     /// What init last said about a bottle's daemon, if anything.
-    pub fn lifecycle(&self, slug: &str, daemon: Daemon) -> Option<Lifecycle> {
-        self.lifecycle.get(&(slug.to_owned(), daemon)).copied()
+    pub fn lifecycle(&self, slug: &Slug, daemon: Daemon) -> Option<Lifecycle> {
+        self.lifecycle.get(&(slug.clone(), daemon)).copied()
     }
 
     pub fn denied(&self, slug: &str) -> usize {
@@ -213,14 +214,18 @@ fn cut(text: &mut String) {
 mod tests {
     use super::*;
 
+    fn slug_of(s: &str) -> Slug {
+        Slug::parse(s).expect("a slug")
+    }
+
     impl LogBook {
         fn push_raw(&mut self, slug: &str, raw: &str) {
-            self.push(slug, &LogLine::parse(raw));
+            self.push(&slug_of(slug), &LogLine::parse(raw));
         }
     }
 
     fn view(slug: Option<&str>) -> LogsView {
-        LogsView::following(slug.map(str::to_owned))
+        LogsView::following(slug.map(slug_of))
     }
 
     #[test]
@@ -256,7 +261,7 @@ mod tests {
             r#"{"daemon":"init","msg":"daemon exited","target":"gateway","code":137}"#,
         );
         assert_eq!(
-            book.lifecycle("a", Daemon::Gateway),
+            book.lifecycle(&slug_of("a"), Daemon::Gateway),
             Some(Lifecycle::Exited)
         );
         book.push_raw(
@@ -264,10 +269,10 @@ mod tests {
             r#"{"daemon":"init","msg":"daemon started","target":"gateway","pid":9}"#,
         );
         assert_eq!(
-            book.lifecycle("a", Daemon::Gateway),
+            book.lifecycle(&slug_of("a"), Daemon::Gateway),
             Some(Lifecycle::Started)
         );
-        book.retain(&BTreeSet::from(["b".to_owned()]));
+        book.retain(&BTreeSet::from([slug_of("b")]));
         assert_eq!(book.denied("a"), 0);
     }
 

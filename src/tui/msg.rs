@@ -16,35 +16,35 @@ pub enum Msg {
     EngineDown(String),
     /// A bundle's log line (raw text as the daemon printed it).
     Log {
-        slug: String,
+        slug: Slug,
         line: LogLine,
     },
     LaunchStep {
-        slug: String,
+        slug: Slug,
         step: String,
     },
     LaunchDone {
-        slug: String,
+        slug: Slug,
         error: Option<String>,
     },
     KillDone {
-        slug: String,
+        slug: Slug,
         error: Option<String>,
     },
     /// How to reach an agent's session, for the pane or the preview.
     Attach {
-        slug: String,
+        slug: Slug,
         preview: bool,
         target: Result<AttachCommand, String>,
     },
     /// What a bottle's plan says, as label/value lines for the detail panel.
     Plan {
-        slug: String,
+        slug: Slug,
         lines: Vec<(String, String)>,
     },
     /// A bottle's recent history (time, one line), newest first.
     History {
-        slug: String,
+        slug: Slug,
         lines: Vec<(String, String)>,
     },
     /// The requests agents wait on, oldest first (sent when the queue folders change).
@@ -65,8 +65,8 @@ pub enum Msg {
     SetupDone(Option<String>),
     /// How answering a request went: the answer's summary, or why it failed.
     Answered {
-        slug: String,
-        id: String,
+        slug: Slug,
+        id: RequestId,
         result: Result<String, String>,
     },
 }
@@ -76,22 +76,22 @@ pub enum Msg {
 pub enum Command {
     Refresh,
     Launch {
-        bottle: String,
-        name: Option<String>,
+        bottle: Slug,
+        name: Option<Slug>,
     },
-    Kill(Vec<String>),
+    Kill(Vec<Slug>),
     /// Read a bottle's plan from its state dir.
-    Plan(String),
+    Plan(Slug),
     /// Read a bottle's recent history from the store.
-    History(String),
+    History(Slug),
     Attach {
-        slug: String,
+        slug: Slug,
         preview: bool,
     },
     /// Approve or deny an agent's request.
     Answer {
-        slug: String,
-        id: String,
+        slug: Slug,
+        id: RequestId,
         decision: Decision,
         reason: Option<String>,
     },
@@ -119,7 +119,7 @@ pub enum Effect {
     },
     /// Start `command` in the agent pane (or the selected row's preview).
     OpenPane {
-        slug: String,
+        slug: Slug,
         preview: bool,
         zoomed: bool,
         command: AttachCommand,

@@ -79,7 +79,7 @@ pub fn run(config: Config, banner: Option<String>, root: StateRoot) -> Result<()
     let mut app = App::new(
         keymap,
         Theme::from_env(),
-        config.bottles.keys().map(|b| b.to_string()).collect(),
+        config.bottles.keys().cloned().collect(),
     );
     app.save_dir = root.path().join("saved-logs");
     app.bell = config.dashboard.bell;

@@ -12,7 +12,6 @@ use crate::engine::attach::{self, Target};
 use crate::engine::history::{self, Happened};
 use crate::engine::{approvals, kill, reconcile, setup, sidecar_bin, up};
 use crate::sidecar::session::DetachKey;
-use crate::sidecar::supervise::queue::RequestId;
 use crate::state::StateRoot;
 use crate::store::Store;
 use crate::types::Slug;
@@ -193,29 +192,27 @@ async fn run(s: Arc<Shared>, cmd: Command) {
         }
         Command::Refresh => s.refresh.notify_one(),
         Command::Plan(slug) => {
-            if let Ok(parsed) = Slug::parse(&slug) {
-                let path = s
-                    .ctx
-                    .root
-                    .bottle_dir(&parsed)
-                    .join(crate::engine::prepare::files::PLAN);
-                let lines = match tokio::fs::read(&path).await {
-                    Ok(bytes) => plan_summary(&bytes),
-                    Err(e) => vec![("plan".into(), format!("{}: {e}", path.display()))],
-                };
-                let _ = s.out.send(Msg::Plan { slug, lines });
-            }
+            let path = s
+                .ctx
+                .root
+                .bottle_dir(&slug)
+                .join(crate::engine::prepare::files::PLAN);
+            let lines = match tokio::fs::read(&path).await {
+                Ok(bytes) => plan_summary(&bytes),
+                Err(e) => vec![("plan".into(), format!("{}: {e}", path.display()))],
+            };
+            let _ = s.out.send(Msg::Plan { slug, lines });
         }
         Command::History(slug) => send_history(&s, slug).await,
         Command::Launch { bottle, name } => {
             let slug = name.clone().unwrap_or_else(|| bottle.clone());
-            let error = launch(&s, &bottle, name.as_deref(), &slug).await.err();
+            let error = launch(&s, &bottle, name.as_ref(), &slug).await.err();
             let what = match &error {
                 None => Happened::Launched {
-                    bottle: bottle.clone(),
+                    bottle: bottle.to_string(),
                 },
                 Some(e) => Happened::LaunchFailed {
-                    bottle: bottle.clone(),
+                    bottle: bottle.to_string(),
                     error: e.clone(),
                 },
             };
@@ -236,24 +233,18 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                 let b = Arc::clone(&b);
                 let s = Arc::clone(&s);
                 async move {
-                    let error = match Slug::parse(&slug) {
-                        Ok(parsed) => {
-                            let ending =
-                                kill::stop_agent(b.as_ref(), &parsed, kill::DEFAULT_GRACE).await;
-                            match kill::kill(b.as_ref(), &parsed, &s.ctx.root).await {
-                                Ok(removed) => {
-                                    let what = Happened::Killed {
-                                        removed: removed.len(),
-                                        agent_state: ending.as_ref().map(|e| e.state),
-                                        agent_exit_code: ending.as_ref().and_then(|e| e.exit_code),
-                                    };
-                                    note(&s, vec![(slug.clone(), vec![what])]).await;
-                                    None
-                                }
-                                Err(e) => Some(format!("{e:#}")),
-                            }
+                    let ending = kill::stop_agent(b.as_ref(), &slug, kill::DEFAULT_GRACE).await;
+                    let error = match kill::kill(b.as_ref(), &slug, &s.ctx.root).await {
+                        Ok(removed) => {
+                            let what = Happened::Killed {
+                                removed: removed.len(),
+                                agent_state: ending.as_ref().map(|e| e.state),
+                                agent_exit_code: ending.as_ref().and_then(|e| e.exit_code),
+                            };
+                            note(&s, vec![(slug.clone(), vec![what])]).await;
+                            None
                         }
-                        Err(e) => Some(e.to_string()),
+                        Err(e) => Some(format!("{e:#}")),
                     };
                     let _ = s.out.send(Msg::KillDone { slug, error });
                 }
@@ -270,8 +261,7 @@ async fn run(s: Arc<Shared>, cmd: Command) {
             let root = s.ctx.root.clone();
             let (slug2, id2) = (slug.clone(), id.clone());
             let result = on_store(&s, move |store| {
-                let slug = Slug::parse(&slug2).map_err(color_eyre::eyre::Report::msg)?;
-                let id: RequestId = id2.parse().map_err(color_eyre::eyre::Report::msg)?;
+                let (slug, id) = (slug2, id2);
                 let by = approvals::operator();
                 approvals::answer(&root, store, &slug, &id, decision, reason, &by)
                     .map(|a| format!("{} (by {by})", a.summary()))
@@ -298,22 +288,19 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                 // `docker exec` per row passed (the loop drops previews no longer wanted).
                 tokio::time::sleep(PREVIEW_SETTLE).await;
             }
-            let target = match (backend(&s).await, Slug::parse(&slug)) {
-                (Some(b), Ok(parsed)) => {
-                    match attach::resolve(b.as_ref(), &parsed, s.ctx.detach_key).await {
-                        Ok(Target::Live { place, .. }) if preview => {
-                            Ok(place.preview(&parsed, s.ctx.detach_key))
-                        }
-                        Ok(Target::Live { command, .. }) => Ok(command),
-                        Ok(Target::Finished { exit_code, .. }) => Err(format!(
-                            "the agent has exited (code {}); `bottle-tui attach {slug}` shows its last screen",
-                            exit_code.map_or_else(|| "unknown".into(), |c| c.to_string())
-                        )),
-                        Err(e) => Err(format!("{e:#}")),
+            let target = match backend(&s).await {
+                Some(b) => match attach::resolve(b.as_ref(), &slug, s.ctx.detach_key).await {
+                    Ok(Target::Live { place, .. }) if preview => {
+                        Ok(place.preview(&slug, s.ctx.detach_key))
                     }
-                }
-                (None, _) => Err("the engine is unreachable".into()),
-                (_, Err(e)) => Err(e.to_string()),
+                    Ok(Target::Live { command, .. }) => Ok(command),
+                    Ok(Target::Finished { exit_code, .. }) => Err(format!(
+                        "the agent has exited (code {}); `bottle-tui attach {slug}` shows its last screen",
+                        exit_code.map_or_else(|| "unknown".into(), |c| c.to_string())
+                    )),
+                    Err(e) => Err(format!("{e:#}")),
+                },
+                None => Err("the engine is unreachable".into()),
             };
             let _ = s.out.send(Msg::Attach {
                 slug,
@@ -324,18 +311,13 @@ async fn run(s: Arc<Shared>, cmd: Command) {
     }
 }
 
-async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Result<(), String> {
+async fn launch(s: &Shared, bottle: &Slug, name: Option<&Slug>, slug: &Slug) -> Result<(), String> {
     let b = backend(s)
         .await
         .ok_or_else(|| "the engine is unreachable".to_owned())?;
-    let bottle = Slug::parse(bottle).map_err(|e| e.to_string())?;
-    let name = name
-        .map(Slug::parse)
-        .transpose()
-        .map_err(|e| e.to_string())?;
     let sidecar = sidecar_bin::locate().map_err(|e| format!("{e:#}"))?;
     let out = s.out.clone();
-    let owned = slug.to_owned();
+    let owned = slug.clone();
     let progress = move |step: &str| {
         let _ = out.send(Msg::LaunchStep {
             slug: owned.clone(),
@@ -345,8 +327,8 @@ async fn launch(s: &Shared, bottle: &str, name: Option<&str>, slug: &str) -> Res
     up::up(
         b.as_ref(),
         &s.ctx.config,
-        &bottle,
-        name,
+        bottle,
+        name.cloned(),
         &s.ctx.root,
         &sidecar,
         &progress,
@@ -395,11 +377,11 @@ const HISTORY_SHOWN: usize = 6;
 /// Records what happened in the history (SQLite, off the async threads), then sends the
 /// touched bottles' recent history to the UI. A store that cannot be written costs the
 /// history, never the dashboard.
-async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
+async fn note(s: &Arc<Shared>, happened: Vec<(Slug, Vec<Happened>)>) {
     if happened.is_empty() {
         return;
     }
-    let slugs: Vec<String> = happened.iter().map(|(slug, _)| slug.clone()).collect();
+    let slugs: Vec<Slug> = happened.iter().map(|(slug, _)| slug.clone()).collect();
     let written = on_store(s, move |store| {
         for (slug, events) in &happened {
             for what in events {
@@ -420,7 +402,7 @@ async fn note(s: &Arc<Shared>, happened: Vec<(String, Vec<Happened>)>) {
 
 /// Records what a log line says happened (once, at the line's time: the log is read again
 /// whenever a dashboard starts), and sends the bottle's history when it was new.
-async fn note_logged(s: &Arc<Shared>, slug: String, time: String, what: Happened) {
+async fn note_logged(s: &Arc<Shared>, slug: Slug, time: String, what: Happened) {
     let key = slug.clone();
     let new = on_store(s, move |store| {
         let new = history::record_logged(store, &key, &time, &what)?;
@@ -435,7 +417,7 @@ async fn note_logged(s: &Arc<Shared>, slug: String, time: String, what: Happened
     }
 }
 
-async fn send_history(s: &Arc<Shared>, slug: String) {
+async fn send_history(s: &Arc<Shared>, slug: Slug) {
     let key = slug.clone();
     match on_store(s, move |store| store.events(Some(&key), HISTORY_SHOWN)).await {
         Ok(events) => {
@@ -531,9 +513,9 @@ async fn watch_approvals(s: Arc<Shared>) {
 
 /// Connects (and reconnects), refreshes on engine events, follows bundle logs.
 async fn watch(s: Arc<Shared>) {
-    let mut followers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+    let mut followers: BTreeMap<Slug, JoinHandle<()>> = BTreeMap::new();
     // The last read of each bottle, to see what changed (health, the agent) for the history.
-    let mut seen: BTreeMap<String, reconcile::BottleStatus> = BTreeMap::new();
+    let mut seen: BTreeMap<Slug, reconcile::BottleStatus> = BTreeMap::new();
     loop {
         let b = match DockerBackend::connect().await {
             Ok(b) => Arc::new(b),
@@ -599,9 +581,9 @@ async fn watch(s: Arc<Shared>) {
 /// What changed since the last read, per bottle; bottles seen for the first time have no
 /// "before" (the dashboard just started, or they were just launched) and record nothing.
 fn seen_changes(
-    seen: &mut BTreeMap<String, reconcile::BottleStatus>,
+    seen: &mut BTreeMap<Slug, reconcile::BottleStatus>,
     now: &[reconcile::BottleStatus],
-) -> Vec<(String, Vec<Happened>)> {
+) -> Vec<(Slug, Vec<Happened>)> {
     let mut out = Vec::new();
     for b in now {
         if let Some(before) = seen.get(&b.slug) {
@@ -620,7 +602,7 @@ fn follow_logs(
     s: &Arc<Shared>,
     b: &Arc<DockerBackend>,
     bottles: &[reconcile::BottleStatus],
-    followers: &mut BTreeMap<String, JoinHandle<()>>,
+    followers: &mut BTreeMap<Slug, JoinHandle<()>>,
 ) {
     followers.retain(|slug, h| {
         let keep = !h.is_finished()

@@ -1,16 +1,17 @@
 //! The launch dialog: pick a bottle, optionally name the launch, then watch its steps.
 
+use crate::types::Slug;
 use crossterm::event::{KeyCode, KeyEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchForm {
-    pub choices: Vec<String>,
+    pub choices: Vec<Slug>,
     pub selected: usize,
     pub name: String,
     /// Typing into the name field rather than picking.
     pub naming: bool,
     /// Set once submitted: the slug being launched.
-    pub launching: Option<String>,
+    pub launching: Option<Slug>,
     pub steps: Vec<String>,
     pub error: Option<String>,
 }
@@ -22,13 +23,13 @@ pub enum LaunchKey {
     /// Close the dialog (a launch under way goes on and reports in the footer).
     Close,
     Launch {
-        bottle: String,
-        name: Option<String>,
+        bottle: Slug,
+        name: Option<Slug>,
     },
 }
 
 impl LaunchForm {
-    pub fn new(choices: Vec<String>) -> Self {
+    pub fn new(choices: Vec<Slug>) -> Self {
         Self {
             choices,
             selected: 0,
@@ -70,13 +71,17 @@ impl LaunchForm {
             self.error = Some("the config defines no bottles".into());
             return LaunchKey::Stay;
         };
-        let name = Some(self.name.trim().to_owned()).filter(|n| !n.is_empty());
-        if let Some(n) = &name {
-            if let Err(e) = n.parse::<crate::types::Slug>() {
+        let name = match Some(self.name.trim())
+            .filter(|n| !n.is_empty())
+            .map(Slug::parse)
+        {
+            None => None,
+            Some(Ok(name)) => Some(name),
+            Some(Err(e)) => {
                 self.error = Some(format!("name: {e}"));
                 return LaunchKey::Stay;
             }
-        }
+        };
         self.launching = Some(name.clone().unwrap_or_else(|| bottle.clone()));
         self.steps.clear();
         self.error = None;
@@ -95,7 +100,8 @@ mod tests {
 
     #[test]
     fn a_bad_name_stays_in_the_dialog_and_a_good_one_launches() {
-        let mut f = LaunchForm::new(vec!["demo".into(), "review".into()]);
+        let slug = |s: &str| Slug::parse(s).expect("a slug");
+        let mut f = LaunchForm::new(vec![slug("demo"), slug("review")]);
         assert_eq!(f.on_key(&key(KeyCode::Down)), LaunchKey::Stay);
         assert_eq!(f.on_key(&key(KeyCode::Tab)), LaunchKey::Stay);
         for c in "Bad Name".chars() {
@@ -107,8 +113,8 @@ mod tests {
         assert_eq!(
             f.on_key(&key(KeyCode::Enter)),
             LaunchKey::Launch {
-                bottle: "review".into(),
-                name: Some("rev-2".into())
+                bottle: slug("review"),
+                name: Some(slug("rev-2"))
             }
         );
         assert_eq!(f.launching.as_deref(), Some("rev-2"));

@@ -74,7 +74,7 @@ mod tests {
     #[test]
     fn scrolling_back_to_the_newest_line_follows_again() {
         let none = KeyEvent::new(KeyCode::Null, KeyModifiers::NONE);
-        let mut v = LogsView::following(Some("a".into()));
+        let mut v = LogsView::following(crate::types::Slug::parse("a").ok());
         assert_eq!(v.on_key(&none, Some(Action::PageUp)), LogsKey::Stay);
         assert_eq!((v.follow, v.scroll), (false, PAGE));
         v.on_key(&none, Some(Action::Down));

@@ -20,7 +20,7 @@ use super::theme::Theme;
 use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
-use crate::types::AgentState;
+use crate::types::{AgentState, Slug};
 use crate::wire::daemon::Daemon;
 use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,7 +55,7 @@ pub enum Mode {
     Table,
     Filter,
     Help,
-    ConfirmKill(Vec<String>),
+    ConfirmKill(Vec<Slug>),
     Launch(LaunchForm),
     Logs(LogsView),
     Aliases,
@@ -94,7 +94,7 @@ pub enum Engine {
 
 /// An attach client running in a pane, for one bottle.
 pub struct PaneSlot {
-    pub slug: String,
+    pub slug: Slug,
     pub pane: Pane,
     pub zoomed: bool,
 }
@@ -102,25 +102,25 @@ pub struct PaneSlot {
 pub struct App {
     pub bottles: Vec<BottleStatus>,
     /// The selected row, by slug so it survives re-sorting and refreshes.
-    pub selected: Option<String>,
-    pub marked: BTreeSet<String>,
+    pub selected: Option<Slug>,
+    pub marked: BTreeSet<Slug>,
     pub sort: SortKey,
     pub filter: String,
     pub mode: Mode,
     pub engine: Engine,
     pub logs: LogBook,
-    pub config_bottles: Vec<String>,
+    pub config_bottles: Vec<Slug>,
     pub pane: Option<PaneSlot>,
     pub preview: Option<PaneSlot>,
     /// Plan summaries by slug, read once per bottle.
-    pub plans: BTreeMap<String, Vec<(String, String)>>,
+    pub plans: BTreeMap<Slug, Vec<(String, String)>>,
     /// Recent history by slug (time, one line), newest first: read when a bottle is first
     /// selected, sent again whenever something is recorded for it.
-    pub history: BTreeMap<String, Vec<(String, String)>>,
+    pub history: BTreeMap<Slug, Vec<(String, String)>>,
     /// The pane being opened should be full screen.
     pub pending_zoom: bool,
     /// A preview of this bottle failed; not retried until the selection moves.
-    pub preview_failed: Option<String>,
+    pub preview_failed: Option<Slug>,
     /// A one-line message for the footer (errors of background work, saved files).
     pub status: Option<String>,
     pub keymap: Keymap,
@@ -151,7 +151,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(keymap: Keymap, theme: Theme, config_bottles: Vec<String>) -> Self {
+    pub fn new(keymap: Keymap, theme: Theme, config_bottles: Vec<Slug>) -> Self {
         Self {
             bottles: Vec::new(),
             selected: None,
@@ -194,7 +194,7 @@ impl App {
             .iter()
             .filter(|b| {
                 needle.is_empty()
-                    || b.slug.to_lowercase().contains(&needle)
+                    || b.slug.as_str().contains(&needle)
                     || b.bottle.to_lowercase().contains(&needle)
                     || b.state.as_str().contains(&needle)
             })
@@ -208,13 +208,13 @@ impl App {
     }
 
     pub fn selected_bottle(&self) -> Option<&BottleStatus> {
-        let sel = self.selected.as_deref()?;
-        self.bottles.iter().find(|b| b.slug == sel)
+        let sel = self.selected.as_ref()?;
+        self.bottles.iter().find(|b| &b.slug == sel)
     }
 
     fn selected_index(&self) -> Option<usize> {
-        let sel = self.selected.as_deref()?;
-        self.visible().iter().position(|b| b.slug == sel)
+        let sel = self.selected.as_ref()?;
+        self.visible().iter().position(|b| &b.slug == sel)
     }
 
     fn select_index(&mut self, i: usize) -> Vec<Command> {
@@ -224,7 +224,7 @@ impl App {
     }
 
     /// Changes the selection; the preview follows it.
-    fn select(&mut self, slug: Option<String>) -> Vec<Command> {
+    fn select(&mut self, slug: Option<Slug>) -> Vec<Command> {
         if slug == self.selected {
             return Vec::new();
         }
@@ -253,7 +253,7 @@ impl App {
             Some(b)
                 if b.agent.state == AgentState::Running
                     && self.pane.is_none()
-                    && self.preview_failed.as_deref() != Some(b.slug.as_str()) =>
+                    && self.preview_failed.as_ref() != Some(&b.slug) =>
             {
                 vec![Command::Attach {
                     slug: b.slug.clone(),
@@ -303,14 +303,14 @@ impl App {
     /// selected and no pane is open), or say why not.
     fn on_attach(
         &mut self,
-        slug: String,
+        slug: Slug,
         preview: bool,
         target: Result<crate::engine::attach::AttachCommand, String>,
     ) -> Vec<Effect> {
         match target {
             Ok(command) => {
-                let wanted = !preview
-                    || (self.selected.as_deref() == Some(slug.as_str()) && self.pane.is_none());
+                let wanted =
+                    !preview || (self.selected.as_ref() == Some(&slug) && self.pane.is_none());
                 if !wanted {
                     return Vec::new();
                 }
@@ -334,7 +334,7 @@ impl App {
     /// The loop started (or could not start) the pane an `Effect::OpenPane` asked for.
     pub fn pane_opened(
         &mut self,
-        slug: String,
+        slug: Slug,
         preview: bool,
         zoomed: bool,
         pane: color_eyre::eyre::Result<Pane>,
@@ -399,8 +399,7 @@ impl App {
             Msg::Bottles(bottles) => {
                 self.engine = Engine::Up;
                 self.bottles = bottles;
-                let present: BTreeSet<String> =
-                    self.bottles.iter().map(|b| b.slug.clone()).collect();
+                let present: BTreeSet<Slug> = self.bottles.iter().map(|b| b.slug.clone()).collect();
                 self.marked.retain(|s| present.contains(s));
                 self.logs.retain(&present);
                 self.plans.retain(|s, _| present.contains(s));
@@ -531,11 +530,11 @@ impl App {
     pub fn on_pane_event(&mut self, ev: &PaneEvent) {
         if let PaneEvent::Exited(id, exit) = ev {
             if self.pane.as_ref().is_some_and(|p| p.pane.id() == *id) {
-                let slug = self.pane.take().map(|p| p.slug).unwrap_or_default();
+                let slug = self.pane.take().map(|p| p.slug);
                 if self.mode == Mode::Pane {
                     self.mode = Mode::Table;
                 }
-                if exit.code != 0 {
+                if let Some(slug) = slug.filter(|_| exit.code != 0) {
                     self.status = Some(format!("{slug}: the agent's terminal {exit}"));
                 }
             }
@@ -718,7 +717,7 @@ impl App {
                 self.mode = Mode::Launch(LaunchForm::new(self.config_bottles.clone()));
             }
             Action::Kill => {
-                let slugs: Vec<String> = if self.marked.is_empty() {
+                let slugs: Vec<Slug> = if self.marked.is_empty() {
                     self.selected.iter().cloned().collect()
                 } else {
                     self.marked.iter().cloned().collect()
@@ -825,7 +824,7 @@ impl App {
         let Some(p) = self.approvals.get(index) else {
             return Vec::new();
         };
-        let (slug, id) = (p.slug.to_string(), p.request.id.to_string());
+        let (slug, id) = (p.slug.clone(), p.request.id.clone());
         self.status = Some(format!("{slug} {id}: sending {}…", decision.as_str()));
         // Gone from the list at once; the next queue read confirms it.
         self.approvals.remove(index);

@@ -65,7 +65,7 @@ pub fn help(f: &mut Frame<'_>, app: &App) {
     );
 }
 
-pub fn confirm_kill(f: &mut Frame<'_>, app: &App, slugs: &[String]) {
+pub fn confirm_kill(f: &mut Frame<'_>, app: &App, slugs: &[crate::types::Slug]) {
     let t = app.theme;
     let inner = dialog(f, 60, 8, " kill ".into());
     let lines = vec![

@@ -91,7 +91,7 @@ impl Col {
             } else {
                 " "
             }),
-            Self::Slug => Cell::from(b.slug.clone()),
+            Self::Slug => Cell::from(b.slug.to_string()),
             Self::Bottle => Cell::from(b.bottle.clone()),
             Self::Backend => Cell::from(b.backend.clone()),
             Self::State => Cell::from(Span::styled(
