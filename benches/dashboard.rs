@@ -2,7 +2,9 @@
 //! install oxker`) with 20 running bottles, same run, each in a 160×48 tmux pane: time to first
 //! frame, own CPU over 30 s idle, the engine's extra CPU (dockerd + containerd over the same 30 s,
 //! minus a 30 s baseline with no TUI) and resident memory. Needs a Docker engine and what
-//! `scripts/test` builds; says NOT RUN for oxker when it is not installed.
+//! `scripts/test` builds; says NOT RUN for oxker when it is not installed. With
+//! `BOTTLE_BENCH_BASELINE_TUI=PATH` (a `bottle-tui` built from an earlier commit) that build is
+//! measured too, on the same bottles in the same run.
 
 use std::path::Path;
 use std::process::Command;
@@ -199,6 +201,20 @@ fn main() {
         dir.path().join("state").display()
     );
     let mine = measure("ours", &cmd, "bottle-tui", dir.path(), "bench19", baseline);
+    let before = std::env::var("BOTTLE_BENCH_BASELINE_TUI").ok().map(|bin| {
+        let cmd = format!(
+            "env BOTTLE_TUI_STATE_DIR={} {bin}",
+            dir.path().join("state").display()
+        );
+        measure(
+            "baseline",
+            &cmd,
+            "bottle-tui",
+            dir.path(),
+            "bench19",
+            baseline,
+        )
+    });
     // oxker's container list is a third of the screen: any bottle container is its first frame.
     let oxker =
         which("oxker").map(|o| measure("oxker", &o, "oxker", dir.path(), "bottle-bench", baseline));
@@ -230,6 +246,19 @@ fn main() {
         mine.rss_mib,
         o(&|f| format!("{:.1} MiB", f.rss_mib))
     );
+    if let Some(b) = before {
+        println!(
+            "this build against the baseline build, same run: first frame {:.0} vs {:.0} ms, own CPU {:.2}% vs {:.2}%, engine {:+.2}% vs {:+.2}%, memory {:.1} vs {:.1} MiB",
+            mine.first_frame.as_secs_f64() * 1000.0,
+            b.first_frame.as_secs_f64() * 1000.0,
+            mine.cpu_pct,
+            b.cpu_pct,
+            mine.engine_pct,
+            b.engine_pct,
+            mine.rss_mib,
+            b.rss_mib
+        );
+    }
 }
 
 /// Kills the bench's bottles however the bench ends.

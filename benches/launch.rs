@@ -3,6 +3,10 @@
 //! in the same run; and 8 bottles launched concurrently by one `up` against 8 `up`s one after
 //! another. Prints medians and ratios. Needs a Docker engine, the bundle and test-agent images
 //! and a static sidecar (scripts/test makes all three).
+//!
+//! With `BOTTLE_BENCH_BASELINE_TUI=PATH` (a `bottle-tui` built from an earlier commit), that
+//! build's `up` and `kill` are measured in the same rounds, interleaved, with the same images
+//! and static sidecar: the cost of a change to the host's engine, measured.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,15 +37,21 @@ fn ms(d: Duration) -> f64 {
 struct Bench {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    baseline: Option<PathBuf>,
     sidecar: PathBuf,
 }
 
 impl Bench {
     fn ours(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
+        self.with(&self.bin, args)
+    }
+
+    fn with(&self, bin: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
         c.args(args)
             .current_dir(self.dir.path())
-            .env("BOTTLE_TUI_STATE_DIR", self.dir.path().join("state"));
+            .env("BOTTLE_TUI_STATE_DIR", self.dir.path().join("state"))
+            .env(bottle_tui::engine::sidecar_bin::ENV, &self.sidecar);
         c
     }
 
@@ -76,6 +86,7 @@ fn main() {
     std::fs::write(dir.path().join("bottle.toml"), config).expect("config");
     let bench = Bench {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_bottle-tui")),
+        baseline: std::env::var_os("BOTTLE_BENCH_BASELINE_TUI").map(PathBuf::from),
         sidecar: bottle_tui::engine::sidecar_bin::locate()
             .expect("static sidecar (scripts/build-sidecar.sh)"),
         dir,
@@ -83,7 +94,15 @@ fn main() {
 
     // up/kill, alternating ours and raw so drift in the engine hits both alike.
     let (mut up_ours, mut up_raw, mut kill_ours, mut kill_raw) = (vec![], vec![], vec![], vec![]);
+    let (mut up_base, mut kill_base) = (vec![], vec![]);
     for round in 0..ROUNDS {
+        if let Some(base) = &bench.baseline {
+            let slug = format!("bench0-base{round}");
+            up_base.push(run(
+                &mut bench.with(base, &["up", "bench0", "--name", &slug])
+            ));
+            kill_base.push(run(&mut bench.with(base, &["kill", &slug])));
+        }
         let slug = format!("bench0-{round}");
         up_ours.push(run(&mut bench.ours(&["up", "bench0", "--name", &slug])));
         kill_ours.push(run(&mut bench.ours(&["kill", &slug])));
@@ -142,4 +161,16 @@ fn main() {
         ms(s),
         ms(c) / ms(s)
     );
+    if bench.baseline.is_some() {
+        let (ub, kb) = (median(up_base), median(kill_base));
+        println!(
+            "  this build against the baseline build (same rounds, interleaved): up {:.0} ms vs {:.0} ms ({:.2}x), kill {:.0} ms vs {:.0} ms ({:.2}x)",
+            ms(uo),
+            ms(ub),
+            ms(uo) / ms(ub),
+            ms(ko),
+            ms(kb),
+            ms(ko) / ms(kb)
+        );
+    }
 }

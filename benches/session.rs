@@ -122,11 +122,11 @@ async fn pane_run(cmd: &AttachCommand) -> (Duration, String, u64) {
 
 /// The whole chain; `lossless` makes the pane's attach client hold the agent back rather than
 /// be repainted when it falls behind. Returns the time and the bytes the pane parsed.
-async fn ours_round(corpus: &Path, lossless: bool) -> (Duration, u64) {
+async fn ours_round(sidecar: &str, corpus: &Path, lossless: bool) -> (Duration, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("provisioned"), "ok\n").expect("marker");
     let script = format!("read x; cat {}", corpus.display());
-    let mut holder = Command::new(SIDECAR)
+    let mut holder = Command::new(sidecar)
         .args(["session", "--", "sh", "-c", &script])
         .env(bottle_tui::sidecar::session::DIR_ENV, dir.path())
         .stdout(std::process::Stdio::null())
@@ -146,7 +146,7 @@ async fn ours_round(corpus: &Path, lossless: bool) -> (Duration, u64) {
                 bottle_tui::sidecar::session::DIR_ENV,
                 dir.path().display()
             ),
-            SIDECAR.into(),
+            sidecar.into(),
             "session".into(),
             "attach".into(),
         ]
@@ -317,13 +317,25 @@ fn main() {
     let corpus = dir.path().join("corpus.txt");
     write_corpus(&corpus);
     let size = std::fs::metadata(&corpus).expect("corpus").len() as f64 / MB as f64;
+    // With a holder built from an earlier commit, its default chain is measured in the same
+    // rounds: the cost of a change to the session code, measured.
+    let baseline = std::env::var("BOTTLE_BENCH_BASELINE_SIDECAR").ok();
     let (mut ours, mut parsed, mut lossless, mut alone, mut tmux) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut before = Vec::new();
     for n in 0..ROUNDS {
-        let (took, received) = rt.block_on(ours_round(&corpus, false));
+        let (took, received) = rt.block_on(ours_round(SIDECAR, &corpus, false));
         ours.push(size / took.as_secs_f64());
         parsed.push(received as f64 / MB as f64);
-        lossless.push(size / rt.block_on(ours_round(&corpus, true)).0.as_secs_f64());
+        if let Some(b) = &baseline {
+            before.push(size / rt.block_on(ours_round(b, &corpus, false)).0.as_secs_f64());
+        }
+        lossless.push(
+            size / rt
+                .block_on(ours_round(SIDECAR, &corpus, true))
+                .0
+                .as_secs_f64(),
+        );
         alone.push(size / rt.block_on(pane_alone_round(&corpus)).as_secs_f64());
         tmux.push(size / tmux_round(&corpus, n).as_secs_f64());
     }
@@ -343,5 +355,13 @@ fn main() {
         a / t
     );
     println!("  tmux detached pane (anchor)         {t:7.1} MB/s");
+    if !before.is_empty() {
+        let b = median(before);
+        println!(
+            "  baseline sidecar, same rounds       {b:7.1} MB/s   {:.2}× tmux   (this build {:.2}× the baseline)",
+            b / t,
+            o / b
+        );
+    }
     rt.block_on(latency());
 }

@@ -224,6 +224,37 @@ fn table_with_detail_for_bottles_in_every_state() {
     snap("table", &app());
 }
 
+/// A narrow table of bottles without aliases gives up the alias column (only dashes) before
+/// the backend; with an alias shown, the backend goes first.
+#[test]
+fn a_narrow_table_drops_an_alias_column_of_dashes_before_the_backend() {
+    let screen = |a: &App| {
+        let mut term = Terminal::new(TestBackend::new(84, 20)).expect("terminal");
+        term.draw(|f| views::draw(f, a)).expect("draw");
+        let buf = term.backend().buffer().clone();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_owned())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut docker_only = app();
+    docker_only.bottles.retain(|b| b.alias.is_none());
+    let text = screen(&docker_only);
+    assert!(
+        text.contains("BACKEND") && !text.contains("ALIAS"),
+        "{text}"
+    );
+    let text = screen(&app());
+    assert!(
+        text.contains("ALIAS") && !text.contains("BACKEND"),
+        "{text}"
+    );
+}
+
 #[test]
 fn selection_moves_marks_and_sorts() {
     let mut a = app();

@@ -1,5 +1,6 @@
 //! The bottles table: one row per bottle, a dot per daemon. Columns that matter least
-//! (backend, alias) give way first when the terminal is narrow; the slug never is cut.
+//! (an alias column of dashes, backend, alias) give way first when the terminal is narrow;
+//! the slug never is cut.
 
 use super::{age, epoch};
 use crate::engine::reconcile::BottleStatus;
@@ -39,8 +40,15 @@ const ALL: [Col; 11] = [
     Col::Pending,
 ];
 
-/// Dropped in this order when the row does not fit.
-const OPTIONAL: [Col; 3] = [Col::Backend, Col::Alias, Col::Bottle];
+/// Dropped in this order when the row does not fit; an alias column that would show only
+/// dashes (no bottle has an alias) goes first.
+fn optional(app: &App) -> [Col; 3] {
+    if app.bottles.iter().any(|b| b.alias.is_some()) {
+        [Col::Backend, Col::Alias, Col::Bottle]
+    } else {
+        [Col::Alias, Col::Backend, Col::Bottle]
+    }
+}
 
 impl Col {
     fn title(self) -> &'static str {
@@ -138,7 +146,7 @@ impl Col {
 fn columns(app: &App, width: u16) -> Vec<Col> {
     let mut cols = ALL.to_vec();
     let need = |cols: &[Col]| cols.iter().map(|c| c.width(app) + 1).sum::<u16>() + 2;
-    for drop in OPTIONAL {
+    for drop in optional(app) {
         if need(&cols) <= width {
             break;
         }
