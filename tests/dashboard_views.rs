@@ -224,6 +224,32 @@ fn table_with_detail_for_bottles_in_every_state() {
     snap("table", &app());
 }
 
+/// A queue that cannot be read is said in the header (the pending count may be stale) until
+/// a read works again.
+#[test]
+fn an_unreadable_queue_is_shown_until_it_reads_again() {
+    let header = |a: &App| {
+        let mut term = Terminal::new(TestBackend::new(160, 40)).expect("terminal");
+        term.draw(|f| views::draw(f, a)).expect("draw");
+        let buf = term.backend().buffer().clone();
+        (0..buf.area.width)
+            .map(|x| buf[(x, 0)].symbol().to_owned())
+            .collect::<String>()
+    };
+    let mut a = app();
+    let _ = a.on_msg(Msg::QueueTrouble(Some(
+        "cannot read the approvals queues: permission denied".into(),
+    )));
+    let top = header(&a);
+    assert!(
+        top.contains("cannot read the approvals queues: permission denied")
+            && top.contains("may be stale"),
+        "{top}"
+    );
+    let _ = a.on_msg(Msg::QueueTrouble(None));
+    assert!(!header(&a).contains("cannot read"), "{}", header(&a));
+}
+
 /// A narrow table of bottles without aliases gives up the alias column (only dashes) before
 /// the backend; with an alias shown, the backend goes first.
 #[test]
