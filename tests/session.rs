@@ -329,6 +329,32 @@ async fn a_lossless_client_that_stops_reading_holds_the_agent_until_it_leaves() 
 }
 
 #[tokio::test]
+async fn a_lossless_client_behind_when_the_agent_exits_still_gets_every_byte() {
+    // The agent writes 900 kB (under the flow budget, so it never waits) and exits while the
+    // lossless client reads nothing. The holder must wait for that client — past its usual
+    // one-second drain — and the client, reading at last, gets every byte and the exit.
+    const N: usize = 900_000;
+    let script = format!("read x; head -c {N} /dev/zero | tr '\\0' 'x'; exit 3");
+    let mut h = Holder::start(&["sh", "-c", &script], true);
+    let mut c = h.connect_with(SIZE, true).await;
+    c.send(b"\r").await;
+    common::eventually("the agent exits", LONG, || {
+        std::fs::read(h.paths().record())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SessionRecord>(&b).ok())
+            .filter(|r| r.state == SessionState::Exited)
+    });
+    common::holds_for(
+        "the holder left while its lossless client was behind",
+        Duration::from_secs(3),
+        || h.child.try_wait().ok().flatten().is_some(),
+    );
+    assert!(matches!(c.until("never", LONG).await, Seen::Exit(3)));
+    assert!(c.received >= N, "received {} of {N} bytes", c.received);
+    assert_eq!(h.wait_exit(LONG), 3);
+}
+
+#[tokio::test]
 async fn ten_megabytes_of_random_bytes_in_one_burst() {
     let h = Holder::start(
         &[

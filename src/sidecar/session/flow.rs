@@ -64,6 +64,16 @@ impl Flow {
         self.wake.notify_all();
     }
 
+    /// Whether a connected lossless viewer has not yet written all of `published`.
+    pub fn behind(&self, published: Pos) -> bool {
+        self.viewers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|v| v.bytes.load(Ordering::Acquire) < published.bytes)
+    }
+
     /// Wakes the PTY reader to look again (a viewer left).
     pub fn left(&self) {
         self.wake.notify_all();

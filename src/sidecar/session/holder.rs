@@ -35,8 +35,11 @@ const READ_CHUNK: usize = 32 * 1024;
 /// A client batches this much queued output into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// After the agent exits, how long its PTY may take to drain and clients to receive the end.
+/// After the agent exits, how long its PTY may take to drain and clients to receive the end;
+/// longer while a connected lossless viewer has not yet had every byte, up to [`DRAIN_MAX`]
+/// (a daemon the agent left behind may hold the PTY, and write to it, forever).
 const DRAIN: Duration = Duration::from_secs(1);
+const DRAIN_MAX: Duration = Duration::from_secs(600);
 const INITIAL: Size = Size { rows: 24, cols: 80 };
 
 #[derive(Clone)]
@@ -366,7 +369,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     log::event(DAEMON, "info", "agent exited", json!({ "exit_code": code }));
     // The PTY ends when the last process holding it exits; a daemon the agent left behind
     // could hold it forever, so draining is bounded.
-    let _ = tokio::time::timeout(DRAIN, &mut drained).await;
+    while_viewers_read(&shared, &mut drained).await;
     let last = shared.finish(code).await;
     if let Err(e) = crate::fsutil::write(&paths.last_screen(), &last, 0o644) {
         log::event(
@@ -387,11 +390,30 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
         },
     );
     let _ = std::fs::remove_file(&socket);
-    let _ = tokio::time::timeout(DRAIN, async {
+    while_viewers_read(&shared, async {
         while clients.join_next().await.is_some() {}
     })
     .await;
     code
+}
+
+/// Waits for `done` for [`DRAIN`], and on while a connected lossless viewer has not had every
+/// byte yet: `--lossless` promises every byte for as long as the viewer stays, the agent's
+/// last ones included, however slow the viewer is.
+async fn while_viewers_read(shared: &Shared, done: impl std::future::Future) {
+    tokio::pin!(done);
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut done => return,
+            () = tokio::time::sleep(DRAIN) => {
+                let published = lock(&shared.feed).published;
+                if !shared.flow.behind(published) || started.elapsed() >= DRAIN_MAX {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Passes a signal to the agent; SIGTERM also hangs up its terminal so an interactive shell,
