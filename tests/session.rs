@@ -3,7 +3,7 @@
 
 mod common;
 
-use bottle_tui::sidecar::session::protocol::{ServerFrame, Size};
+use bottle_tui::sidecar::session::protocol::{ClientFrame, ServerFrame, Size};
 use bottle_tui::sidecar::session::{SessionRecord, SessionState, protocol};
 use common::session::{Holder, Seen};
 use std::time::Duration;
@@ -352,6 +352,39 @@ async fn a_lossless_client_behind_when_the_agent_exits_still_gets_every_byte() {
     assert!(matches!(c.until("never", LONG).await, Seen::Exit(3)));
     assert!(c.received >= N, "received {} of {N} bytes", c.received);
     assert_eq!(h.wait_exit(LONG), 3);
+}
+
+#[tokio::test]
+async fn a_lossless_clients_refresh_skips_none_of_its_backlog() {
+    // The attach client asks for a refresh once its detach hint has been shown. Answered like
+    // falling behind, that dropped a lossless client's unsent backlog (the session bench lost
+    // a few hundred kB of 100 MB): it must come once the client has every byte.
+    const N: usize = 900_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrote = dir.path().join("wrote");
+    let script = format!(
+        "read x; head -c {N} /dev/zero | tr '\\0' 'x'; touch {}",
+        wrote.display()
+    );
+    let h = Holder::start(&["sh", "-c", &script], true);
+    let mut c = h.connect_with(SIZE, true).await;
+    c.send(b"\r").await;
+    // All of it written by the agent while the client reads nothing: its backlog is queued.
+    common::eventually("the agent writes its output", LONG, || {
+        wrote.exists().then_some(())
+    });
+    // A refresh before every frame read: each lands with a backlog still queued.
+    let code = loop {
+        // The holder closes the connection after the exit; a refresh may find it closed.
+        let _ = protocol::write_client(&mut c.wr, &ClientFrame::Refresh).await;
+        match c.frame().await {
+            Some(ServerFrame::Output(b)) => c.received += b.len(),
+            Some(ServerFrame::Exit(code)) => break code,
+            other => panic!("expected output or the exit, got {other:?}"),
+        }
+    };
+    assert_eq!(code, 0);
+    assert!(c.received >= N, "received {} of {N} bytes", c.received);
 }
 
 #[tokio::test]

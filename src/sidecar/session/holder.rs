@@ -568,6 +568,9 @@ async fn stream_to_client(
         next = Next::Done;
     }
     let mut upto = sub.at;
+    // A lossless viewer's refresh waits until it has had every byte so far, so the repaint
+    // skips nothing (answered like falling behind, it would drop the unsent backlog).
+    let mut refresh_due = false;
     loop {
         if tokio::io::AsyncWriteExt::write_all(wr, &batch)
             .await
@@ -580,9 +583,25 @@ async fn stream_to_client(
             shared.flow.wrote(v, upto);
         }
         batch.clear();
+        if refresh_due && rx.is_empty() {
+            let fresh = shared.subscribe(Replay::ScreenOnly).await;
+            if fresh.at == upto && fresh.exited.is_none() {
+                refresh_due = false;
+                rx = fresh.rx;
+                ServerFrame::Output(fresh.repaint).encode(&mut batch);
+                continue;
+            }
+            // Output came in between (or the end): stream it, and look again once caught up.
+        }
         let first = tokio::select! {
             ev = rx.recv() => Some(ev),
-            () = ctl.refresh.notified() => None,
+            () = ctl.refresh.notified() => {
+                if viewer.is_some() {
+                    refresh_due = true;
+                    continue;
+                }
+                None
+            }
             Ok(why) = &mut ctl.err_rx => {
                 let _ = protocol::write_server(wr, &ServerFrame::Error(why)).await;
                 return;
