@@ -68,19 +68,20 @@ struct Shared {
     /// Read the approvals queues now (an answer was just given).
     requeue: Notify,
     out: mpsc::UnboundedSender<Msg>,
-    /// The history store, opened on first use and kept (see [`on_store`]).
-    store: Arc<std::sync::Mutex<Option<Store>>>,
+    /// Jobs for the history store's thread (see [`on_store`]).
+    store: std::sync::mpsc::Sender<StoreJob>,
 }
 
 /// Starts the worker; commands go in through the returned sender.
 pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSender<Command> {
+    let store = store_thread(ctx.root.db_path());
     let shared = Arc::new(Shared {
         ctx,
         backend: RwLock::new(None),
         refresh: Notify::new(),
         requeue: Notify::new(),
         out,
-        store: Arc::default(),
+        store,
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(watch(Arc::clone(&shared)));
@@ -94,29 +95,52 @@ pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSe
     tx
 }
 
-/// Runs `f` on the history store, off the async threads. The store is opened (folder made,
-/// schema migrated) once, on first use, and kept; one that cannot be opened is tried again
-/// next time.
+/// Runs `f` on the history store, on the store's own thread (off the async threads, and one
+/// job at a time without parking a blocking-pool thread per waiting job). The store is
+/// opened (folder made, schema migrated) once, on first use, and kept; one that cannot be
+/// opened is tried again on the next job.
 async fn on_store<T: Send + 'static>(
     s: &Shared,
     f: impl FnOnce(&Store) -> color_eyre::Result<T> + Send + 'static,
 ) -> color_eyre::Result<T> {
-    let held = Arc::clone(&s.store);
-    let db = s.ctx.root.db_path();
-    tokio::task::spawn_blocking(move || {
-        let mut held = held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let store = match held.take() {
-            Some(store) => store,
-            None => Store::open(&db)?,
-        };
-        let out = f(&store);
-        *held = Some(store);
-        out
-    })
-    .await
-    .map_err(|e| color_eyre::eyre::eyre!("the history task failed: {e}"))?
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: StoreJob = Box::new(move |store| {
+        let _ = reply.send(store.and_then(f));
+    });
+    s.store
+        .send(job)
+        .map_err(|_| color_eyre::eyre::eyre!("the history store's thread has stopped"))?;
+    answer
+        .await
+        .map_err(|_| color_eyre::eyre::eyre!("the history store's thread has stopped"))?
+}
+
+/// A piece of work for the store's thread: it gets the store, or why it cannot be opened.
+type StoreJob = Box<dyn FnOnce(color_eyre::Result<&Store>) + Send>;
+
+/// The thread that owns the worker's store and runs its jobs in order.
+fn store_thread(db: std::path::PathBuf) -> std::sync::mpsc::Sender<StoreJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<StoreJob>();
+    let spawned = std::thread::Builder::new()
+        .name("history-store".into())
+        .spawn(move || {
+            let mut store: Option<Store> = None;
+            while let Ok(job) = rx.recv() {
+                let opened = match store.take() {
+                    Some(st) => Ok(st),
+                    None => Store::open(&db),
+                };
+                match opened {
+                    Ok(st) => job(Ok(store.insert(st))),
+                    Err(e) => job(Err(e)),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        // Every job then fails with "the thread has stopped"; the dashboard goes on.
+        tracing::warn!(error = %e, "cannot start the history store's thread");
+    }
+    tx
 }
 
 /// Logs what the history could not do: it costs the history, never the dashboard.
