@@ -328,12 +328,19 @@ async fn a_lossless_client_that_stops_reading_holds_the_agent_until_it_leaves() 
     assert_eq!(h.wait_exit(LONG), 0);
 }
 
+/// Output an agent writes without waiting for a lossless client that reads nothing: well
+/// under both of the flow's budgets — 1 MiB, and 256 output events, one per PTY read of at
+/// most 4 KiB (about 100 here; 900 kB took 220 reads under load and, once in CI, over 256,
+/// so the agent waited) — and well over what the holder's socket to the client buffers
+/// (212992 bytes at most), so the holder has a backlog queued for that client.
+const UNDER_BUDGET: usize = 400_000;
+
 #[tokio::test]
 async fn a_lossless_client_behind_when_the_agent_exits_still_gets_every_byte() {
-    // The agent writes 900 kB (under the flow budget, so it never waits) and exits while the
-    // lossless client reads nothing. The holder must wait for that client — past its usual
-    // one-second drain — and the client, reading at last, gets every byte and the exit.
-    const N: usize = 900_000;
+    // The agent writes `UNDER_BUDGET` bytes and exits while the lossless client reads
+    // nothing. The holder must wait for that client — past its usual one-second drain — and
+    // the client, reading at last, gets every byte and the exit.
+    const N: usize = UNDER_BUDGET;
     let script = format!("read x; head -c {N} /dev/zero | tr '\\0' 'x'; exit 3");
     let mut h = Holder::start(&["sh", "-c", &script], true);
     let mut c = h.connect_with(SIZE, true).await;
@@ -359,7 +366,7 @@ async fn a_lossless_clients_refresh_skips_none_of_its_backlog() {
     // The attach client asks for a refresh once its detach hint has been shown. Answered like
     // falling behind, that dropped a lossless client's unsent backlog (the session bench lost
     // a few hundred kB of 100 MB): it must come once the client has every byte.
-    const N: usize = 900_000;
+    const N: usize = UNDER_BUDGET;
     let dir = tempfile::tempdir().expect("tempdir");
     let wrote = dir.path().join("wrote");
     let script = format!(
