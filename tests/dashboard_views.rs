@@ -4,7 +4,8 @@
 use bottle_tui::backend::{ContainerInfo, ContainerState};
 use bottle_tui::engine::approvals::{Pending, Unread};
 use bottle_tui::engine::attach::AttachCommand;
-use bottle_tui::engine::reconcile::{AgentStatus, BottleStatus};
+use bottle_tui::engine::reconcile::BottleStatus;
+use bottle_tui::wire::session::{Activity, AgentStatus};
 use bottle_tui::sidecar::supervise::queue::{Decision, Notice, Request, RequestId};
 use bottle_tui::tui::app::{App, ApprovalsView, Engine, LaunchForm, LogsView, Mode, PaneSlot};
 use bottle_tui::tui::keymap::Keymap;
@@ -52,12 +53,13 @@ fn bottle(
             "created" => BottleState::Created,
             _ => BottleState::Broken,
         },
-        agent: AgentStatus {
+        agent: bottle_tui::engine::reconcile::AgentStatus {
             state: match agent {
                 "missing" => AgentState::Missing,
                 other => ContainerState::parse(other).into(),
             },
             exit_code: code,
+            activity: None,
         },
         health: health
             .iter()
@@ -130,6 +132,23 @@ fn app() -> App {
         young,
         smol,
     ]));
+    for (slug, status, since, reason) in [
+        ("alpha", AgentStatus::Working, "2026-11-28T01:58:00Z", None),
+        (
+            "vm",
+            AgentStatus::NeedsYou,
+            "2026-11-28T01:45:00Z",
+            Some("Claude needs your permission to use Bash"),
+        ),
+        ("beta", AgentStatus::Exited, "2026-11-28T01:30:00Z", Some("exit code 137")),
+        ("fresh", AgentStatus::Idle, "2026-11-28T01:59:40Z", None),
+    ] {
+        let _ = app.on_msg(Msg::Activity {
+            slug: sl(slug),
+            activity: activity(status, since, reason),
+            news: false,
+        });
+    }
     for (slug, line) in [
         (
             "alpha",
@@ -189,6 +208,14 @@ fn app() -> App {
     app
 }
 
+fn activity(status: AgentStatus, since: &str, reason: Option<&str>) -> Activity {
+    Activity {
+        status,
+        since: since.into(),
+        reason: reason.map(str::to_owned),
+    }
+}
+
 /// A request made `ago` seconds before NOW that expires 10 minutes after it was made.
 fn pending(slug: &str, id: &str, action: &str, details: &str, ago: i64) -> Pending {
     let created = time::OffsetDateTime::from_unix_timestamp(NOW - ago)
@@ -229,7 +256,7 @@ fn table_with_detail_for_bottles_in_every_state() {
 #[test]
 fn an_unreadable_queue_is_shown_until_it_reads_again() {
     let header = |a: &App| {
-        let mut term = Terminal::new(TestBackend::new(160, 40)).expect("terminal");
+        let mut term = Terminal::new(TestBackend::new(200, 40)).expect("terminal");
         term.draw(|f| views::draw(f, a)).expect("draw");
         let buf = term.backend().buffer().clone();
         (0..buf.area.width)
@@ -255,7 +282,7 @@ fn an_unreadable_queue_is_shown_until_it_reads_again() {
 #[test]
 fn a_narrow_table_drops_an_alias_column_of_dashes_before_the_backend() {
     let screen = |a: &App| {
-        let mut term = Terminal::new(TestBackend::new(84, 20)).expect("terminal");
+        let mut term = Terminal::new(TestBackend::new(98, 20)).expect("terminal");
         term.draw(|f| views::draw(f, a)).expect("draw");
         let buf = term.backend().buffer().clone();
         (0..buf.area.height)
@@ -401,6 +428,66 @@ fn a_new_request_rings_the_bell_once() {
     more.push(pending("gamma", "77cc66dd", "rm -rf build", "", 1));
     let _ = a.on_msg(Msg::Approvals(more));
     assert!(!a.ring, "no bell when it is off");
+}
+
+#[test]
+fn agents_needing_you_sort_first_count_in_the_header_and_a_live_change_rings() {
+    let mut a = app();
+    let order: Vec<String> = a.visible().iter().map(|b| b.slug.to_string()).collect();
+    // needs-you, working, idle, exited; then the agent that has said nothing.
+    assert_eq!(order, ["vm", "alpha", "fresh", "beta", "gamma"]);
+    assert_eq!(a.needing_you(), 1);
+    assert!(!a.ring, "statuses found at start ring no bell");
+    let _ = a.on_msg(Msg::Activity {
+        slug: sl("alpha"),
+        activity: activity(AgentStatus::Working, "2026-11-28T01:59:00Z", None),
+        news: true,
+    });
+    assert!(!a.ring, "still working: nothing to tell");
+    let _ = a.on_msg(Msg::Activity {
+        slug: sl("alpha"),
+        activity: activity(
+            AgentStatus::NeedsYou,
+            "2026-11-28T01:59:30Z",
+            Some("Claude needs your permission to use Write"),
+        ),
+        news: true,
+    });
+    assert!(std::mem::take(&mut a.ring), "a change into needs-you rings");
+    assert_eq!(a.needing_you(), 2);
+    a.selected = Some(sl("alpha"));
+    snap("two_agents_need_you", &a);
+    let _ = a.on_msg(Msg::Activity {
+        slug: sl("alpha"),
+        activity: activity(AgentStatus::Idle, "2026-11-28T01:59:50Z", None),
+        news: true,
+    });
+    assert!(std::mem::take(&mut a.ring), "a change into idle rings");
+    // The filter finds status words too.
+    a.filter = "needs".into();
+    let only: Vec<String> = a.visible().iter().map(|b| b.slug.to_string()).collect();
+    assert_eq!(only, ["vm"]);
+}
+
+#[test]
+fn the_status_column_colours_who_needs_you() {
+    let a = app();
+    let backend = TestBackend::new(160, 40);
+    let mut term = Terminal::new(backend).expect("terminal");
+    term.draw(|f| views::draw(f, &a)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    let find = |word: &str| {
+        (0..buf.area.height).find_map(|y| {
+            let row: String = (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_owned())
+                .collect();
+            row.find(word).map(|i| (u16::try_from(row[..i].chars().count()).unwrap_or(0), y))
+        })
+    };
+    let (x, y) = find("needs-you").expect("a needs-you cell");
+    let (wx, wy) = find("working").expect("a working cell");
+    assert_eq!(buf[(x, y)].fg, a.theme.bad().fg.expect("a colour"));
+    assert_eq!(buf[(wx, wy)].fg, a.theme.good().fg.expect("a colour"));
 }
 
 #[test]

@@ -31,6 +31,9 @@ enum SessionAction {
         #[arg(long)]
         no_resize: bool,
     },
+    /// Claude Code's hook: reads the event's JSON on stdin and tells the session holder what
+    /// the agent is doing. Prints nothing and always exits 0.
+    Hook,
 }
 
 const GIT_GATE_CONFIG: &str = bottle_tui::engine::prepare::in_bundle::GIT_GATE_CONFIG;
@@ -137,6 +140,10 @@ fn main() -> ExitCode {
                 resize: !no_resize,
             },
         ),
+        Command::Session {
+            action: Some(SessionAction::Hook),
+            ..
+        } => bottle_tui::sidecar::session::hook::run(),
         Command::Session {
             action: None,
             command,

@@ -102,6 +102,24 @@ pub enum Command {
         detach_key: Option<crate::sidecar::session::DetachKey>,
     },
 
+    /// Wait until a bottle's agent is in a status, then exit 0 (124 on --timeout).
+    ///
+    /// The status comes from the agent itself where it reports (Claude Code's hooks), else
+    /// from its terminal. Returns at once if the agent is already there; exits 1 if the
+    /// agent exits first. Chain agents: `bottle-tui wait a --for idle && bottle-tui up b`.
+    Wait {
+        slug: Slug,
+        /// needs-you, working, idle, starting or exited.
+        #[arg(long = "for", value_name = "STATUS")]
+        status: crate::wire::session::AgentStatus,
+        /// Give up after this long ("90s", "10m", "1h"), with exit code 124.
+        #[arg(long, value_name = "DURATION", value_parser = grace)]
+        timeout: Option<std::time::Duration>,
+        /// Print the status reached as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Remove every resource of the named bottles. Safe to repeat.
     ///
     /// The agent is asked to stop first (SIGTERM, passed on by its session) and given

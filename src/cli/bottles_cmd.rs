@@ -99,7 +99,9 @@ pub fn ls_cmd(json: bool) -> Outcome {
     let rt = runtime()?;
     let bottles = rt.block_on(async {
         let backend = DockerBackend::connect().await?;
-        reconcile::reconcile(&backend).await
+        let mut bottles = reconcile::reconcile(&backend).await?;
+        reconcile::read_activities(&backend, &mut bottles).await;
+        Ok::<_, color_eyre::Report>(bottles)
     })?;
     if json {
         return print_json(&bottles);
@@ -109,14 +111,22 @@ pub fn ls_cmd(json: bool) -> Outcome {
         return Ok(());
     }
     println!(
-        "{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} CREATED",
-        "SLUG", "BOTTLE", "BACKEND", "STATE", "AGENT", "HEALTH"
+        "{:<20} {:<14} {:<8} {:<8} {:<12} {:<16} {:<28} CREATED",
+        "SLUG", "BOTTLE", "BACKEND", "STATE", "AGENT", "STATUS", "HEALTH"
     );
+    let now = time::OffsetDateTime::now_utc();
     for b in bottles {
         let agent = match b.agent.exit_code {
             Some(code) => format!("exited {code}"),
             None => b.agent.state.to_string(),
         };
+        let status = b.agent.activity.as_ref().map_or_else(
+            || "-".to_owned(),
+            |a| match crate::types::age::since(&a.since, now) {
+                Some(age) => format!("{} {age}", a.status),
+                None => a.status.to_string(),
+            },
+        );
         let health = if b.health.is_empty() {
             "-".to_owned()
         } else {
@@ -127,8 +137,8 @@ pub fn ls_cmd(json: bool) -> Outcome {
                 .join(" ")
         };
         println!(
-            "{:<20} {:<14} {:<8} {:<8} {:<12} {:<28} {}",
-            b.slug, b.bottle, b.backend, b.state, agent, health, b.created
+            "{:<20} {:<14} {:<8} {:<8} {:<12} {:<16} {:<28} {}",
+            b.slug, b.bottle, b.backend, b.state, agent, status, health, b.created
         );
     }
     Ok(())

@@ -9,6 +9,7 @@ mod escape;
 mod image_cmd;
 mod plan_cmd;
 mod queue_cmd;
+mod wait_cmd;
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::sidecar::supervise::queue::Decision;
@@ -78,6 +79,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Exec { .. } => "exec",
         Command::Attach { .. } => "attach",
         Command::Kill { .. } => "kill",
+        Command::Wait { .. } => "wait",
         Command::Queue { .. } => "queue",
         Command::Approve { .. } => "approve",
         Command::Deny { .. } => "deny",
@@ -119,6 +121,12 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         } => bottles_cmd::logs_cmd(&slug, daemon, follow),
         Command::Exec { slug, command } => bottles_cmd::exec_cmd(root, &slug, command),
         Command::Kill { slugs, all, grace } => bottles_cmd::kill_cmd(root, slugs, all, grace),
+        Command::Wait {
+            slug,
+            status,
+            timeout,
+            json,
+        } => wait_cmd::wait_cmd(&slug, status, timeout, json),
         Command::Attach { slug, detach_key } => attach_cmd::run(&slug, detach_key, cli.config),
         Command::Queue { json } => queue_cmd::queue_cmd(root, json),
         Command::Approve { slug, id, reason } => {

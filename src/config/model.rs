@@ -15,6 +15,15 @@ pub struct Config {
     pub bottles: BTreeMap<Slug, Bottle>,
     pub keys: BTreeMap<String, KeySpec>,
     pub dashboard: Dashboard,
+    pub notify: Notify,
+}
+
+/// `[notify]`: who hears when an agent comes to need you or goes idle.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Notify {
+    /// Run (no shell) on each such change, with the bottle, status and reason as arguments
+    /// after these and as `BOTTLE_SLUG`, `BOTTLE_STATUS`, `BOTTLE_REASON`.
+    pub command: Vec<String>,
 }
 
 /// `[dashboard]`: how the full-screen dashboard behaves.
@@ -49,6 +58,11 @@ pub struct Agent {
     pub cpus: Option<f64>,
     /// `claude_code = true|false`: whether the command runs Claude Code; unset, it is inferred.
     pub claude_code: Option<bool>,
+    /// `needs_you = ["(y/n)"]`: for an agent without hooks, text on its screen, once its
+    /// output stopped, that means it waits for you.
+    pub needs_you: Vec<String>,
+    /// `quiet = "2s"`: how long without output means such an agent stopped working.
+    pub quiet: Timeout,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -29,7 +29,10 @@ pub const DEFAULT_SUPERVISE_TIMEOUT: Timeout = Timeout { seconds: 600 };
 /// Approval requests one bottle may file in an hour (withdrawn ones count).
 pub const DEFAULT_MAX_PER_HOUR: u32 = crate::wire::supervise::DEFAULT_MAX_PER_HOUR;
 
-const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard"];
+const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard", "notify"];
+const NOTIFY_KEYS: &[&str] = &["command"];
+/// How long an agent without hooks is quiet before it counts as no longer working.
+pub const DEFAULT_QUIET: Timeout = Timeout { seconds: 2 };
 const DASHBOARD_KEYS: &[&str] = &["bell"];
 const DEFAULTS_KEYS: &[&str] = &["backend", "agent"];
 const AGENT_KEYS: &[&str] = &[
@@ -43,6 +46,8 @@ const AGENT_KEYS: &[&str] = &[
     "pids",
     "cpus",
     "claude_code",
+    "needs_you",
+    "quiet",
 ];
 const BOTTLE_KEYS: &[&str] = &[
     "agent",
@@ -195,6 +200,23 @@ impl Parser<'_> {
                 bell: t.bool(d, "bell").unwrap_or(true),
             })
             .unwrap_or_default();
+        let notify = top
+            .sub_table(d, "notify", Some(NOTIFY_KEYS))
+            .map(|t| Notify {
+                command: match t.str_list(d, "command") {
+                    Some(items) if items.is_empty() => {
+                        d.error(
+                            &t.span_of("command"),
+                            &t.key_path("command"),
+                            "expected at least one word (the program to run), or no `command`",
+                        );
+                        Vec::new()
+                    }
+                    Some(items) => items.into_iter().map(|(s, _)| s.to_owned()).collect(),
+                    None => Vec::new(),
+                },
+            })
+            .unwrap_or_default();
 
         Some(Config {
             path: Default::default(),
@@ -207,6 +229,7 @@ impl Parser<'_> {
             bottles,
             keys,
             dashboard,
+            notify,
         })
     }
 
@@ -278,6 +301,25 @@ impl Parser<'_> {
             }
         });
         let claude_code = t.bool(d, "claude_code");
+        let needs_you = t
+            .str_list(d, "needs_you")
+            .map(|items| {
+                items
+                    .into_iter()
+                    .filter_map(|(s, span)| {
+                        if s.trim().is_empty() {
+                            d.error(&span, &t.key_path("needs_you"), "expected text to look for, not an empty string");
+                            None
+                        } else {
+                            Some(s.to_owned())
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let quiet = t
+            .parsed_as(d, "quiet", Timeout::FORMAT, Timeout::parse)
+            .unwrap_or(DEFAULT_QUIET);
         Agent {
             name,
             image,
@@ -289,6 +331,8 @@ impl Parser<'_> {
             pids,
             cpus,
             claude_code,
+            needs_you,
+            quiet,
         }
     }
 
@@ -672,6 +716,8 @@ fn builtin_agent() -> Agent {
         pids: DEFAULT_PIDS,
         cpus: None,
         claude_code: None,
+        needs_you: Vec::new(),
+        quiet: DEFAULT_QUIET,
     }
 }
 

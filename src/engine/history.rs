@@ -46,6 +46,11 @@ pub enum Happened {
         daemon: Daemon,
         code: Option<i64>,
     },
+    /// The agent's status changed (working, needs-you, idle…), as its session holder logged it.
+    Status {
+        status: crate::wire::session::AgentStatus,
+        reason: Option<String>,
+    },
     /// The gateway refused a request of the agent's, as it logged it.
     Blocked {
         host: String,
@@ -64,6 +69,7 @@ impl Happened {
             Self::Agent { .. } => "agent",
             Self::DaemonExited { .. } => "daemon",
             Self::Blocked { .. } => "blocked",
+            Self::Status { .. } => "status",
         }
     }
 
@@ -94,6 +100,7 @@ impl Happened {
             Self::Blocked { host, port, reason } => {
                 json!({ "host": host, "port": port, "reason": reason })
             }
+            Self::Status { status, reason } => json!({ "status": status, "reason": reason }),
         }
     }
 }
@@ -200,6 +207,10 @@ pub fn summary(e: &Event) -> String {
                 None => format!("blocked {}{port}", s("host")),
             }
         }
+        "status" => match d["reason"].as_str() {
+            Some(reason) => format!("agent {}: {reason}", s("status")),
+            None => format!("agent {}", s("status")),
+        },
         "daemon" => match d["code"].as_i64() {
             Some(code) => format!("{} exited with code {code}; init restarts it", s("daemon")),
             None => format!("{} exited; init restarts it", s("daemon")),
@@ -218,6 +229,7 @@ mod tests {
             agent: crate::engine::reconcile::AgentStatus {
                 state: agent,
                 exit_code: code,
+                activity: None,
             },
             health: health.iter().map(|(d, s)| (*d, (*s).to_owned())).collect(),
             ..BottleStatus::new(crate::types::Slug::parse("demo").expect("a slug"))

@@ -250,7 +250,7 @@ async fn steps(
     );
     sealed?;
     let ids = provisioned?;
-    provision::mark_done(&agent, ids, progress).await
+    provision::mark_done(&agent, plan, ids, progress).await
 }
 
 /// Removes the agent's default route. Docker gives even `internal` networks one; with no

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod history;
 pub mod kill;
 pub mod launch;
+pub mod notify;
 mod launch_parts;
 pub mod placeholders;
 pub mod plan;

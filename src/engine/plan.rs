@@ -183,6 +183,10 @@ pub struct AgentPlan {
     /// What provision answers for Claude Code's first run, when the agent is Claude Code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claude: Option<ClaudeSeed>,
+    /// How the session holder reads the agent's status from its terminal (provision writes it
+    /// to the session folder); Claude Code reports through hooks from its start.
+    #[serde(default)]
+    pub status: crate::wire::session::StatusConfig,
     pub ca_cert_in_agent: PathBuf,
     pub memory_bytes: u64,
     pub pids: u32,

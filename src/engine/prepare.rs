@@ -398,6 +398,11 @@ fn agent_plan(
         }),
         workdir: in_agent::WORKSPACE.into(),
         claude,
+        status: crate::wire::session::StatusConfig {
+            needs_you: agent.needs_you.clone(),
+            quiet_ms: agent.quiet.seconds.saturating_mul(1000),
+            ..Default::default()
+        },
         ca_cert_in_agent: in_agent::CA_CERT.into(),
         memory_bytes: agent.memory.0,
         pids: agent.pids,

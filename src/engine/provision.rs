@@ -369,19 +369,20 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
                 None => bail!("{path}: customApiKeyResponses.approved is not a list"),
             }
         }
+        let settings_path = format!("{home}/.claude/settings.json");
+        let mut settings = read_json(a, &settings_path).await?;
         if seed.skip_permissions {
             // Claude Code 2.1 moved this answer from ~/.claude.json to its settings.
-            let settings_path = format!("{home}/.claude/settings.json");
-            let mut settings = read_json(a, &settings_path).await?;
             settings.insert(
                 "skipDangerousModePermissionPrompt".into(),
                 serde_json::json!(true),
             );
-            files.push((
-                ".claude/settings.json".into(),
-                serde_json::to_vec_pretty(&settings).wrap_err("cannot encode settings.json")?,
-            ));
         }
+        add_status_hooks(&mut settings, &settings_path)?;
+        files.push((
+            ".claude/settings.json".into(),
+            serde_json::to_vec_pretty(&settings).wrap_err("cannot encode settings.json")?,
+        ));
     }
     files.push((
         ".claude.json".into(),
@@ -422,9 +423,60 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
                                 == true
                     })
             }
-            _ => parsed["skipDangerousModePermissionPrompt"] == true,
+            _ => {
+                plan.agent.claude.as_ref().is_none_or(|seed| {
+                    !seed.skip_permissions || parsed["skipDangerousModePermissionPrompt"] == true
+                }) && STATUS_EVENTS.iter().all(|(event, _)| {
+                    parsed["hooks"][event].as_array().is_some_and(|groups| {
+                        groups.iter().any(|g| g["hooks"][0]["command"] == STATUS_HOOK)
+                    })
+                })
+            }
         };
         ensure!(ok, "{home}/{p} does not hold what provision wrote");
+    }
+    Ok(())
+}
+
+/// The command Claude Code runs on its events to tell the session holder what it is doing.
+const STATUS_HOOK: &str = "/.bottle/bottle-sidecar session hook";
+/// Claude Code's events that say what it is doing, and whether each takes a tool matcher.
+const STATUS_EVENTS: [(&str, bool); 6] = [
+    ("SessionStart", false),
+    ("UserPromptSubmit", false),
+    ("PostToolUse", true),
+    ("Notification", false),
+    ("PermissionRequest", true),
+    ("Stop", false),
+];
+
+/// Adds the status hook to each of [`STATUS_EVENTS`] in Claude Code's `settings.json`,
+/// keeping the hooks the image set (and adding ours once, however often provision runs).
+fn add_status_hooks(
+    settings: &mut serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Result<()> {
+    let hooks = object(settings, "hooks", path)?;
+    for (event, matcher) in STATUS_EVENTS {
+        let groups = hooks
+            .entry(event)
+            .or_insert_with(|| serde_json::json!([]));
+        let Some(list) = groups.as_array_mut() else {
+            bail!("{path}: hooks.{event} is not a list");
+        };
+        let ours = |g: &serde_json::Value| {
+            g["hooks"]
+                .as_array()
+                .is_some_and(|h| h.iter().any(|x| x["command"] == STATUS_HOOK))
+        };
+        if !list.iter().any(ours) {
+            let hook = serde_json::json!({ "type": "command", "command": STATUS_HOOK, "timeout": 5 });
+            list.push(if matcher {
+                serde_json::json!({ "matcher": "*", "hooks": [hook] })
+            } else {
+                serde_json::json!({ "hooks": [hook] })
+            });
+        }
     }
     Ok(())
 }
@@ -433,6 +485,7 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
 /// The session's run folder (agent-owned, 0700) comes first, so the holder finds it ready.
 pub async fn mark_done(
     host: &dyn AgentHost,
+    plan: &Plan,
     ids: AgentIds,
     progress: super::launch_parts::Progress<'_>,
 ) -> Result<()> {
@@ -440,11 +493,15 @@ pub async fn mark_done(
     let (dir, name) = split(DONE_MARKER)?;
     debug_assert_eq!(dir, AGENT_SIDECAR_DIR);
     debug_assert_eq!(name, crate::sidecar::session::READY_MARKER);
+    // How the holder tells the agent's status, read once it sees the marker.
+    let status =
+        serde_json::to_vec(&plan.agent.status).wrap_err("cannot encode the status config")?;
     host.copy_in(
         dir,
         owned_tar(
             &[
                 (crate::sidecar::session::RUN_DIR, Content::Dir(0o700)),
+                (crate::wire::session::STATUS_CONFIG, Content::File(&status, 0o644)),
                 (name, Content::File(b"ok\n", 0o644)),
             ],
             ids.uid,

@@ -4,7 +4,7 @@
 use crate::backend::{Backend, ContainerInfo, ContainerState, ResourceKind, label, role};
 use crate::types::{AgentState, BottleState, Slug};
 use crate::wire::daemon::Daemon;
-use crate::wire::session::{SessionRecord, SessionState};
+use crate::wire::session::{Activity, SessionRecord, SessionState};
 use color_eyre::eyre::Result;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -58,6 +58,9 @@ impl BottleStatus {
 pub struct AgentStatus {
     pub state: AgentState,
     pub exit_code: Option<i64>,
+    /// What the agent is doing, as its session holder says (`read_activities` reads it for
+    /// Docker agents; the dashboard follows it live).
+    pub activity: Option<Activity>,
 }
 
 /// Each daemon's state from the bundle's health check: `status` is the container's health
@@ -191,6 +194,7 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
                 (Some(_), None) => AgentStatus {
                     state: AgentState::NotAsked,
                     exit_code: None,
+                    activity: None,
                 },
                 (None, _) => AgentStatus {
                     state: agent
@@ -200,6 +204,7 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
                         .as_ref()
                         .filter(|a| a.state == ContainerState::Exited)
                         .and_then(|a| a.exit_code),
+                    activity: None,
                 },
             },
             health,
@@ -227,6 +232,36 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
     Ok(out)
 }
 
+/// Reads what each Docker agent is doing from its holder's record (all at once, through the
+/// engine's archive API: no process in the container). smolvm agents have theirs already.
+pub async fn read_activities(backend: &dyn Backend, bottles: &mut [BottleStatus]) {
+    let wanted: Vec<(usize, String)> = bottles
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.agent.activity.is_none())
+        .filter_map(|(i, b)| Some((i, b.agent_container.as_ref()?.name.clone())))
+        .collect();
+    let read = join_all(wanted.into_iter().map(|(i, name)| async move {
+        (i, agent_activity(backend, &name).await)
+    }))
+    .await;
+    for (i, activity) in read {
+        bottles[i].agent.activity = activity;
+    }
+}
+
+/// The activity in the record of the holder in container `name`, if it has written one.
+pub async fn agent_activity(backend: &dyn Backend, name: &str) -> Option<Activity> {
+    let paths = crate::sidecar::session::Paths::new(crate::sidecar::session::DEFAULT_DIR);
+    let bytes = backend
+        .read_file(name, &paths.record().display().to_string())
+        .await
+        .ok()??;
+    serde_json::from_slice::<SessionRecord>(&bytes)
+        .ok()?
+        .activity
+}
+
 /// What a smolvm machine's session says of its agent.
 enum MachineAgent {
     Session(SessionRecord),
@@ -246,14 +281,17 @@ impl MachineAgent {
                     SessionState::Exited => AgentState::Exited,
                 },
                 exit_code: r.exit_code().map(i64::from),
+                activity: r.activity.clone(),
             },
             Self::NoSession => AgentStatus {
                 state: AgentState::Starting,
                 exit_code: None,
+                activity: None,
             },
             Self::Unreachable => AgentStatus {
                 state: AgentState::Unreachable,
                 exit_code: None,
+                activity: None,
             },
         }
     }
@@ -286,6 +324,7 @@ mod tests {
                 exit_code: code,
                 started_at: None,
                 finished_at: None,
+                activity: None,
             })
         };
         let s = record(SessionState::Exited, Some(3)).status();

@@ -230,7 +230,7 @@ pub(super) async fn steps(
 
     step("provision", progress)?;
     let ids = super::provision::provision(&agent, &seen, progress).await?;
-    super::provision::mark_done(&agent, ids, progress).await?;
+    super::provision::mark_done(&agent, &seen, ids, progress).await?;
 
     step("session-start", progress)?;
     start_session(&agent, &seen).await

@@ -19,6 +19,12 @@ pub enum Msg {
         slug: Slug,
         line: LogLine,
     },
+    /// What an agent is doing; `news` for a change seen live (not the state found at start).
+    Activity {
+        slug: Slug,
+        activity: crate::wire::session::Activity,
+        news: bool,
+    },
     LaunchStep {
         slug: Slug,
         step: String,

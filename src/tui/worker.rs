@@ -538,6 +538,7 @@ async fn watch_approvals(s: Arc<Shared>) {
 /// Connects (and reconnects), refreshes on engine events, follows bundle logs.
 async fn watch(s: Arc<Shared>) {
     let mut followers: BTreeMap<Slug, JoinHandle<()>> = BTreeMap::new();
+    let mut agent_followers: BTreeMap<Slug, JoinHandle<()>> = BTreeMap::new();
     // The last read of each bottle, to see what changed (health, the agent) for the history.
     let mut seen: BTreeMap<Slug, reconcile::BottleStatus> = BTreeMap::new();
     loop {
@@ -562,6 +563,7 @@ async fn watch(s: Arc<Shared>) {
             match reconcile::reconcile(b.as_ref()).await {
                 Ok(bottles) => {
                     follow_logs(&s, &b, &bottles, &mut followers);
+                    follow_agents(&s, &b, &bottles, &mut agent_followers);
                     let changed = seen_changes(&mut seen, &bottles);
                     let _ = s.out.send(Msg::Bottles(bottles));
                     note(&s, changed).await;
@@ -594,7 +596,10 @@ async fn watch(s: Arc<Shared>) {
             }
         };
         *s.backend.write().await = None;
-        for (_, h) in std::mem::take(&mut followers) {
+        for (_, h) in std::mem::take(&mut followers)
+            .into_iter()
+            .chain(std::mem::take(&mut agent_followers))
+        {
             h.abort();
         }
         let _ = s.out.send(Msg::EngineDown(why));
@@ -675,6 +680,89 @@ fn follow_logs(
                         .send(Msg::Log {
                             slug: slug.clone(),
                             line,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        followers.insert(bottle.slug.clone(), handle);
+    }
+}
+
+/// One follower per running Docker agent: what its session holder says it is doing, read from
+/// its record once and then from its log as it changes. A change seen live is recorded in the
+/// history and, into needs-you or idle, runs the notify command. (smolvm agents' status comes
+/// with each refresh, from the record `reconcile` reads.)
+fn follow_agents(
+    s: &Arc<Shared>,
+    b: &Arc<DockerBackend>,
+    bottles: &[reconcile::BottleStatus],
+    followers: &mut BTreeMap<Slug, JoinHandle<()>>,
+) {
+    let running = |x: &reconcile::BottleStatus| {
+        x.agent_container
+            .as_ref()
+            .filter(|c| c.state == ContainerState::Running)
+            .map(|c| c.name.clone())
+    };
+    followers.retain(|slug, h| {
+        let keep = !h.is_finished()
+            && bottles
+                .iter()
+                .any(|x| &x.slug == slug && running(x).is_some());
+        if !keep {
+            h.abort();
+        }
+        keep
+    });
+    for bottle in bottles {
+        let Some(name) = running(bottle) else {
+            continue;
+        };
+        if followers.contains_key(&bottle.slug) {
+            continue;
+        }
+        let slug = bottle.slug.clone();
+        let s = Arc::clone(s);
+        let b = Arc::clone(b);
+        let handle = tokio::spawn(async move {
+            // The record first, then the log from a little before it: lines older than the
+            // record are skipped by their time, so nothing between the two is missed.
+            let mut last = reconcile::agent_activity(b.as_ref(), &name).await;
+            if let Some(a) = &last {
+                let _ = s.out.send(Msg::Activity {
+                    slug: slug.clone(),
+                    activity: a.clone(),
+                    news: false,
+                });
+            }
+            let mut lines = b.logs(&name, true, Some(LOG_TAIL));
+            while let Some(Ok(line)) = lines.next().await {
+                for text in line.text.lines() {
+                    let Some(a) = crate::wire::session::Activity::from_log_line(text) else {
+                        continue;
+                    };
+                    if last.as_ref().is_some_and(|l| !a.began_after(l)) {
+                        continue;
+                    }
+                    if a.status.notifies() && !s.ctx.config.notify.command.is_empty() {
+                        crate::engine::notify::spawn(&s.ctx.config.notify.command, &slug, &a);
+                    }
+                    let what = Happened::Status {
+                        status: a.status,
+                        reason: a.reason.clone(),
+                    };
+                    note_logged(&s, slug.clone(), a.since.clone(), what).await;
+                    last = Some(a.clone());
+                    if s
+                        .out
+                        .send(Msg::Activity {
+                            slug: slug.clone(),
+                            activity: a,
+                            news: true,
                         })
                         .is_err()
                     {

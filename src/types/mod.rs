@@ -1,5 +1,6 @@
 //! Small value types parsed once at the edge (config, CLI) and trusted afterwards.
 
+pub mod age;
 mod byte_size;
 mod duration;
 mod host_pattern;

@@ -4,6 +4,7 @@
 //! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
 
 use super::flow::{Flow, Pos, Viewer};
+use super::status::{self, Tracker};
 use super::model::{Model, Op, Replay};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
 use super::{Paths, SessionRecord, SessionState, now};
@@ -17,7 +18,7 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -62,6 +63,7 @@ struct Feed {
 
 struct Shared {
     feed: Mutex<Feed>,
+    status: Arc<Tracker>,
     flow: Flow,
     master: Mutex<Box<dyn MasterPty + Send>>,
     size: Mutex<Size>,
@@ -93,6 +95,7 @@ impl Shared {
     /// Output from the PTY, to clients at once and to the model in order.
     fn publish(&self, chunk: Bytes, published: &mut Pos) {
         self.flow.wait_room(*published);
+        self.status.output();
         let mut f = lock(&self.feed);
         f.published.bytes += chunk.len() as u64;
         f.published.events += 1;
@@ -112,6 +115,13 @@ impl Shared {
             f.model.send(Op::Snapshot(reply, Replay::ScreenOnly));
         }
         last.await.unwrap_or_default()
+    }
+
+    /// The screen's text, once the model has everything published so far.
+    async fn screen_text(&self) -> String {
+        let (reply, text) = oneshot::channel();
+        lock(&self.feed).model.send(Op::Text(reply));
+        text.await.unwrap_or_default()
     }
 
     /// The latest client to attach or resize sets the size (as tmux's `latest`).
@@ -215,18 +225,6 @@ fn reap(agent: Option<Pid>) -> Option<i32> {
     }
 }
 
-fn write_record(paths: &Paths, record: &SessionRecord) {
-    let text = serde_json::to_vec_pretty(record).unwrap_or_default();
-    if let Err(e) = crate::fsutil::write(&paths.record(), &text, 0o644) {
-        log::event(
-            DAEMON,
-            "warn",
-            "cannot write the session record",
-            json!({ "path": paths.record(), "error": format!("{e:#}") }),
-        );
-    }
-}
-
 async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     if command.is_empty() {
         return fail(
@@ -293,17 +291,18 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     let agent = child.process_id().map(|p| Pid::from_raw(p as i32));
     // We reap with waitpid(-1); the handle's own wait would race it.
     drop(child);
-    let started_at = now();
-    write_record(
-        &paths,
-        &SessionRecord {
+    let status = Arc::new(Tracker::start(
+        paths.clone(),
+        status::load_config(&paths),
+        SessionRecord {
             state: SessionState::Running,
             pid: agent.map(Pid::as_raw),
             exit_code: None,
-            started_at: Some(started_at.clone()),
+            started_at: Some(now()),
             finished_at: None,
+            activity: None,
         },
-    );
+    ));
     log::event(
         DAEMON,
         "info",
@@ -327,6 +326,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
             exited: None,
             published: Pos::default(),
         }),
+        status: Arc::clone(&status),
         flow: Flow::default(),
         master: Mutex::new(pair.master),
         size: Mutex::new(INITIAL),
@@ -336,6 +336,7 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
     std::thread::spawn(move || pump_output(reader, &pump_shared, drained_tx));
     let (input_tx, input_rx) = mpsc::channel::<Bytes>(64);
     std::thread::spawn(move || pump_input(writer, input_rx));
+    let reading = tokio::spawn(read_status_from_the_terminal(Arc::clone(&shared)));
 
     let socket = paths.socket();
     let _ = std::fs::remove_file(&socket);
@@ -379,22 +380,31 @@ async fn hold(paths: Paths, command: Vec<String>) -> i32 {
             json!({ "error": format!("{e:#}") }),
         );
     }
-    write_record(
-        &paths,
-        &SessionRecord {
-            state: SessionState::Exited,
-            pid: agent.map(Pid::as_raw),
-            exit_code: Some(code),
-            started_at: Some(started_at),
-            finished_at: Some(now()),
-        },
-    );
+    reading.abort();
+    status.exited(code);
     let _ = std::fs::remove_file(&socket);
     while_viewers_read(&shared, async {
         while clients.join_next().await.is_some() {}
     })
     .await;
     code
+}
+
+/// For an agent without hooks: once its output has stopped for the quiet time, its screen
+/// says whether it waits for you or is idle.
+async fn read_status_from_the_terminal(shared: Arc<Shared>) {
+    loop {
+        match shared.status.quiet_at() {
+            None => shared.status.working.notified().await,
+            Some(at) => {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                if shared.status.quiet_at().is_some_and(|at| at <= Instant::now()) {
+                    let text = shared.screen_text().await;
+                    shared.status.settle(&text);
+                }
+            }
+        }
+    }
 }
 
 /// Waits for `done` for [`DRAIN`], and on while a connected lossless viewer has not had every
@@ -457,6 +467,8 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
     let (size, lossless) =
         match tokio::time::timeout(HELLO_TIMEOUT, protocol::read_client(&mut rd)).await {
             Ok(Ok(Some(ClientFrame::Hello { size, lossless }))) => (size, lossless),
+            // A hook's one frame: no client to serve.
+            Ok(Ok(Some(ClientFrame::Report(r)))) => return shared.status.report(r),
             other => {
                 let why = match other {
                     Err(_) => "no hello within 5 s".to_owned(),
@@ -511,8 +523,8 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, input: mpsc::Sender<Byte
                 Ok(Some(ClientFrame::Resize(size))) => shared.resize(size),
                 Ok(Some(ClientFrame::Refresh)) => refresh.notify_one(),
                 Ok(Some(ClientFrame::Detach)) => break "detached".to_owned(),
-                Ok(Some(ClientFrame::Hello { .. })) => {
-                    let _ = err_tx.send("protocol error: a second hello".into());
+                Ok(Some(ClientFrame::Hello { .. } | ClientFrame::Report(_))) => {
+                    let _ = err_tx.send("protocol error: a hello or report after the hello".into());
                     break "protocol error".to_owned();
                 }
                 Ok(None) => break "disconnected".to_owned(),

@@ -5,10 +5,12 @@
 pub mod attach;
 mod flow;
 pub mod holder;
+pub mod hook;
 mod model;
 pub mod probe;
 pub mod protocol;
 pub mod screen;
+mod status;
 
 use std::path::{Path, PathBuf};
 

@@ -28,6 +28,8 @@ pub enum Op {
     /// The screen as a repaint, after everything queued before this request; with the
     /// history first for a client that has just attached.
     Snapshot(oneshot::Sender<Bytes>, Replay),
+    /// The screen's text, after everything queued before this request.
+    Text(oneshot::Sender<String>),
 }
 
 #[derive(Clone)]
@@ -69,6 +71,9 @@ fn run(rx: &Receiver<Op>, size: Size) {
                     }
                 };
                 let _ = reply.send(bytes);
+            }
+            Op::Text(reply) => {
+                let _ = reply.send(parser.screen().contents());
             }
         }
     }

@@ -50,6 +50,8 @@ pub enum ClientFrame {
     /// Send me the current screen again (after the client drew something of its own).
     Refresh,
     Detach,
+    /// Instead of a hello, a hook's one frame: what the agent is doing (JSON).
+    Report(crate::wire::session::Report),
 }
 
 /// Holder → client.
@@ -69,6 +71,7 @@ mod kind {
     pub const RESIZE: u8 = 3;
     pub const DETACH: u8 = 4;
     pub const REFRESH: u8 = 5;
+    pub const REPORT: u8 = 6;
     pub const OUTPUT: u8 = 16;
     pub const EXIT: u8 = 17;
     pub const ERROR: u8 = 18;
@@ -126,6 +129,11 @@ impl ClientFrame {
             }
             Self::Detach => header(out, kind::DETACH, 0),
             Self::Refresh => header(out, kind::REFRESH, 0),
+            Self::Report(r) => {
+                let json = serde_json::to_vec(r).unwrap_or_default();
+                header(out, kind::REPORT, json.len());
+                out.put_slice(&json);
+            }
         }
     }
 
@@ -149,6 +157,9 @@ impl ClientFrame {
             kind::DETACH if payload.is_empty() => Ok(Self::Detach),
             kind::REFRESH if payload.is_empty() => Ok(Self::Refresh),
             kind::DETACH | kind::REFRESH => Err(bad(&payload)),
+            kind::REPORT => serde_json::from_slice(&payload)
+                .map(Self::Report)
+                .map_err(|_| bad(&payload)),
             other => Err(ProtocolError::UnknownKind(other)),
         }
     }
@@ -252,6 +263,7 @@ const CLIENT_KINDS: &[u8] = &[
     kind::RESIZE,
     kind::DETACH,
     kind::REFRESH,
+    kind::REPORT,
 ];
 
 pub fn read_server_blocking<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<ServerFrame>> {
@@ -332,6 +344,10 @@ mod tests {
             ClientFrame::Input(Bytes::from_static(b"ls\r")),
             ClientFrame::Detach,
             ClientFrame::Refresh,
+            ClientFrame::Report(crate::wire::session::Report {
+                status: crate::wire::session::AgentStatus::NeedsYou,
+                reason: Some("Claude needs your permission to use Bash".into()),
+            }),
         ] {
             assert_eq!(roundtrip_client(f.clone()).await, f);
         }

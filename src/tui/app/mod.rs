@@ -23,10 +23,13 @@ use crate::sidecar::supervise::queue::Decision;
 use crate::types::{AgentState, Slug};
 use crate::wire::daemon::Daemon;
 use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
+use crate::wire::session::{Activity, AgentStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
+    /// What the agents are doing, who needs you first (the default).
+    Status,
     Slug,
     State,
     Created,
@@ -35,14 +38,16 @@ pub enum SortKey {
 impl SortKey {
     fn next(self) -> Self {
         match self {
+            Self::Status => Self::Slug,
             Self::Slug => Self::State,
             Self::State => Self::Created,
-            Self::Created => Self::Slug,
+            Self::Created => Self::Status,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Status => "status",
             Self::Slug => "slug",
             Self::State => "state",
             Self::Created => "age",
@@ -114,6 +119,8 @@ pub struct App {
     pub preview: Option<PaneSlot>,
     /// Plan summaries by slug, read once per bottle.
     pub plans: BTreeMap<Slug, Vec<(String, String)>>,
+    /// What each agent is doing, as its session holder says (followed live).
+    pub activities: BTreeMap<Slug, Activity>,
     /// Recent history by slug (time, one line), newest first: read when a bottle is first
     /// selected, sent again whenever something is recorded for it.
     pub history: BTreeMap<Slug, Vec<(String, String)>>,
@@ -151,12 +158,21 @@ pub struct App {
 }
 
 impl App {
+    /// A change an agent made, seen live (`news`) or found; one into needs-you or idle rings
+    /// the bell (`[dashboard] bell`).
+    fn note_activity(&mut self, slug: Slug, activity: Activity, news: bool) {
+        let before = self.activities.get(&slug).map(|a| a.status);
+        let changed = before != Some(activity.status);
+        self.ring |= self.bell && news && changed && activity.status.notifies();
+        self.activities.insert(slug, activity);
+    }
+
     pub fn new(keymap: Keymap, theme: Theme, config_bottles: Vec<Slug>) -> Self {
         Self {
             bottles: Vec::new(),
             selected: None,
             marked: BTreeSet::new(),
-            sort: SortKey::Slug,
+            sort: SortKey::Status,
             filter: String::new(),
             mode: Mode::Table,
             engine: Engine::Connecting,
@@ -166,6 +182,7 @@ impl App {
             preview: None,
             plans: BTreeMap::new(),
             history: BTreeMap::new(),
+            activities: BTreeMap::new(),
             pending_zoom: false,
             preview_failed: None,
             status: None,
@@ -197,14 +214,41 @@ impl App {
                     || b.slug.as_str().contains(&needle)
                     || b.bottle.to_lowercase().contains(&needle)
                     || b.state.as_str().contains(&needle)
+                    || self
+                        .activity(b)
+                        .is_some_and(|a| a.status.as_str().contains(&needle))
             })
             .collect();
         match self.sort {
+            // Bottles whose agent has said nothing yet come last.
+            SortKey::Status => rows.sort_by(|a, b| {
+                let key = |x: &BottleStatus| self.activity(x).map(|a| a.status);
+                match (key(a), key(b)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
+                .then(a.slug.cmp(&b.slug))
+            }),
             SortKey::Slug => rows.sort_by(|a, b| a.slug.cmp(&b.slug)),
             SortKey::State => rows.sort_by(|a, b| a.state.cmp(&b.state).then(a.slug.cmp(&b.slug))),
             SortKey::Created => rows.sort_by(|a, b| b.created.cmp(&a.created)),
         }
         rows
+    }
+
+    /// What `b`'s agent is doing, if it has said.
+    pub fn activity(&self, b: &BottleStatus) -> Option<&Activity> {
+        self.activities.get(&b.slug)
+    }
+
+    /// How many agents wait for the human.
+    pub fn needing_you(&self) -> usize {
+        self.bottles
+            .iter()
+            .filter(|b| self.activity(b).is_some_and(|a| a.status == AgentStatus::NeedsYou))
+            .count()
     }
 
     pub fn selected_bottle(&self) -> Option<&BottleStatus> {
@@ -403,6 +447,17 @@ impl App {
                 self.marked.retain(|s| present.contains(s));
                 self.logs.retain(&present);
                 self.plans.retain(|s, _| present.contains(s));
+                self.activities.retain(|s, _| present.contains(s));
+                // smolvm agents' status comes with the refresh (Docker agents' is followed).
+                let read: Vec<(Slug, Activity)> = self
+                    .bottles
+                    .iter()
+                    .filter_map(|b| Some((b.slug.clone(), b.agent.activity.clone()?)))
+                    .collect();
+                for (slug, activity) in read {
+                    let news = self.activities.contains_key(&slug);
+                    self.note_activity(slug, activity, news);
+                }
                 if let Some(p) = &self.pane {
                     if !present.contains(&p.slug) {
                         self.pane = None;
@@ -476,6 +531,14 @@ impl App {
             }
             Msg::Plan { slug, lines } => {
                 self.plans.insert(slug, lines);
+                Vec::new()
+            }
+            Msg::Activity {
+                slug,
+                activity,
+                news,
+            } => {
+                self.note_activity(slug, activity, news);
                 Vec::new()
             }
             Msg::History { slug, lines } => {

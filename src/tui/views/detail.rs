@@ -39,6 +39,21 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
                 None => b.agent.state.to_string(),
             }),
         ]),
+        match app.activity(b) {
+            None => Line::from(vec![key("status"), Span::styled("not said yet", t.dim())]),
+            Some(a) => {
+                let since = super::epoch(&a.since)
+                    .map(|at| format!(" for {}", super::age(app.now - at)))
+                    .unwrap_or_default();
+                let reason = a.reason.as_deref().map_or_else(String::new, |r| {
+                    format!(": {}", crate::engine::approvals::one_line(r, 200))
+                });
+                Line::from(vec![
+                    key("status"),
+                    Span::raw(format!("{}{since}{reason}", a.status)),
+                ])
+            }
+        },
         Line::from(vec![key("created"), Span::raw(b.created.clone())]),
         Line::from(vec![
             key("config"),

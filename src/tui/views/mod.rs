@@ -184,6 +184,16 @@ fn header(f: &mut Frame<'_>, app: &App, area: Rect) {
         "   {} bottles, {running} running",
         app.bottles.len()
     )));
+    let needing = app.needing_you();
+    if needing > 0 {
+        spans.push(Span::styled(
+            format!(
+                "   ● {needing} {} you",
+                if needing == 1 { "needs" } else { "need" }
+            ),
+            t.bad(),
+        ));
+    }
     // What waits for the operator, each with the key that shows it.
     let key = app.keymap.key_of(crate::tui::keymap::Action::Approvals);
     let pending = app.pending_approvals();
@@ -334,20 +344,4 @@ fn fit(v: u16, lo: u16, hi: u16) -> u16 {
     v.max(lo).min(hi)
 }
 
-/// "3d4h", "5m", "<1m" … from seconds: minute steps, so the screen changes once a minute.
-pub fn age(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..60 => "<1m".to_owned(),
-        60..3600 => format!("{}m", s / 60),
-        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
-    }
-}
-
-/// Seconds since the Unix epoch of an RFC 3339 time, if it is one.
-pub fn epoch(rfc3339: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(time::OffsetDateTime::unix_timestamp)
-}
+pub use crate::types::age::{age, epoch};

@@ -6,6 +6,7 @@ use super::{age, epoch};
 use crate::engine::reconcile::BottleStatus;
 use crate::tui::app::App;
 use crate::types::{AgentState, BottleState};
+use crate::wire::session::AgentStatus;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -19,6 +20,7 @@ enum Col {
     Backend,
     State,
     Agent,
+    Status,
     Up,
     Health,
     Alias,
@@ -26,13 +28,14 @@ enum Col {
     Pending,
 }
 
-const ALL: [Col; 11] = [
+const ALL: [Col; 12] = [
     Col::Mark,
     Col::Slug,
     Col::Bottle,
     Col::Backend,
     Col::State,
     Col::Agent,
+    Col::Status,
     Col::Up,
     Col::Health,
     Col::Alias,
@@ -59,6 +62,7 @@ impl Col {
             Self::Backend => "BACKEND",
             Self::State => "STATE",
             Self::Agent => "AGENT",
+            Self::Status => "STATUS",
             Self::Up => "UP",
             Self::Health => "HEALTH",
             Self::Alias => "ALIAS",
@@ -79,6 +83,8 @@ impl Col {
             Self::Backend => 7,
             Self::State => 8,
             Self::Agent => 10,
+            // "needs-you 12m"
+            Self::Status => 13,
             Self::Up => 6,
             // A dot, the daemon's short label and a space each.
             Self::Health => longest(
@@ -114,6 +120,22 @@ impl Col {
                 (AgentState::Exited, Some(c)) => format!("exited {c}"),
                 (s, _) => s.to_string(),
             }),
+            Self::Status => match app.activity(b) {
+                None => Cell::from(Span::styled("–", t.dim())),
+                Some(a) => {
+                    let style = match a.status {
+                        AgentStatus::NeedsYou => t.bad(),
+                        AgentStatus::Working => t.good(),
+                        AgentStatus::Idle => t.warn(),
+                        AgentStatus::Starting | AgentStatus::Exited => t.dim(),
+                    };
+                    let since = epoch(&a.since).map_or_else(String::new, |at| age(app.now - at));
+                    Cell::from(Line::from(vec![
+                        Span::styled(a.status.as_str(), style),
+                        Span::styled(format!(" {since}"), t.dim()),
+                    ]))
+                }
+            },
             Self::Up => {
                 Cell::from(epoch(&b.created).map_or_else(String::new, |c| age(app.now - c)))
             }
