@@ -35,6 +35,21 @@ macro_rules! bad_config {
 }
 
 bad_config! {
+    notify_command_must_name_a_program:
+        "[notify]\ncommand = []\n[bottles.demo]\n"
+        => "2:11", "notify.command", "expected at least one word";
+    notify_command_must_be_a_list_of_words:
+        "[notify]\ncommand = \"notify-send\"\n[bottles.demo]\n"
+        => "2:11", "notify.command", "expected an array";
+    misspelt_notify_key_suggests_command:
+        "[notify]\ncomand = [\"x\"]\n[bottles.demo]\n"
+        => "2:1", "notify.comand", "did you mean `command`?";
+    needs_you_text_must_not_be_empty:
+        "[agents.helper]\nneeds_you = [\"(y/n)\", \"\"]\n[bottles.demo]\nagent = \"helper\"\n"
+        => "2:23", "agents.helper.needs_you", "expected text to look for";
+    quiet_must_be_a_duration:
+        "[agents.helper]\nquiet = \"soon\"\n[bottles.demo]\nagent = \"helper\"\n"
+        => "2:9", "agents.helper.quiet", "a duration such as";
     dashboard_bell_must_be_a_boolean:
         "[dashboard]\nbell = \"yes\"\n[bottles.demo]\n"
         => "2:8", "dashboard.bell", "expected true or false, found a string";

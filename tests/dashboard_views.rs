@@ -5,7 +5,6 @@ use bottle_tui::backend::{ContainerInfo, ContainerState};
 use bottle_tui::engine::approvals::{Pending, Unread};
 use bottle_tui::engine::attach::AttachCommand;
 use bottle_tui::engine::reconcile::BottleStatus;
-use bottle_tui::wire::session::{Activity, AgentStatus};
 use bottle_tui::sidecar::supervise::queue::{Decision, Notice, Request, RequestId};
 use bottle_tui::tui::app::{App, ApprovalsView, Engine, LaunchForm, LogsView, Mode, PaneSlot};
 use bottle_tui::tui::keymap::Keymap;
@@ -17,6 +16,7 @@ use bottle_tui::tui::views;
 use bottle_tui::types::{AgentState, BottleState, KeySpec, Slug};
 use bottle_tui::wire::daemon::Daemon;
 use bottle_tui::wire::log::LogLine;
+use bottle_tui::wire::session::{Activity, AgentStatus};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -140,7 +140,12 @@ fn app() -> App {
             "2026-11-28T01:45:00Z",
             Some("Claude needs your permission to use Bash"),
         ),
-        ("beta", AgentStatus::Exited, "2026-11-28T01:30:00Z", Some("exit code 137")),
+        (
+            "beta",
+            AgentStatus::Exited,
+            "2026-11-28T01:30:00Z",
+            Some("exit code 137"),
+        ),
         ("fresh", AgentStatus::Idle, "2026-11-28T01:59:40Z", None),
     ] {
         let _ = app.on_msg(Msg::Activity {
@@ -481,7 +486,8 @@ fn the_status_column_colours_who_needs_you() {
             let row: String = (0..buf.area.width)
                 .map(|x| buf[(x, y)].symbol().to_owned())
                 .collect();
-            row.find(word).map(|i| (u16::try_from(row[..i].chars().count()).unwrap_or(0), y))
+            row.find(word)
+                .map(|i| (u16::try_from(row[..i].chars().count()).unwrap_or(0), y))
         })
     };
     let (x, y) = find("needs-you").expect("a needs-you cell");

@@ -349,3 +349,173 @@ fn without_a_workspace_claude_code_works_in_its_own_writable_folder() {
     let prompt = stdout(&bottle.sh("cat ~/.claude/CLAUDE.md"));
     assert_eq!(prompt.trim(), "You are in a test bottle.");
 }
+
+/// The agent's status as `ls --json` reports it: (status, reason).
+fn ls_status(s: &Scratch, slug: &str) -> Option<(String, Option<String>)> {
+    let out = s.run(&["ls", "--json"]);
+    assert!(out.status.success(), "ls --json: {}", stderr(&out));
+    let all: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&out)).expect("ls --json is JSON");
+    let a = all.into_iter().find(|b| b["slug"] == slug)?["agent"]["activity"].clone();
+    Some((
+        a["status"].as_str()?.to_owned(),
+        a["reason"].as_str().map(str::to_owned),
+    ))
+}
+
+#[test]
+fn claude_codes_own_hooks_say_working_needs_you_and_idle_in_ls_the_dashboard_wait_and_notify() {
+    let token = format!("sk-ant-oat01-REAL-{}", std::process::id());
+    let scratch = Scratch::new();
+    common::pki::origin(scratch.path(), "api.anthropic.com");
+    let notified = scratch.path().join("notified.log");
+    // Claude Code asks before running Bash: the command does not skip permissions.
+    let toml = config(
+        "api.anthropic.com",
+        "Authorization",
+        "Bearer {token}",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "",
+    )
+    .replace(
+        "exec claude --dangerously-skip-permissions",
+        "exec claude --permission-mode default",
+    ) + &format!(
+        "\n[notify]\ncommand = [\"sh\", \"-c\", \"echo \\\"$1|$2|$3\\\" >> {}\", \"notify\"]\n",
+        notified.display()
+    );
+    scratch.write_config(&toml);
+    let slug = unique_slug("cc-status");
+    let bottle = Bottle::up(&scratch, &slug, &[("CLAUDE_CODE_OAUTH_TOKEN", &token)]);
+    let _api = FakeOrigin::start(
+        &scratch,
+        &slug,
+        "api.anthropic.com",
+        "anthropic_api.py",
+        443,
+    );
+    let (first, _) = common::eventually("the holder's first record", WAIT, || {
+        ls_status(&scratch, &slug)
+    });
+    assert_eq!(first, "starting", "before Claude Code has said anything");
+
+    // The dashboard watches (and runs the notify command) while the agent works.
+    let dash = Tmux::for_scratch(&scratch, &format!("{slug}-d"), &[]);
+    dash.line(env!("CARGO_BIN_EXE_bottle-tui"));
+    dash.wait_for(&slug, WAIT);
+    let released = release(&bottle);
+    common::eventually(
+        "idle once Claude Code has started (its SessionStart hook)",
+        WAIT,
+        || ls_status(&scratch, &slug).filter(|s| s.0 == "idle"),
+    );
+    eprintln!(
+        "idle {:?} after Claude Code was let start",
+        released.elapsed()
+    );
+
+    let tmux = Tmux::for_scratch(&scratch, &format!("{slug}-a"), &[]);
+    tmux.line(&format!(
+        "{} attach {slug}",
+        env!("CARGO_BIN_EXE_bottle-tui")
+    ));
+    tmux.wait_for("❯", WAIT);
+    tmux.type_text("RUN-BASH for the status test");
+    let sent = Instant::now();
+    tmux.keys(&["Enter"]);
+    // The stand-in answers with a Bash tool use; Claude Code asks permission, and says so.
+    tmux.wait_for("Do you want to proceed?", WAIT);
+    let (_, reason) =
+        common::eventually("needs-you while Claude Code asks permission", WAIT, || {
+            ls_status(&scratch, &slug).filter(|s| s.0 == "needs-you")
+        });
+    let needs_after = sent.elapsed();
+    assert_eq!(
+        reason.as_deref(),
+        Some("Claude needs your permission to use Bash")
+    );
+    dash.wait_for("needs-you", WAIT);
+    dash.wait_for("1 needs you", WAIT);
+
+    // A script waiting for idle returns once the turn ends; one waiting for needs-you after
+    // that times out with 124.
+    let waiter = scratch
+        .command(&["wait", &slug, "--for", "idle", "--timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wait");
+    // The dialog ignores keys for a moment after it opens (so typing cannot approve by
+    // accident): Enter until it takes it. An extra Enter at the empty prompt does nothing.
+    common::eventually("Claude Code taking the approval", WAIT, || {
+        tmux.keys(&["Enter"]);
+        (!tmux.capture().contains("Do you want to proceed?")).then_some(())
+    });
+    tmux.wait_for("STAND-IN GOT TOOL RESULT", WAIT);
+    let answered = Instant::now();
+    let out = waiter.wait_with_output().expect("wait ends");
+    assert!(
+        out.status.success(),
+        "wait --for idle: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("{slug}: idle")),
+        "{}",
+        stdout(&out)
+    );
+    eprintln!(
+        "needs-you in ls {needs_after:?} after the prompt; wait --for idle returned {:?} after the answer was on screen",
+        answered.elapsed()
+    );
+    dash.wait_for("idle", WAIT);
+    let out = scratch.run(&["wait", &slug, "--for", "needs-you", "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+
+    // The notify command ran once per change into needs-you or idle, with bottle, status and
+    // reason as its arguments.
+    let lines = common::eventually("the notify command's lines", WAIT, || {
+        let text = std::fs::read_to_string(&notified).ok()?;
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= 3).then_some(lines)
+    });
+    assert_eq!(
+        lines,
+        [
+            format!("{slug}|idle|"),
+            format!("{slug}|needs-you|Claude needs your permission to use Bash"),
+            format!("{slug}|idle|"),
+        ],
+        "one line per change"
+    );
+    // The dashboard recorded every change in the history, in order: the prompt's working
+    // included, however briefly it lasted.
+    let statuses = common::eventually("the changes in the history", WAIT, || {
+        let out = scratch.run(&["history", &slug, "--json"]);
+        let events: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).ok()?;
+        // Newest first; oldest first here.
+        let mut seen: Vec<String> = events
+            .iter()
+            .filter(|e| e["kind"] == "status")
+            .filter_map(|e| e["detail"]["status"].as_str().map(str::to_owned))
+            .collect();
+        seen.reverse();
+        seen.ends_with(&["idle".to_owned()])
+            .then_some(seen)
+            .filter(|s| s.len() >= 5)
+    });
+    let from_start: Vec<&str> = statuses
+        .iter()
+        .map(String::as_str)
+        .skip_while(|s| *s != "idle")
+        .collect();
+    assert_eq!(
+        from_start,
+        ["idle", "working", "needs-you", "working", "idle"],
+        "{statuses:?}"
+    );
+    tmux.keys(&["C-q"]);
+    dash.keys(&["q"]);
+}

@@ -432,3 +432,131 @@ async fn ten_megabytes_of_random_bytes_in_one_burst() {
         other => panic!("expected the repaint, got {other:?}"),
     }
 }
+
+/// The holder's record once its activity satisfies `ok`.
+fn activity_when(
+    h: &Holder,
+    what: &str,
+    ok: impl Fn(&bottle_tui::wire::session::Activity) -> bool,
+) -> bottle_tui::wire::session::Activity {
+    common::eventually(what, LONG, || {
+        std::fs::read(h.paths().record())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SessionRecord>(&b).ok())
+            .and_then(|r| r.activity)
+            .filter(|a| ok(a))
+    })
+}
+
+/// Runs the real `bottle-sidecar session hook` as Claude Code would: the event on stdin.
+fn hook(h: &Holder, event: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(common::session::SIDECAR)
+        .args(["session", "hook"])
+        .env(bottle_tui::sidecar::session::DIR_ENV, h.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the hook");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(event.as_bytes())
+        .expect("write the event");
+    let out = child.wait_with_output().expect("the hook ends");
+    assert!(out.status.success(), "a hook always exits 0");
+    assert!(
+        out.stdout.is_empty(),
+        "a hook prints nothing (Claude Code reads it as context)"
+    );
+}
+
+#[tokio::test]
+async fn claude_codes_hooks_set_the_status_and_the_terminal_then_says_nothing() {
+    use bottle_tui::wire::session::AgentStatus;
+    let h = Holder::start(&["sh"], true);
+    let mut c = h.connect(SIZE).await;
+    hook(
+        &h,
+        r#"{"hook_event_name":"SessionStart","source":"startup"}"#,
+    );
+    activity_when(&h, "idle after SessionStart", |a| {
+        a.status == AgentStatus::Idle
+    });
+    hook(
+        &h,
+        r#"{"hook_event_name":"UserPromptSubmit","prompt":"fix the bug"}"#,
+    );
+    activity_when(&h, "working after the prompt", |a| {
+        a.status == AgentStatus::Working
+    });
+    hook(
+        &h,
+        r#"{"hook_event_name":"Notification","notification_type":"permission_prompt","message":"Claude needs your permission to use Bash\u001b[2J"}"#,
+    );
+    let a = activity_when(&h, "needs-you after the permission prompt", |a| {
+        a.status == AgentStatus::NeedsYou
+    });
+    assert_eq!(
+        a.reason.as_deref(),
+        Some("Claude needs your permission to use Bash [2J"),
+        "the reason, with the agent's control characters taken out"
+    );
+    // Output no longer moves a status the hooks set.
+    c.send(b"echo busy-$((6*7))\r").await;
+    assert!(matches!(c.until("busy-42", LONG).await, Seen::Found));
+    common::holds_for(
+        "the terminal overrode the hooks",
+        Duration::from_secs(1),
+        || {
+            record(&h)
+                .activity
+                .is_some_and(|a| a.status != AgentStatus::NeedsYou)
+        },
+    );
+    hook(&h, r#"{"hook_event_name":"Stop"}"#);
+    activity_when(&h, "idle after Stop", |a| a.status == AgentStatus::Idle);
+    c.send(b"exit 4\r").await;
+    assert!(matches!(c.until("never", LONG).await, Seen::Exit(4)));
+    let a = activity_when(&h, "exited", |a| a.status == AgentStatus::Exited);
+    assert_eq!(a.reason.as_deref(), Some("exit code 4"));
+}
+
+#[tokio::test]
+async fn an_agent_without_hooks_is_read_from_its_terminal() {
+    use bottle_tui::wire::session::{AgentStatus, STATUS_CONFIG, StatusConfig};
+    let h = Holder::start(
+        &[
+            "sh",
+            "-c",
+            "read x; echo compiling; printf 'Overwrite main.rs? (y/n) '; read y; echo written; read z",
+        ],
+        false,
+    );
+    let config = StatusConfig {
+        needs_you: vec!["(y/n)".into()],
+        quiet_ms: 300,
+        ..StatusConfig::default()
+    };
+    std::fs::write(
+        h.dir.path().join(STATUS_CONFIG),
+        serde_json::to_vec(&config).expect("json"),
+    )
+    .expect("status config");
+    h.mark_ready();
+    let mut c = h.connect(SIZE).await;
+    activity_when(&h, "starting", |a| a.status == AgentStatus::Starting);
+    c.send(b"\r").await;
+    let a = activity_when(&h, "needs-you once the question waits", |a| {
+        a.status == AgentStatus::NeedsYou
+    });
+    assert_eq!(a.reason.as_deref(), Some("Overwrite main.rs? (y/n)"));
+    c.send(b"y\r").await;
+    assert!(matches!(c.until("written", LONG).await, Seen::Found));
+    activity_when(&h, "idle once answered and quiet", |a| {
+        a.status == AgentStatus::Idle
+    });
+    c.send(b"\r").await;
+    assert!(matches!(c.until("never", LONG).await, Seen::Exit(0)));
+}

@@ -59,7 +59,10 @@ pub fn wait_cmd(slug: &Slug, want: AgentStatus, timeout: Option<Duration>, json:
             a.reason.as_deref().unwrap_or("no exit code")
         ))),
         End::TimedOut(a) => {
-            let now = a.map_or_else(|| "its status is unknown".to_owned(), |a| format!("it is {}", describe(&a)));
+            let now = a.map_or_else(
+                || "its status is unknown".to_owned(),
+                |a| format!("it is {}", describe(&a)),
+            );
             let after = timeout.map_or_else(String::new, |t| format!(" after {}s", t.as_secs()));
             eprintln!("{slug}: timed out{after} waiting for the agent to be {want} ({now})");
             Err(Failure::Silent(TIMED_OUT))
@@ -95,13 +98,19 @@ async fn watch(
     want: AgentStatus,
     last: &mut Option<Activity>,
 ) -> Result<End> {
-    if let Some(machine) = bottle.bundle.as_ref().and_then(|b| b.labels.get(label::MACHINE)) {
+    if let Some(machine) = bottle
+        .bundle
+        .as_ref()
+        .and_then(|b| b.labels.get(label::MACHINE))
+    {
         return watch_machine(machine, want, last).await;
     }
-    let agent = bottle
-        .agent_container
-        .as_ref()
-        .ok_or_else(|| eyre!("`{}` has no agent container (see `bottle-tui ls`)", bottle.slug))?;
+    let agent = bottle.agent_container.as_ref().ok_or_else(|| {
+        eyre!(
+            "`{}` has no agent container (see `bottle-tui ls`)",
+            bottle.slug
+        )
+    })?;
     // The record first, then the log from a little before: every change after the record
     // is in the stream, and lines from before it are skipped by their time.
     *last = reconcile::agent_activity(backend, &agent.name).await;
@@ -126,7 +135,9 @@ async fn watch(
         }
     }
     // The stream ends when the container stops: its record has the last word.
-    *last = reconcile::agent_activity(backend, &agent.name).await.or(last.take());
+    *last = reconcile::agent_activity(backend, &agent.name)
+        .await
+        .or(last.take());
     match last.as_ref().and_then(|a| verdict(a, want)) {
         Some(end) => Ok(end),
         None => Err(eyre!(
@@ -136,7 +147,11 @@ async fn watch(
     }
 }
 
-async fn watch_machine(machine: &str, want: AgentStatus, last: &mut Option<Activity>) -> Result<End> {
+async fn watch_machine(
+    machine: &str,
+    want: AgentStatus,
+    last: &mut Option<Activity>,
+) -> Result<End> {
     let smolvm = crate::backend::smolvm::cli::Smolvm::new(std::path::PathBuf::new());
     loop {
         if let Some(r) = crate::engine::agent_host::machine_session(&smolvm, machine).await? {

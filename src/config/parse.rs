@@ -29,7 +29,14 @@ pub const DEFAULT_SUPERVISE_TIMEOUT: Timeout = Timeout { seconds: 600 };
 /// Approval requests one bottle may file in an hour (withdrawn ones count).
 pub const DEFAULT_MAX_PER_HOUR: u32 = crate::wire::supervise::DEFAULT_MAX_PER_HOUR;
 
-const TOP_KEYS: &[&str] = &["defaults", "agents", "bottles", "keys", "dashboard", "notify"];
+const TOP_KEYS: &[&str] = &[
+    "defaults",
+    "agents",
+    "bottles",
+    "keys",
+    "dashboard",
+    "notify",
+];
 const NOTIFY_KEYS: &[&str] = &["command"];
 /// How long an agent without hooks is quiet before it counts as no longer working.
 pub const DEFAULT_QUIET: Timeout = Timeout { seconds: 2 };
@@ -308,7 +315,11 @@ impl Parser<'_> {
                     .into_iter()
                     .filter_map(|(s, span)| {
                         if s.trim().is_empty() {
-                            d.error(&span, &t.key_path("needs_you"), "expected text to look for, not an empty string");
+                            d.error(
+                                &span,
+                                &t.key_path("needs_you"),
+                                "expected text to look for, not an empty string",
+                            );
                             None
                         } else {
                             Some(s.to_owned())

@@ -68,7 +68,11 @@ mod tests {
             reason: Some("Claude needs your permission to use Bash; rm -rf /".into()),
         };
         assert_eq!(
-            argv(&["notify-send".into(), "-u".into(), "critical".into()], &slug, &a),
+            argv(
+                &["notify-send".into(), "-u".into(), "critical".into()],
+                &slug,
+                &a
+            ),
             [
                 "notify-send",
                 "-u",

@@ -399,6 +399,7 @@ fn agent_plan(
         workdir: in_agent::WORKSPACE.into(),
         claude,
         status: crate::wire::session::StatusConfig {
+            hooks: agent.is_claude_code(),
             needs_you: agent.needs_you.clone(),
             quiet_ms: agent.quiet.seconds.saturating_mul(1000),
             ..Default::default()

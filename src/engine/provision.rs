@@ -428,7 +428,9 @@ async fn claude_settings(a: &Agent<'_>, plan: &Plan, home: &str, uid: u64, gid: 
                     !seed.skip_permissions || parsed["skipDangerousModePermissionPrompt"] == true
                 }) && STATUS_EVENTS.iter().all(|(event, _)| {
                     parsed["hooks"][event].as_array().is_some_and(|groups| {
-                        groups.iter().any(|g| g["hooks"][0]["command"] == STATUS_HOOK)
+                        groups
+                            .iter()
+                            .any(|g| g["hooks"][0]["command"] == STATUS_HOOK)
                     })
                 })
             }
@@ -458,9 +460,7 @@ fn add_status_hooks(
 ) -> Result<()> {
     let hooks = object(settings, "hooks", path)?;
     for (event, matcher) in STATUS_EVENTS {
-        let groups = hooks
-            .entry(event)
-            .or_insert_with(|| serde_json::json!([]));
+        let groups = hooks.entry(event).or_insert_with(|| serde_json::json!([]));
         let Some(list) = groups.as_array_mut() else {
             bail!("{path}: hooks.{event} is not a list");
         };
@@ -470,7 +470,8 @@ fn add_status_hooks(
                 .is_some_and(|h| h.iter().any(|x| x["command"] == STATUS_HOOK))
         };
         if !list.iter().any(ours) {
-            let hook = serde_json::json!({ "type": "command", "command": STATUS_HOOK, "timeout": 5 });
+            let hook =
+                serde_json::json!({ "type": "command", "command": STATUS_HOOK, "timeout": 5 });
             list.push(if matcher {
                 serde_json::json!({ "matcher": "*", "hooks": [hook] })
             } else {
@@ -501,7 +502,10 @@ pub async fn mark_done(
         owned_tar(
             &[
                 (crate::sidecar::session::RUN_DIR, Content::Dir(0o700)),
-                (crate::wire::session::STATUS_CONFIG, Content::File(&status, 0o644)),
+                (
+                    crate::wire::session::STATUS_CONFIG,
+                    Content::File(&status, 0o644),
+                ),
                 (name, Content::File(b"ok\n", 0o644)),
             ],
             ids.uid,

@@ -241,9 +241,11 @@ pub async fn read_activities(backend: &dyn Backend, bottles: &mut [BottleStatus]
         .filter(|(_, b)| b.agent.activity.is_none())
         .filter_map(|(i, b)| Some((i, b.agent_container.as_ref()?.name.clone())))
         .collect();
-    let read = join_all(wanted.into_iter().map(|(i, name)| async move {
-        (i, agent_activity(backend, &name).await)
-    }))
+    let read = join_all(
+        wanted
+            .into_iter()
+            .map(|(i, name)| async move { (i, agent_activity(backend, &name).await) }),
+    )
     .await;
     for (i, activity) in read {
         bottles[i].agent.activity = activity;

@@ -748,7 +748,8 @@ fn follow_agents(
                     if last.as_ref().is_some_and(|l| !a.began_after(l)) {
                         continue;
                     }
-                    if a.status.notifies() && !s.ctx.config.notify.command.is_empty() {
+                    let changed = last.as_ref().is_none_or(|l| l.status != a.status);
+                    if changed && a.status.notifies() && !s.ctx.config.notify.command.is_empty() {
                         crate::engine::notify::spawn(&s.ctx.config.notify.command, &slug, &a);
                     }
                     let what = Happened::Status {
@@ -757,8 +758,7 @@ fn follow_agents(
                     };
                     note_logged(&s, slug.clone(), a.since.clone(), what).await;
                     last = Some(a.clone());
-                    if s
-                        .out
+                    if s.out
                         .send(Msg::Activity {
                             slug: slug.clone(),
                             activity: a,

@@ -150,6 +150,10 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusConfig {
     pub version: u32,
+    /// The agent reports through hooks (Claude Code): its terminal is never read for status,
+    /// so the output of its start cannot pass for work before its first hook says anything.
+    #[serde(default)]
+    pub hooks: bool,
     /// Text on the agent's screen, once its output has stopped, that means it waits for you.
     #[serde(default)]
     pub needs_you: Vec<String>,
@@ -166,6 +170,7 @@ impl Default for StatusConfig {
     fn default() -> Self {
         Self {
             version: Self::VERSION,
+            hooks: false,
             needs_you: Vec::new(),
             quiet_ms: 2000,
         }
@@ -263,7 +268,9 @@ mod tests {
             Some("Claude needs your permission to use Bash")
         );
         assert_eq!(
-            Activity::from_log_line(r#"{"msg":"client attached","activity":{"status":"idle","since":"t"}}"#),
+            Activity::from_log_line(
+                r#"{"msg":"client attached","activity":{"status":"idle","since":"t"}}"#
+            ),
             None
         );
         assert_eq!(Activity::from_log_line("not json"), None);

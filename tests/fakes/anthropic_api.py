@@ -11,6 +11,8 @@ Answers to /v1/messages, from the last user turn:
   - a tool_result: "STAND-IN GOT TOOL RESULT: <its text>"
   - text containing ASK-APPROVAL and a tool named mcp__supervise__request_approval offered:
     a tool_use of that tool (action "deploy the stand-in", details "asked by the fake API")
+  - text containing RUN-BASH and the Bash tool offered: a tool_use of Bash (a harmless echo),
+    which Claude Code asks permission for unless it skips permissions
   - anything else: "STAND-IN ANSWER: hello from the fake Messages API"
 
 usage: anthropic_api.py PORT CERT KEY
@@ -77,6 +79,16 @@ def decide(body):
                 "id": next_id("toolu"),
                 "name": APPROVAL_TOOL,
                 "input": {"action": "deploy the stand-in", "details": "asked by the fake API"},
+            },
+        ]
+    if "RUN-BASH" in text_of(content) and "Bash" in tools:
+        return [
+            {"type": "text", "text": "Running a command first."},
+            {
+                "type": "tool_use",
+                "id": next_id("toolu"),
+                "name": "Bash",
+                "input": {"command": "touch /tmp/bash-ran && echo bash-ran-$((6*7))", "description": "Leave a marker"},
             },
         ]
     return [{"type": "text", "text": ANSWER}]

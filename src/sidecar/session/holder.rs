@@ -4,9 +4,9 @@
 //! sees a client come or go only as a resize; a slow or hostile client costs the agent nothing.
 
 use super::flow::{Flow, Pos, Viewer};
-use super::status::{self, Tracker};
 use super::model::{Model, Op, Replay};
 use super::protocol::{self, ClientFrame, ServerFrame, Size};
+use super::status::{self, Tracker};
 use super::{Paths, SessionRecord, SessionState, now};
 use crate::sidecar::log;
 use bytes::{Bytes, BytesMut};
@@ -398,7 +398,11 @@ async fn read_status_from_the_terminal(shared: Arc<Shared>) {
             None => shared.status.working.notified().await,
             Some(at) => {
                 tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                if shared.status.quiet_at().is_some_and(|at| at <= Instant::now()) {
+                if shared
+                    .status
+                    .quiet_at()
+                    .is_some_and(|at| at <= Instant::now())
+                {
                     let text = shared.screen_text().await;
                     shared.status.settle(&text);
                 }

@@ -21,10 +21,12 @@ pub fn report_for(event: &Value) -> Option<Report> {
         "UserPromptSubmit" | "PostToolUse" | "PreCompact" => AgentStatus::Working,
         "SessionStart" | "Stop" => AgentStatus::Idle,
         "PermissionRequest" => {
+            // Worded as Claude Code's own notification for the same dialog, which follows:
+            // one need, not two reasons flipping.
             let tool = text("tool_name").unwrap_or_else(|| "a tool".into());
             return Some(Report {
                 status: AgentStatus::NeedsYou,
-                reason: Some(format!("permission to use {tool}")),
+                reason: Some(format!("Claude needs your permission to use {tool}")),
             });
         }
         "Notification" => {
@@ -94,17 +96,34 @@ mod tests {
     fn claude_codes_events_map_to_statuses() {
         let working = Some((AgentStatus::Working, None));
         let idle = Some((AgentStatus::Idle, None));
-        assert_eq!(status(json!({"hook_event_name": "UserPromptSubmit", "prompt": "hi"})), working);
-        assert_eq!(status(json!({"hook_event_name": "PostToolUse", "tool_name": "Bash"})), working);
-        assert_eq!(status(json!({"hook_event_name": "Stop"})), idle);
-        assert_eq!(status(json!({"hook_event_name": "SessionStart", "source": "startup"})), idle);
         assert_eq!(
-            status(json!({"hook_event_name": "Notification", "message": "Claude needs your permission to use Bash"})),
-            Some((AgentStatus::NeedsYou, Some("Claude needs your permission to use Bash".into())))
+            status(json!({"hook_event_name": "UserPromptSubmit", "prompt": "hi"})),
+            working
+        );
+        assert_eq!(
+            status(json!({"hook_event_name": "PostToolUse", "tool_name": "Bash"})),
+            working
+        );
+        assert_eq!(status(json!({"hook_event_name": "Stop"})), idle);
+        assert_eq!(
+            status(json!({"hook_event_name": "SessionStart", "source": "startup"})),
+            idle
+        );
+        assert_eq!(
+            status(
+                json!({"hook_event_name": "Notification", "message": "Claude needs your permission to use Bash"})
+            ),
+            Some((
+                AgentStatus::NeedsYou,
+                Some("Claude needs your permission to use Bash".into())
+            ))
         );
         assert_eq!(
             status(json!({"hook_event_name": "PermissionRequest", "tool_name": "Write"})),
-            Some((AgentStatus::NeedsYou, Some("permission to use Write".into())))
+            Some((
+                AgentStatus::NeedsYou,
+                Some("Claude needs your permission to use Write".into())
+            ))
         );
         // The idle reminder is not a need.
         assert_eq!(
@@ -118,7 +137,9 @@ mod tests {
             Some(AgentStatus::Idle)
         );
         assert_eq!(
-            status(json!({"hook_event_name": "Notification", "notification_type": "auth_success", "message": "x"})),
+            status(
+                json!({"hook_event_name": "Notification", "notification_type": "auth_success", "message": "x"})
+            ),
             None
         );
         assert_eq!(

@@ -26,7 +26,7 @@ pub struct Tracker {
 
 struct State {
     record: SessionRecord,
-    /// Once a hook has reported, the hooks alone say the status.
+    /// The hooks alone say the status: the config says the agent has them, or one reported.
     hooks_seen: bool,
     last_output: Instant,
 }
@@ -53,12 +53,13 @@ impl Tracker {
     /// The agent has started: its record says so, with the status `starting`.
     pub fn start(paths: Paths, config: StatusConfig, mut record: SessionRecord) -> Self {
         record.activity = Some(activity(AgentStatus::Starting, None));
+        let hooks_seen = config.hooks;
         let t = Self {
             paths,
             config,
             state: Mutex::new(State {
                 record,
-                hooks_seen: false,
+                hooks_seen,
                 last_output: Instant::now(),
             }),
             working: Notify::new(),
@@ -130,7 +131,11 @@ impl Tracker {
         st.record.state = SessionState::Exited;
         st.record.exit_code = Some(code);
         st.record.finished_at = Some(now());
-        self.set(&mut st, AgentStatus::Exited, Some(format!("exit code {code}")));
+        self.set(
+            &mut st,
+            AgentStatus::Exited,
+            Some(format!("exit code {code}")),
+        );
     }
 
     fn set(&self, st: &mut State, status: AgentStatus, reason: Option<String>) {
@@ -171,13 +176,15 @@ fn activity(status: AgentStatus, reason: Option<String>) -> Activity {
     }
 }
 
-/// The last line of `screen` holding one of the config's needs-you texts.
+/// The screen's last non-empty line — where a prompt waits — if it holds one of the config's
+/// needs-you texts (a question answered earlier, higher up, no longer counts).
 fn waiting_line(config: &StatusConfig, screen: &str) -> Option<String> {
-    screen
-        .lines()
-        .rev()
-        .find(|l| config.needs_you.iter().any(|p| !p.is_empty() && l.contains(p.as_str())))
-        .map(|l| l.trim().to_owned())
+    let last = screen.lines().rev().find(|l| !l.trim().is_empty())?;
+    config
+        .needs_you
+        .iter()
+        .any(|p| !p.is_empty() && last.contains(p.as_str()))
+        .then(|| last.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -217,7 +224,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tracker(dir.path(), 0);
         assert_eq!(status(&t), Some(AgentStatus::Starting));
-        assert_eq!(on_disk(dir.path()).activity.map(|a| a.status), Some(AgentStatus::Starting));
+        assert_eq!(
+            on_disk(dir.path()).activity.map(|a| a.status),
+            Some(AgentStatus::Starting)
+        );
         t.output();
         assert_eq!(status(&t), Some(AgentStatus::Working));
         assert!(t.quiet_at().is_some(), "a quiet time to wait out");
@@ -227,8 +237,19 @@ mod tests {
         t.output();
         t.settle("Overwrite main.rs? (y/n)\n");
         let a = t.current().expect("an activity");
-        assert_eq!((a.status, a.reason.as_deref()), (AgentStatus::NeedsYou, Some("Overwrite main.rs? (y/n)")));
-        assert_eq!(on_disk(dir.path()).activity, Some(a), "every change is written");
+        assert_eq!(
+            (a.status, a.reason.as_deref()),
+            (AgentStatus::NeedsYou, Some("Overwrite main.rs? (y/n)"))
+        );
+        assert_eq!(
+            on_disk(dir.path()).activity,
+            Some(a),
+            "every change is written"
+        );
+        // Answered: the question is still on screen, but no longer where the prompt is.
+        t.output();
+        t.settle("Overwrite main.rs? (y/n) y\nwritten\n$");
+        assert_eq!(status(&t), Some(AgentStatus::Idle));
     }
 
     #[test]
@@ -252,8 +273,39 @@ mod tests {
         t.settle("");
         assert_eq!(status(&t), Some(AgentStatus::NeedsYou));
         assert_eq!(t.quiet_at(), None);
-        t.report(Report { status: AgentStatus::Working, reason: None });
+        t.report(Report {
+            status: AgentStatus::Working,
+            reason: None,
+        });
         assert_eq!(status(&t), Some(AgentStatus::Working));
+    }
+
+    #[test]
+    fn an_agent_with_hooks_is_never_read_from_its_terminal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = Paths::new(dir.path());
+        std::fs::create_dir_all(paths.run_dir()).expect("run dir");
+        let config = StatusConfig {
+            hooks: true,
+            quiet_ms: 0,
+            ..StatusConfig::default()
+        };
+        let record = SessionRecord {
+            state: SessionState::Running,
+            pid: Some(1),
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            activity: None,
+        };
+        let t = Tracker::start(paths, config, record);
+        t.output();
+        t.settle("");
+        assert_eq!(
+            status(&t),
+            Some(AgentStatus::Starting),
+            "its start's output is not work"
+        );
     }
 
     #[test]
@@ -261,11 +313,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = tracker(dir.path(), 0);
         t.exited(3);
-        t.report(Report { status: AgentStatus::Working, reason: None });
+        t.report(Report {
+            status: AgentStatus::Working,
+            reason: None,
+        });
         t.output();
         let r = on_disk(dir.path());
         assert_eq!((r.state, r.exit_code()), (SessionState::Exited, Some(3)));
         let a = r.activity.expect("an activity");
-        assert_eq!((a.status, a.reason.as_deref()), (AgentStatus::Exited, Some("exit code 3")));
+        assert_eq!(
+            (a.status, a.reason.as_deref()),
+            (AgentStatus::Exited, Some("exit code 3"))
+        );
     }
 }

@@ -22,8 +22,8 @@ use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
 use crate::types::{AgentState, Slug};
 use crate::wire::daemon::Daemon;
-use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use crate::wire::session::{Activity, AgentStatus};
+use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +247,10 @@ impl App {
     pub fn needing_you(&self) -> usize {
         self.bottles
             .iter()
-            .filter(|b| self.activity(b).is_some_and(|a| a.status == AgentStatus::NeedsYou))
+            .filter(|b| {
+                self.activity(b)
+                    .is_some_and(|a| a.status == AgentStatus::NeedsYou)
+            })
             .count()
     }
 
