@@ -174,7 +174,7 @@ fn app() -> App {
     ] {
         let _ = app.on_msg(Msg::Log {
             slug: sl(slug),
-            line: LogLine::parse(line),
+            line: Box::new(LogLine::parse(line)),
         });
     }
     let _ = app.on_msg(Msg::Plan {
@@ -191,7 +191,7 @@ fn app() -> App {
     );
     let _ = app.on_msg(Msg::Log {
         slug: sl("alpha"),
-        line: LogLine::parse(&long),
+        line: Box::new(LogLine::parse(&long)),
     });
     let _ = app.on_msg(Msg::Approvals(vec![
         pending(

@@ -178,15 +178,19 @@ pub enum Command {
         json: bool,
     },
 
-    /// What happened to bottles, newest first: launches, kills, and what the dashboard saw
-    /// (health changes, daemon restarts, blocked requests, agent exits). History, not truth:
-    /// `ls` says what runs.
+    /// What happened to bottles, newest first: launches, kills, blocked requests, approvals
+    /// asked and answered, pushes, daemon exits and the agents' status changes — also while
+    /// no bottle-tui ran (each bundle keeps them in its state dir; they are read in first).
+    /// History, not truth: `ls` says what runs.
     History {
         /// Only this bottle.
         slug: Option<Slug>,
         /// At most this many entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Only what happened this recently: "30m", "1h", "2d".
+        #[arg(long, value_name = "DURATION", value_parser = since)]
+        since: Option<std::time::Duration>,
         /// Print a JSON array of {id, time, slug, kind, detail}.
         #[arg(long)]
         json: bool,
@@ -274,6 +278,18 @@ pub struct ImageBuild {
 }
 
 /// `--grace`: a duration, or 0 for none.
+fn since(s: &str) -> Result<std::time::Duration, String> {
+    // Days too: a history is looked at over days.
+    if let Some(days) = s
+        .trim()
+        .strip_suffix('d')
+        .and_then(|d| d.parse::<u64>().ok())
+    {
+        return Ok(std::time::Duration::from_secs(days * 86_400));
+    }
+    crate::types::Timeout::parse(s).map(|t| std::time::Duration::from_secs(t.seconds))
+}
+
 fn grace(s: &str) -> Result<std::time::Duration, String> {
     if s.trim() == "0" || s.trim() == "0s" {
         return Ok(std::time::Duration::ZERO);

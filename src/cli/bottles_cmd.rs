@@ -361,24 +361,32 @@ pub fn kill_cmd(
         let backend = &backend;
         let kills = slugs.into_iter().map(|slug| async move {
             let ending = kill::stop_agent(backend, &slug, grace).await;
-            // How the agent ended outlives the bottle in the history.
-            let agent = backend
-                .inspect_container(&format!("bottle-{slug}-agent"))
-                .await
-                .ok()
-                .flatten();
+            // How the agent ended outlives the bottle in the history, and what it said on
+            // the way (its log goes with its container).
+            let name = format!("bottle-{slug}-agent");
+            let agent = backend.inspect_container(&name).await.ok().flatten();
+            let said = match &agent {
+                Some(_) => crate::engine::ingest::agent_status_lines(backend, &name)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("cannot read {name}'s log before removing it: {e:#}");
+                        Vec::new()
+                    }),
+                None => Vec::new(),
+            };
             let r = kill::kill(backend, &slug, root).await;
-            (slug, ending, agent, r)
+            (slug, ending, agent, said, r)
         });
         Ok::<_, color_eyre::Report>(futures_util::future::join_all(kills).await)
     })?;
     // Requests the killed bottles left pending were closed; put them in the audit trail.
     crate::engine::approvals::sync(root, &store)?;
     let mut failed = 0;
-    for (slug, ending, agent, result) in results {
+    for (slug, ending, agent, said, result) in results {
         if let Some(e) = &ending {
             println!("{slug}: {}", e.describe(grace));
         }
+        crate::engine::ingest::record_lines(&store, &slug, &said)?;
         match result {
             Ok(removed) => {
                 history::record(
@@ -410,9 +418,33 @@ pub fn kill_cmd(
 }
 
 /// `history [SLUG]`: what the store remembers, newest first.
-pub fn history_cmd(root: &StateRoot, slug: Option<&Slug>, limit: usize, json: bool) -> Outcome {
+pub fn history_cmd(
+    root: &StateRoot,
+    slug: Option<&Slug>,
+    limit: usize,
+    since: Option<std::time::Duration>,
+    json: bool,
+) -> Outcome {
     let store = Store::open(&root.db_path())?;
-    let events = store.events(slug.map(Slug::as_str), limit)?;
+    // What the bottles did while nothing watched comes in first; without an engine, the
+    // kept files still do (the agents' status changes wait for the next look).
+    let rt = runtime()?;
+    let ingested = rt.block_on(async {
+        let backend = DockerBackend::connect().await.ok();
+        crate::engine::ingest::ingest(root, &store, backend.as_ref().map(|b| b as &dyn Backend))
+            .await
+    });
+    if let Err(e) = ingested {
+        eprintln!("warning: the history may miss recent events: {e:#}");
+    }
+    let mut events = store.events(slug.map(Slug::as_str), limit)?;
+    if let Some(since) = since {
+        let cutoff = time::OffsetDateTime::now_utc() - since;
+        events.retain(|e| {
+            time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| t >= cutoff)
+        });
+    }
     if json {
         return print_json(&events);
     }

@@ -138,9 +138,12 @@ fn run(cli: Cli, root: &StateRoot) -> Outcome {
         Command::Audit { slug, limit, json } => {
             queue_cmd::audit_cmd(root, slug.as_ref(), limit, json)
         }
-        Command::History { slug, limit, json } => {
-            bottles_cmd::history_cmd(root, slug.as_ref(), limit, json)
-        }
+        Command::History {
+            slug,
+            limit,
+            since,
+            json,
+        } => bottles_cmd::history_cmd(root, slug.as_ref(), limit, since, json),
         Command::Notices {
             slug,
             mark_read,

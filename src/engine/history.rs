@@ -5,7 +5,7 @@
 use super::reconcile::BottleStatus;
 use crate::store::{Event, Store};
 use crate::types::AgentState;
-use crate::wire::daemon::Daemon;
+use crate::wire::daemon::{Daemon, LogSource};
 use crate::wire::log::{InitEvent, LogLine};
 use color_eyre::eyre::Result;
 use serde_json::{Value, json};
@@ -46,6 +46,22 @@ pub enum Happened {
         daemon: Daemon,
         code: Option<i64>,
     },
+    /// An agent asked for an approval, or its ask was answered or withdrawn (supervise's line).
+    Approval {
+        id: String,
+        /// `requested`, `answered` or `withdrawn`.
+        step: String,
+        action: Option<String>,
+        decision: Option<String>,
+        reason: Option<String>,
+    },
+    /// The git gate decided on a push.
+    Push {
+        repo: String,
+        git_ref: Option<String>,
+        allowed: bool,
+        reason: Option<String>,
+    },
     /// The agent's status changed (working, needs-you, idle…), as its session holder logged it.
     Status {
         status: crate::wire::session::AgentStatus,
@@ -70,6 +86,8 @@ impl Happened {
             Self::DaemonExited { .. } => "daemon",
             Self::Blocked { .. } => "blocked",
             Self::Status { .. } => "status",
+            Self::Approval { .. } => "approval",
+            Self::Push { .. } => "push",
         }
     }
 
@@ -101,6 +119,21 @@ impl Happened {
                 json!({ "host": host, "port": port, "reason": reason })
             }
             Self::Status { status, reason } => json!({ "status": status, "reason": reason }),
+            Self::Approval {
+                id,
+                step,
+                action,
+                decision,
+                reason,
+            } => json!({
+                "id": id, "step": step, "action": action, "decision": decision, "reason": reason,
+            }),
+            Self::Push {
+                repo,
+                git_ref,
+                allowed,
+                reason,
+            } => json!({ "repo": repo, "ref": git_ref, "allowed": allowed, "reason": reason }),
         }
     }
 }
@@ -127,12 +160,37 @@ pub fn record_logged(store: &Store, slug: &str, time: &str, what: &Happened) -> 
 /// What a bundle log line says happened: a daemon exiting (init's line) or a request the
 /// gateway refused. With the line's own time, which must be RFC 3339.
 pub fn from_log_line(line: &LogLine) -> Option<(String, Happened)> {
-    let time = line.time.as_deref()?;
+    // A status change is kept at the time it began, as the dashboard records it live.
+    let time = match &line.activity {
+        Some(a) => a.since.as_str(),
+        None => line.time.as_deref()?,
+    };
+    let from = |d: Daemon| line.source() == Some(LogSource::Daemon(d));
     let what = if line.is_gateway_deny() {
         Happened::Blocked {
             host: line.host.clone()?,
             port: line.port,
             reason: line.reason.clone().unwrap_or_default(),
+        }
+    } else if from(Daemon::Supervise) && line.worth_keeping() {
+        Happened::Approval {
+            id: line.id.clone()?,
+            step: line.msg.trim_start_matches("approval ").to_owned(),
+            action: line.action.clone(),
+            decision: line.decision.clone(),
+            reason: line.reason.clone(),
+        }
+    } else if from(Daemon::GitGate) && line.worth_keeping() {
+        Happened::Push {
+            repo: line.repo.clone()?,
+            git_ref: line.git_ref.clone(),
+            allowed: line.msg.ends_with("allowed"),
+            reason: line.reason.clone(),
+        }
+    } else if let Some(activity) = line.activity.clone() {
+        Happened::Status {
+            status: activity.status,
+            reason: activity.reason,
         }
     } else {
         match line.init_event()? {
@@ -205,6 +263,35 @@ pub fn summary(e: &Event) -> String {
             match d["reason"].as_str().filter(|r| !r.is_empty()) {
                 Some(reason) => format!("blocked {}{port}: {reason}", s("host")),
                 None => format!("blocked {}{port}", s("host")),
+            }
+        }
+        "approval" => {
+            let action = d["action"]
+                .as_str()
+                .map(|a| format!(" to {a}"))
+                .unwrap_or_default();
+            match (s("step").as_str(), d["decision"].as_str()) {
+                ("requested", _) => format!("approval {} asked{action}", s("id")),
+                (step, Some(decision)) => match d["reason"].as_str() {
+                    Some(r) => format!("approval {} {step}: {decision} ({r})", s("id")),
+                    None => format!("approval {} {step}: {decision}", s("id")),
+                },
+                (step, None) => format!("approval {} {step}", s("id")),
+            }
+        }
+        "push" => {
+            let to = d["ref"]
+                .as_str()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+            let verdict = if d["allowed"] == true {
+                "allowed"
+            } else {
+                "refused"
+            };
+            match d["reason"].as_str() {
+                Some(r) => format!("push to {}{to} {verdict}: {r}", s("repo")),
+                None => format!("push to {}{to} {verdict}", s("repo")),
             }
         }
         "status" => match d["reason"].as_str() {

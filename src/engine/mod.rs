@@ -7,6 +7,7 @@ pub mod ca;
 pub mod claude_code;
 pub mod doctor;
 pub mod history;
+pub mod ingest;
 pub mod kill;
 pub mod launch;
 mod launch_parts;

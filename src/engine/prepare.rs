@@ -42,6 +42,8 @@ pub mod files {
     pub const QUEUE: &str = "queue";
     pub const SECRETS: &str = "secrets";
     pub const PROMPT: &str = "prompt.md";
+    /// What the bundle's init keeps for the history (`wire::log::EVENTS_FILE`).
+    pub const EVENTS: &str = "events";
 }
 
 /// Renders the bottle's state dir and returns its plan. Re-running keeps the CA and the
@@ -188,6 +190,11 @@ pub fn build(
             host: dir.join(files::CA_DIR),
             container: in_bundle::CA_DIR.into(),
             read_only: true,
+        },
+        Mount {
+            host: dir.join(files::EVENTS),
+            container: in_bundle::EVENTS_DIR.into(),
+            read_only: false,
         },
     ];
     if let Some(ca) = &gateway.upstream_ca {
@@ -454,6 +461,7 @@ fn write_state(plan: &Plan, agent: &Agent, placeholders: &BTreeMap<String, Strin
         )?;
     }
 
+    fsutil::private_dir(&dir.join(files::EVENTS))?;
     if let Some(s) = &plan.supervise {
         let cfg = render::supervise::render(
             s,

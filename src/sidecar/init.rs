@@ -41,6 +41,11 @@ pub fn run() -> ExitCode {
     let Some(rt) = super::runtime(DAEMON, super::Threads::One) else {
         return ExitCode::FAILURE;
     };
+    // The history's lines go to the state dir too, when the host mounted it.
+    let events = std::path::Path::new(crate::wire::in_bundle::EVENTS_DIR);
+    if events.is_dir() {
+        log::keep_events(events);
+    }
     rt.block_on(supervise(names))
 }
 

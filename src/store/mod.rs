@@ -43,6 +43,11 @@ const MIGRATIONS: &[&str] = &[
     "DROP INDEX events_from_logs;
     CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
         WHERE kind IN ('daemon', 'blocked');",
+    // 5: … and what is read from the bundle's kept file and the agent's log (approvals,
+    // pushes, status changes), which every process may read again.
+    "DROP INDEX events_from_logs;
+    CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
+        WHERE kind IN ('daemon', 'blocked', 'approval', 'push', 'status');",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

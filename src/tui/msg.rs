@@ -17,7 +17,7 @@ pub enum Msg {
     /// A bundle's log line (raw text as the daemon printed it).
     Log {
         slug: Slug,
-        line: LogLine,
+        line: Box<LogLine>,
     },
     /// What an agent is doing; `news` for a change seen live (not the state found at start).
     Activity {

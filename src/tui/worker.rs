@@ -258,6 +258,20 @@ async fn run(s: Arc<Shared>, cmd: Command) {
                 let s = Arc::clone(&s);
                 async move {
                     let ending = kill::stop_agent(b.as_ref(), &slug, kill::DEFAULT_GRACE).await;
+                    // What the agent said on its way out goes with its container's log.
+                    let agent = format!("bottle-{slug}-agent");
+                    if let Ok(said) =
+                        crate::engine::ingest::agent_status_lines(b.as_ref(), &agent).await
+                    {
+                        let who = slug.clone();
+                        if let Err(e) = on_store(&s, move |store| {
+                            crate::engine::ingest::record_lines(store, &who, &said)
+                        })
+                        .await
+                        {
+                            history_failed("keep the agent's last status changes", &e);
+                        }
+                    }
                     let error = match kill::kill(b.as_ref(), &slug, &s.ctx.root).await {
                         Ok(removed) => {
                             let what = Happened::Killed {
@@ -557,6 +571,12 @@ async fn watch(s: Arc<Shared>) {
             let s = Arc::clone(&s);
             async move { check_setup(&s).await }
         });
+        // What the bottles did while no dashboard watched goes into the history first.
+        tokio::spawn({
+            let s = Arc::clone(&s);
+            let b = Arc::clone(&b);
+            async move { catch_up(&s, b.as_ref()).await }
+        });
         let mut events = b.events(label::SLUG);
         let mut slow = tokio::time::interval(SLOW);
         let why = loop {
@@ -604,6 +624,22 @@ async fn watch(s: Arc<Shared>) {
         }
         let _ = s.out.send(Msg::EngineDown(why));
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Records what the bottles' kept files and agent logs hold that the history lacks.
+async fn catch_up(s: &Arc<Shared>, b: &DockerBackend) {
+    match crate::engine::ingest::gather(&s.ctx.root, Some(b)).await {
+        Err(e) => history_failed("catch up", &e),
+        Ok(found) => {
+            let recorded = on_store(s, move |store| {
+                crate::engine::ingest::record_all(store, &found)
+            })
+            .await;
+            if let Err(e) = recorded {
+                history_failed("catch up", &e);
+            }
+        }
     }
 }
 
@@ -679,7 +715,7 @@ fn follow_logs(
                     if out
                         .send(Msg::Log {
                             slug: slug.clone(),
-                            line,
+                            line: Box::new(line),
                         })
                         .is_err()
                     {

@@ -13,3 +13,5 @@ pub const SUPERVISE_CONFIG: &str = "/etc/bottle/supervise.json";
 pub const SECRETS: &str = "/run/bottle/secrets";
 pub const UPSTREAM_CA: &str = "/etc/bottle/upstream-ca.pem";
 pub const QUEUE: &str = "/var/lib/bottle/queue";
+/// Where init keeps the history's lines (`wire::log::EVENTS_FILE`), the state dir's `events`.
+pub const EVENTS_DIR: &str = "/var/lib/bottle/events";

@@ -9,6 +9,18 @@ use serde_json::{Map, Value};
 pub const REQUEST: &str = "request";
 /// The gateway's `decision` for a refused request.
 pub const DENY: &str = "deny";
+/// supervise's `msg` when an agent asks, and when its ask is answered or withdrawn.
+pub const APPROVAL_REQUESTED: &str = "approval requested";
+pub const APPROVAL_ANSWERED: &str = "approval answered";
+pub const APPROVAL_WITHDRAWN: &str = "approval withdrawn";
+/// git-gate's `msg` prefix for a push it decided on (`push allowed`, `push denied`).
+pub const PUSH: &str = "push ";
+/// The history file init keeps in the bottle's state dir (and its one rotated copy): the
+/// lines [`LogLine::worth_keeping`] says, so the history has them with no dashboard open.
+pub const EVENTS_FILE: &str = "events.jsonl";
+pub const EVENTS_FILE_OLD: &str = "events.jsonl.1";
+/// Past this size the events file is rotated (the old copy replaced): two at most.
+pub const EVENTS_FILE_MAX: u64 = 512 * 1024;
 
 /// What init says about one of its daemons (`msg`, with the daemon as `target`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +78,13 @@ pub struct LogLine {
     pub host: Option<String>,
     pub port: Option<i64>,
     pub reason: Option<String>,
+    /// supervise's request id and action; git-gate's repository and ref.
+    pub id: Option<String>,
+    pub action: Option<String>,
+    pub repo: Option<String>,
+    pub git_ref: Option<String>,
+    /// The session holder's status line's activity (the agent container's log).
+    pub activity: Option<super::session::Activity>,
     /// `key=value` for [`SHOWN`] fields present, values as text.
     pub shown: Vec<(&'static str, String)>,
     /// False for a line that is not a JSON object: its text is `msg`, as it came.
@@ -74,9 +93,20 @@ pub struct LogLine {
 
 impl LogLine {
     pub fn parse(raw: &str) -> Self {
-        let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(raw) else {
-            return Self {
+        match serde_json::from_str::<Value>(raw) {
+            Ok(v @ Value::Object(_)) => Self::from_value(&v),
+            _ => Self {
                 msg: raw.to_owned(),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// A line already read as JSON (init's own lines and those it relays).
+    pub fn from_value(v: &Value) -> Self {
+        let Value::Object(obj) = v else {
+            return Self {
+                msg: v.to_string(),
                 ..Self::default()
             };
         };
@@ -91,7 +121,15 @@ impl LogLine {
             host: s("host"),
             port: obj.get("port").and_then(Value::as_i64),
             reason: s("reason"),
-            shown: shown(&obj),
+            id: s("id"),
+            action: s("action"),
+            repo: s("repo"),
+            git_ref: s("ref"),
+            activity: (s("msg").as_deref() == Some(super::session::STATUS_MSG))
+                .then(|| obj.get("activity").cloned())
+                .flatten()
+                .and_then(|a| serde_json::from_value(a).ok()),
+            shown: shown(obj),
             json: true,
         }
     }
@@ -113,6 +151,20 @@ impl LogLine {
         self.source() == Some(LogSource::Daemon(Daemon::Gateway))
             && self.msg == REQUEST
             && self.decision.as_deref() == Some(DENY)
+    }
+
+    /// A line the history keeps: a refused request, a daemon exiting or failing to start, an
+    /// approval asked, answered or withdrawn, a push decided.
+    pub fn worth_keeping(&self) -> bool {
+        let from = |d: Daemon| self.source() == Some(LogSource::Daemon(d));
+        self.is_gateway_deny()
+            || self
+                .init_event()
+                .is_some_and(|(_, e)| matches!(e, InitEvent::Exited | InitEvent::CannotStart))
+            || (from(Daemon::Supervise)
+                && [APPROVAL_REQUESTED, APPROVAL_ANSWERED, APPROVAL_WITHDRAWN]
+                    .contains(&self.msg.as_str()))
+            || (from(Daemon::GitGate) && self.msg.starts_with(PUSH))
     }
 
     /// Init's word on one of its daemons.
