@@ -287,7 +287,7 @@ fn an_unreadable_queue_is_shown_until_it_reads_again() {
 #[test]
 fn a_narrow_table_drops_an_alias_column_of_dashes_before_the_backend() {
     let screen = |a: &App| {
-        let mut term = Terminal::new(TestBackend::new(98, 20)).expect("terminal");
+        let mut term = Terminal::new(TestBackend::new(109, 20)).expect("terminal");
         term.draw(|f| views::draw(f, a)).expect("draw");
         let buf = term.backend().buffer().clone();
         (0..buf.area.height)
@@ -472,6 +472,94 @@ fn agents_needing_you_sort_first_count_in_the_header_and_a_live_change_rings() {
     a.filter = "needs".into();
     let only: Vec<String> = a.visible().iter().map(|b| b.slug.to_string()).collect();
     assert_eq!(only, ["vm"]);
+}
+
+#[test]
+fn sparklines_scale_to_the_largest_and_show_anything_above_nothing() {
+    assert_eq!(views::spark(&[0, 1, 50, 100]), "▁▂▅█");
+    assert_eq!(views::spark(&[0, 0]), "▁▁");
+    assert_eq!(views::spark(&[]), "");
+}
+
+#[test]
+fn a_burst_of_refusals_shows_red_in_the_rows_egress_and_usage_in_the_detail() {
+    let mut a = app();
+    a.selected = Some(sl("alpha"));
+    // Ten minutes: a quiet past, then a burst of refusals this minute.
+    let now = "2026-11-28T02:00:00Z";
+    for i in 0..40 {
+        let line = format!(
+            r#"{{"time":"{now}","daemon":"gateway","msg":"request","decision":"deny","host":"h{i}.example","reason":"not on this bottle's allowlist"}}"#
+        );
+        let _ = a.on_msg(Msg::Log {
+            slug: sl("alpha"),
+            line: Box::new(LogLine::parse(&line)),
+        });
+    }
+    let minutes = a
+        .egress
+        .get(&sl("alpha"))
+        .expect("alpha's egress")
+        .minutes(a.now);
+    assert_eq!(
+        minutes.last(),
+        Some(&(40, 40)),
+        "this minute: 40 requests, all refused"
+    );
+    for (cpu, mem) in [(5.0, 100u64), (97.0, 120), (96.4, 121)] {
+        let _ = a.on_msg(Msg::Usage {
+            slug: sl("alpha"),
+            usage: bottle_tui::backend::docker::stats::Usage {
+                cpu_percent: cpu,
+                memory_bytes: mem << 20,
+                memory_limit: 2048 << 20,
+            },
+        });
+    }
+    // A sample for a bottle no longer selected is not charted.
+    let _ = a.on_msg(Msg::Usage {
+        slug: sl("beta"),
+        usage: bottle_tui::backend::docker::stats::Usage {
+            cpu_percent: 1.0,
+            memory_bytes: 1,
+            memory_limit: 1,
+        },
+    });
+    assert_eq!(a.usage.as_ref().map(|(_, s)| s.len()), Some(3));
+    let mut term = Terminal::new(TestBackend::new(200, 40)).expect("terminal");
+    term.draw(|f| views::draw(f, &a)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    let rows: Vec<String> = (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| buf[(x, y)].symbol().to_owned())
+                .collect()
+        })
+        .collect();
+    let (y, row) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.contains("│  alpha"))
+        .expect("alpha's row");
+    let x = row
+        .chars()
+        .position(|c| c == '█')
+        .expect("a full bar this minute");
+    assert_eq!(
+        buf[(u16::try_from(x).expect("x"), u16::try_from(y).expect("y"))].fg,
+        a.theme.bad().fg.expect("a colour"),
+        "a minute with refusals is red"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("cpu") && r.contains("▂██ 96%")),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("121 MiB of 2048 MiB")),
+        "{rows:#?}"
+    );
+    snap("egress_and_usage", &a);
 }
 
 #[test]

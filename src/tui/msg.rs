@@ -25,6 +25,11 @@ pub enum Msg {
         activity: crate::wire::session::Activity,
         news: bool,
     },
+    /// A sample of the charted bottle's CPU and memory.
+    Usage {
+        slug: Slug,
+        usage: crate::backend::docker::stats::Usage,
+    },
     LaunchStep {
         slug: Slug,
         step: String,
@@ -86,6 +91,8 @@ pub enum Command {
         name: Option<Slug>,
     },
     Kill(Vec<Slug>),
+    /// Chart this bottle's CPU and memory (one stats stream, replacing the last), or none.
+    Usage(Option<Slug>),
     /// Read a bottle's plan from its state dir.
     Plan(Slug),
     /// Read a bottle's recent history from the store.

@@ -70,6 +70,8 @@ struct Shared {
     out: mpsc::UnboundedSender<Msg>,
     /// Jobs for the history store's thread (see [`on_store`]).
     store: std::sync::mpsc::Sender<StoreJob>,
+    /// The one stats stream, of the charted bottle.
+    charting: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Starts the worker; commands go in through the returned sender.
@@ -82,6 +84,7 @@ pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSe
         requeue: Notify::new(),
         out,
         store,
+        charting: std::sync::Mutex::new(None),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Command>();
     tokio::spawn(watch(Arc::clone(&shared)));
@@ -89,6 +92,11 @@ pub fn spawn(ctx: Context, out: mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSe
     tokio::spawn(async move {
         while let Some(cmd) = rx.recv().await {
             let s = Arc::clone(&shared);
+            // In order, here: the last selection's chart must be the one that stays.
+            if matches!(cmd, Command::Usage(_)) {
+                run(s, cmd).await;
+                continue;
+            }
             tokio::spawn(async move { run(s, cmd).await });
         }
     });
@@ -242,6 +250,33 @@ async fn run(s: Arc<Shared>, cmd: Command) {
             };
             note(&s, vec![(slug.clone(), vec![what])]).await;
             let _ = s.out.send(Msg::LaunchDone { slug, error });
+        }
+        Command::Usage(slug) => {
+            let task = match (slug, backend(&s).await) {
+                (Some(slug), Some(b)) => {
+                    let out = s.out.clone();
+                    Some(tokio::spawn(async move {
+                        let mut samples = b.usage(&format!("bottle-{slug}-agent"));
+                        while let Some(Ok(usage)) = samples.next().await {
+                            let msg = Msg::Usage {
+                                slug: slug.clone(),
+                                usage,
+                            };
+                            if out.send(msg).is_err() {
+                                return;
+                            }
+                        }
+                    }))
+                }
+                _ => None,
+            };
+            let mut charting = s
+                .charting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(old) = std::mem::replace(&mut *charting, task) {
+                old.abort();
+            }
         }
         Command::Kill(slugs) => {
             let Some(b) = backend(&s).await else {

@@ -25,6 +25,13 @@ pub struct DockerBackend {
     docker: Docker,
 }
 
+impl DockerBackend {
+    /// The container's CPU and memory, about once a second (see [`super::stats`]).
+    pub fn usage(&self, container: &str) -> BoxStream<'static, Result<super::stats::Usage>> {
+        super::stats::stream(&self.docker, container)
+    }
+}
+
 /// Rotation of every container's log (json-file): at most 3 × 10 MB per container.
 pub const LOG_MAX_SIZE: &str = "10m";
 pub const LOG_MAX_FILES: &str = "3";

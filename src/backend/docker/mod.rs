@@ -4,6 +4,7 @@
 mod client;
 pub mod dns_probe;
 pub mod images;
+pub mod stats;
 pub mod subnets;
 pub use client::{DockerBackend, LOG_MAX_FILES, LOG_MAX_SIZE};
 

@@ -17,12 +17,72 @@ use super::msg::{Command, Effect, Msg, engine};
 use super::pane::{Pane, PaneEvent};
 use super::text::plural;
 use super::theme::Theme;
+use crate::backend::docker::stats::Usage;
 use crate::engine::approvals::{Pending, Unread};
 use crate::engine::reconcile::BottleStatus;
 use crate::sidecar::supervise::queue::Decision;
 use crate::types::{AgentState, Slug};
 use crate::wire::daemon::Daemon;
 use crate::wire::session::{Activity, AgentStatus};
+
+/// How many CPU and memory samples the chart keeps (about a second each).
+pub const USAGE_SAMPLES: usize = 120;
+/// Minutes of egress a row's sparkline shows.
+pub const EGRESS_MINUTES: usize = 10;
+
+/// One bottle's requests and refusals per minute, the newest minute last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Egress {
+    /// The minute (seconds since the epoch / 60) of the last slot.
+    last: i64,
+    requests: [u32; EGRESS_MINUTES],
+    denied: [u32; EGRESS_MINUTES],
+}
+
+impl Egress {
+    /// A request at `at` (seconds since the epoch); lines older than the window are dropped.
+    pub fn count(&mut self, at: i64, denied: bool, now: i64) {
+        let minute = at.div_euclid(60);
+        self.advance(minute.max(now.div_euclid(60)));
+        let back = self.last - minute;
+        let Some(slot) = usize::try_from(back)
+            .ok()
+            .filter(|b| *b < EGRESS_MINUTES)
+            .map(|b| EGRESS_MINUTES - 1 - b)
+        else {
+            return;
+        };
+        self.requests[slot] += 1;
+        self.denied[slot] += u32::from(denied);
+    }
+
+    /// Moves the window so its last slot is `minute`.
+    fn advance(&mut self, minute: i64) {
+        if minute <= self.last {
+            return;
+        }
+        let shift = usize::try_from(minute - self.last).unwrap_or(EGRESS_MINUTES);
+        if shift >= EGRESS_MINUTES {
+            self.requests = [0; EGRESS_MINUTES];
+            self.denied = [0; EGRESS_MINUTES];
+        } else {
+            self.requests.rotate_left(shift);
+            self.denied.rotate_left(shift);
+            for i in EGRESS_MINUTES - shift..EGRESS_MINUTES {
+                self.requests[i] = 0;
+                self.denied[i] = 0;
+            }
+        }
+        self.last = minute;
+    }
+
+    /// (requests, refused) per minute, oldest first, as of `now`.
+    pub fn minutes(&self, now: i64) -> Vec<(u32, u32)> {
+        let mut e = self.clone();
+        e.advance(now.div_euclid(60));
+        e.requests.into_iter().zip(e.denied).collect()
+    }
+}
 use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -119,6 +179,10 @@ pub struct App {
     pub preview: Option<PaneSlot>,
     /// Plan summaries by slug, read once per bottle.
     pub plans: BTreeMap<Slug, Vec<(String, String)>>,
+    /// The selected bottle's CPU and memory samples, oldest first (at most [`USAGE_SAMPLES`]).
+    pub usage: Option<(Slug, std::collections::VecDeque<Usage>)>,
+    /// Requests and refusals per minute per bottle, from its gateway's lines.
+    pub egress: BTreeMap<Slug, Egress>,
     /// What each agent is doing, as its session holder says (followed live).
     pub activities: BTreeMap<Slug, Activity>,
     /// Recent history by slug (time, one line), newest first: read when a bottle is first
@@ -183,6 +247,8 @@ impl App {
             plans: BTreeMap::new(),
             history: BTreeMap::new(),
             activities: BTreeMap::new(),
+            usage: None,
+            egress: BTreeMap::new(),
             pending_zoom: false,
             preview_failed: None,
             status: None,
@@ -278,7 +344,10 @@ impl App {
         self.selected = slug;
         self.preview = None;
         self.preview_failed = None;
-        self.preview_command()
+        self.usage = None;
+        let mut out = self.preview_command();
+        out.push(Command::Usage(self.selected.clone()));
+        out
     }
 
     fn preview_command(&self) -> Vec<Command> {
@@ -451,6 +520,7 @@ impl App {
                 self.logs.retain(&present);
                 self.plans.retain(|s, _| present.contains(s));
                 self.activities.retain(|s, _| present.contains(s));
+                self.egress.retain(|s, _| present.contains(s));
                 // smolvm agents' status comes with the refresh (Docker agents' is followed).
                 let read: Vec<(Slug, Activity)> = self
                     .bottles
@@ -491,7 +561,32 @@ impl App {
                 Vec::new()
             }
             Msg::Log { slug, line } => {
+                if line.source()
+                    == Some(crate::wire::daemon::LogSource::Daemon(
+                        crate::wire::daemon::Daemon::Gateway,
+                    ))
+                    && line.msg == crate::wire::log::REQUEST
+                    && let Some(at) = line.time.as_deref().and_then(crate::types::age::epoch)
+                {
+                    self.egress.entry(slug.clone()).or_default().count(
+                        at,
+                        line.is_gateway_deny(),
+                        self.now,
+                    );
+                }
                 self.logs.push(&slug, &line);
+                Vec::new()
+            }
+            Msg::Usage { slug, usage } => {
+                if self.selected.as_ref() == Some(&slug) {
+                    let (_, samples) = self
+                        .usage
+                        .get_or_insert_with(|| (slug, std::collections::VecDeque::new()));
+                    if samples.len() == USAGE_SAMPLES {
+                        samples.pop_front();
+                    }
+                    samples.push_back(usage);
+                }
                 Vec::new()
             }
             Msg::LaunchStep { slug, step } => {

@@ -64,6 +64,32 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
             )),
         ]),
     ];
+    // CPU and memory over the last minutes, from the one stats stream (the selection's).
+    if let Some((_, samples)) = app.usage.as_ref().filter(|(s, _)| *s == b.slug) {
+        let width = usize::from(info.width.saturating_sub(28)).clamp(8, 60);
+        let recent: Vec<_> = samples.iter().rev().take(width).rev().collect();
+        let cpu: Vec<u64> = recent
+            .iter()
+            .map(|u| u.cpu_percent.round() as u64)
+            .collect();
+        let mem: Vec<u64> = recent.iter().map(|u| u.memory_bytes).collect();
+        if let Some(last) = recent.last() {
+            lines.push(Line::from(vec![
+                key("cpu"),
+                Span::styled(super::spark(&cpu), t.good()),
+                Span::raw(format!(" {:.0}%", last.cpu_percent)),
+            ]));
+            lines.push(Line::from(vec![
+                key("memory"),
+                Span::styled(super::spark(&mem), t.good()),
+                Span::raw(format!(
+                    " {} of {}",
+                    mib(last.memory_bytes),
+                    mib(last.memory_limit)
+                )),
+            ]));
+        }
+    }
     if let Some(plan) = app.plans.get(&b.slug) {
         for (k, v) in plan {
             lines.push(Line::from(vec![key(k), Span::raw(v.clone())]));
@@ -142,4 +168,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App, area: Rect) {
         let parser = p.pane.screen();
         f.render_widget(ScreenView::new(parser.screen()), inner);
     }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes / (1024 * 1024))
 }

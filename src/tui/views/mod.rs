@@ -345,3 +345,17 @@ fn fit(v: u16, lo: u16, hi: u16) -> u16 {
 }
 
 pub use crate::types::age::{age, epoch};
+
+/// A sparkline of `values` in block characters, scaled to the largest: `▁` is nothing.
+pub fn spark(values: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|&v| match (v, max) {
+            (0, _) | (_, 0) => BARS[0],
+            // Anything at all shows above nothing; the largest is a full bar.
+            _ => BARS[((v * 7).div_ceil(max) as usize).clamp(1, 7)],
+        })
+        .collect()
+}

@@ -25,10 +25,11 @@ enum Col {
     Health,
     Alias,
     Blocked,
+    Egress,
     Pending,
 }
 
-const ALL: [Col; 12] = [
+const ALL: [Col; 13] = [
     Col::Mark,
     Col::Slug,
     Col::Bottle,
@@ -40,16 +41,17 @@ const ALL: [Col; 12] = [
     Col::Health,
     Col::Alias,
     Col::Blocked,
+    Col::Egress,
     Col::Pending,
 ];
 
 /// Dropped in this order when the row does not fit; an alias column that would show only
 /// dashes (no bottle has an alias) goes first.
-fn optional(app: &App) -> [Col; 3] {
+fn optional(app: &App) -> [Col; 4] {
     if app.bottles.iter().any(|b| b.alias.is_some()) {
-        [Col::Backend, Col::Alias, Col::Bottle]
+        [Col::Backend, Col::Alias, Col::Egress, Col::Bottle]
     } else {
-        [Col::Alias, Col::Backend, Col::Bottle]
+        [Col::Alias, Col::Backend, Col::Egress, Col::Bottle]
     }
 }
 
@@ -67,6 +69,7 @@ impl Col {
             Self::Health => "HEALTH",
             Self::Alias => "ALIAS",
             Self::Blocked => "BLOCKED",
+            Self::Egress => "EGRESS/MIN",
             Self::Pending => "PENDING",
         }
     }
@@ -93,6 +96,7 @@ impl Col {
             ),
             Self::Alias => 10,
             Self::Blocked => 7,
+            Self::Egress => 10,
             Self::Pending => 7,
         }
     }
@@ -154,6 +158,24 @@ impl Col {
                 Cell::from(Span::styled(
                     n.to_string(),
                     if n > 0 { t.warn() } else { t.dim() },
+                ))
+            }
+            // Requests per minute, the last ten minutes; a minute with refusals in red.
+            Self::Egress => {
+                let minutes = app
+                    .egress
+                    .get(&b.slug)
+                    .map(|e| e.minutes(app.now))
+                    .unwrap_or_else(|| vec![(0, 0); crate::tui::app::EGRESS_MINUTES]);
+                let counts: Vec<u64> = minutes.iter().map(|(r, _)| u64::from(*r)).collect();
+                let bars = super::spark(&counts);
+                Cell::from(Line::from(
+                    bars.chars()
+                        .zip(&minutes)
+                        .map(|(c, (_, denied))| {
+                            Span::styled(c.to_string(), if *denied > 0 { t.bad() } else { t.dim() })
+                        })
+                        .collect::<Vec<_>>(),
                 ))
             }
             Self::Pending => match app.pending_of(&b.slug) {
