@@ -16,7 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_bottle-tui");
 fn row<'a>(screen: &'a str, slug: &str) -> Option<&'a str> {
     screen
         .lines()
-        .find(|l| l.starts_with('│') && l.contains(&format!(" {slug} ")) && l.contains(" docker "))
+        .find(|l| l.starts_with('│') && l.contains(&format!(" {slug} ")))
 }
 
 fn wait_until(tmux: &Tmux, what: &str, within: Duration, ok: impl Fn(&str) -> bool) -> Duration {
@@ -449,4 +449,93 @@ fn first_run_without_a_config_opens_on_the_built_in_default_and_lists_the_engine
     tmux.wait_gone("launch a bottle", WAIT);
     tmux.keys(&["q"]);
     tmux.wait_for(common::tmux::HOST_PROMPT, WAIT);
+}
+
+/// The selected bottle's CPU chart moves while its agent burns a core, and a burst of refused
+/// requests shows as a red bar in that row's egress sparkline.
+#[test]
+fn the_charts_move_with_the_agents_cpu_and_its_refused_requests() {
+    let scratch = scratch_with("");
+    // Short: the egress column fits beside the detail panel at 160 columns.
+    let slug = unique_slug("ch");
+    let bottle = Bottle::up(&scratch, &slug, &[]);
+    let tmux = Tmux::for_scratch(&scratch, &slug, &[]);
+    tmux.line(BIN);
+    // The one bottle is selected: its chart fills from the stats stream.
+    let cpu = |s: &str| -> Option<f64> {
+        s.lines()
+            .filter_map(|l| l.split("││").nth(1))
+            .find_map(|d| d.trim_start().strip_prefix("cpu"))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.trim_end_matches(['%', '│']).parse().ok())
+    };
+    // Quiet first (the bottle's own start shows on the chart too), then a busy core.
+    wait_until(&tmux, "a quiet cpu chart", WAIT, |s| {
+        cpu(s).is_some_and(|c| c < 20.0)
+    });
+    let started = Instant::now();
+    // Detached from the exec's pipes, so the exec returns at once.
+    bottle.sh("setsid sh -c 'yes > /dev/null' < /dev/null > /dev/null 2>&1 & echo started");
+    wait_until(&tmux, "the chart showing the busy core", WAIT, |s| {
+        cpu(s).is_some_and(|c| c > 50.0)
+    });
+    eprintln!(
+        "a busy core on the chart {:?} after it started",
+        started.elapsed()
+    );
+    bottle.sh("pkill yes; true");
+
+    // A burst of refused requests: the row's egress shows this minute's bar, in red.
+    let egress = |s: &str| -> Option<String> {
+        let r = row(s, &slug)?;
+        let cells: Vec<&str> = r.split("││").next()?.split_whitespace().collect();
+        cells
+            .iter()
+            .find(|c| c.chars().count() == 10 && c.chars().all(|ch| ('▁'..='█').contains(&ch)))
+            .map(|c| (*c).to_owned())
+    };
+    wait_until(&tmux, "an empty egress sparkline", WAIT, |s| {
+        egress(s).is_some_and(|e| e.chars().all(|c| c == '▁'))
+    });
+    let sent = Instant::now();
+    bottle.sh(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do curl -s -o /dev/null -x http://gateway:8888 http://refused-$i.example/; done",
+    );
+    let took = wait_until(&tmux, "this minute's bar", WAIT, |s| {
+        egress(s).is_some_and(|e| e.ends_with('█'))
+    });
+    eprintln!(
+        "the refusals on the row's sparkline {took:?} after the burst ended ({:?} after it began)",
+        sent.elapsed()
+    );
+    // Red: the bar's cell in the coloured capture.
+    let colours = tmux.capture_with_colours();
+    let line = colours
+        .lines()
+        .find(|l| l.contains(slug.as_str()) && l.contains('█'))
+        .expect("the row, coloured");
+    // The style in force at the bar: the nearest run of SGR sequences before it.
+    let upto = &line[..line.rfind('█').expect("the bar, coloured")];
+    let before = &upto[..upto.rfind('m').map_or(0, |i| i + 1)];
+    let mut sequences = Vec::new();
+    let mut rest = before;
+    while rest.ends_with('m') {
+        let Some(i) = rest.rfind("\u{1b}[") else {
+            break;
+        };
+        sequences.push(rest[i + 2..rest.len() - 1].to_owned());
+        rest = &rest[..i];
+    }
+    // Red as SGR says it: 31 or 91, or 38;5;1 / 38;5;9 (256 colours).
+    let red = |seq: &str| {
+        let p: Vec<&str> = seq.split(';').collect();
+        p.iter().any(|x| *x == "31" || *x == "91")
+            || p.windows(3)
+                .any(|w| w[0] == "38" && w[1] == "5" && (w[2] == "1" || w[2] == "9"))
+    };
+    assert!(
+        sequences.iter().any(|s| red(s)),
+        "the bar of a minute with refusals is red: {sequences:?} in {line:?}"
+    );
+    tmux.keys(&["q"]);
 }

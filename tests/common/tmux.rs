@@ -125,6 +125,11 @@ impl Tmux {
         self.ok(&["capture-pane", "-p", "-t", "main"])
     }
 
+    /// The screen with its colours as SGR escape sequences (`capture-pane -e`).
+    pub fn capture_with_colours(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-e", "-t", "main"])
+    }
+
     pub fn clear(&self) {
         self.line("clear");
         self.wait_for(HOST_PROMPT, Duration::from_secs(10));

@@ -46,12 +46,12 @@ const ALL: [Col; 13] = [
 ];
 
 /// Dropped in this order when the row does not fit; an alias column that would show only
-/// dashes (no bottle has an alias) goes first.
+/// dashes (no bottle has an alias) goes first, the live egress last.
 fn optional(app: &App) -> [Col; 4] {
     if app.bottles.iter().any(|b| b.alias.is_some()) {
-        [Col::Backend, Col::Alias, Col::Egress, Col::Bottle]
+        [Col::Backend, Col::Alias, Col::Bottle, Col::Egress]
     } else {
-        [Col::Alias, Col::Backend, Col::Egress, Col::Bottle]
+        [Col::Alias, Col::Backend, Col::Bottle, Col::Egress]
     }
 }
 
