@@ -29,7 +29,8 @@ pub struct Notify {
 /// `[dashboard]`: how the full-screen dashboard behaves.
 #[derive(Debug, Clone, Serialize)]
 pub struct Dashboard {
-    /// Ring the terminal's bell when an agent asks for an approval (tmux marks the window).
+    /// Ring the terminal's bell when an agent asks for an approval, or comes to need you or
+    /// goes idle (tmux marks the window).
     pub bell: bool,
 }
 
