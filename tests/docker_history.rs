@@ -103,3 +103,34 @@ fn what_happened_with_no_dashboard_open_reaches_the_history_once_in_order() {
         "allowed requests are not kept"
     );
 }
+
+#[test]
+fn an_agent_killed_behind_its_sessions_back_is_reconstructed_from_the_engine_once() {
+    let s = scratch_with("");
+    let slug = unique_slug("hist-kill");
+    let b = Bottle::up(&s, &slug, &[]);
+    // SIGKILL to the container: its session holder says nothing.
+    docker_ok(&["kill", &b.agent()]);
+    let ended = |events: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "ended")
+            .cloned()
+            .collect()
+    };
+    let first = history(&s, &slug);
+    let found = ended(&first);
+    assert_eq!(found.len(), 1, "{first:#?}");
+    assert_eq!(found[0]["detail"]["exit_code"], 137);
+    assert!(
+        !first
+            .iter()
+            .any(|e| e["kind"] == "status" && e["detail"]["status"] == "exited"),
+        "the session never said exited"
+    );
+    assert_eq!(
+        ended(&history(&s, &slug)).len(),
+        1,
+        "once, however often it is read"
+    );
+}

@@ -46,6 +46,11 @@ pub enum Happened {
         daemon: Daemon,
         code: Option<i64>,
     },
+    /// The agent's container ended without its session saying so (killed, out of memory): the
+    /// engine's record, read by the next process that looked.
+    Ended {
+        exit_code: Option<i64>,
+    },
     /// An agent asked for an approval, or its ask was answered or withdrawn (supervise's line).
     Approval {
         id: String,
@@ -87,6 +92,7 @@ impl Happened {
             Self::Blocked { .. } => "blocked",
             Self::Status { .. } => "status",
             Self::Approval { .. } => "approval",
+            Self::Ended { .. } => "ended",
             Self::Push { .. } => "push",
         }
     }
@@ -119,6 +125,7 @@ impl Happened {
                 json!({ "host": host, "port": port, "reason": reason })
             }
             Self::Status { status, reason } => json!({ "status": status, "reason": reason }),
+            Self::Ended { exit_code } => json!({ "exit_code": exit_code }),
             Self::Approval {
                 id,
                 step,
@@ -265,6 +272,12 @@ pub fn summary(e: &Event) -> String {
                 None => format!("blocked {}{port}", s("host")),
             }
         }
+        "ended" => match d["exit_code"].as_i64() {
+            Some(code) => {
+                format!("the agent's container ended with code {code}, its session silent")
+            }
+            None => "the agent's container ended, its session silent".to_owned(),
+        },
         "approval" => {
             let action = d["action"]
                 .as_str()

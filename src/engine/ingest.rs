@@ -4,13 +4,15 @@
 //! process may ingest, as often as it likes: an event is stored once (the store ignores a
 //! second copy of the same time, kind and detail).
 
-use super::history;
+use super::history::{self, Happened};
 use super::prepare::files;
 use crate::backend::Backend;
 use crate::state::StateRoot;
 use crate::store::Store;
+use crate::types::ContainerState;
 use crate::types::Slug;
 use crate::wire::log::{EVENTS_FILE, EVENTS_FILE_OLD, LogLine};
+use crate::wire::session::AgentStatus;
 use color_eyre::eyre::{Result, WrapErr};
 use futures_util::StreamExt;
 
@@ -74,15 +76,21 @@ pub async fn agent_status_lines(backend: &dyn Backend, name: &str) -> Result<Vec
     Ok(out)
 }
 
+/// What the bottles have to say: their kept lines and agents' status lines, and what only the
+/// engine saw (an agent container that ended without its holder saying so: killed, OOM).
+#[derive(Debug, Default)]
+pub struct Found {
+    pub lines: Vec<(Slug, Vec<LogLine>)>,
+    pub engine: Vec<(Slug, String, Happened)>,
+}
+
 /// What every bottle under `root` has to say: its kept lines, and with `backend` its agent's
-/// status changes.
-pub async fn gather(
-    root: &StateRoot,
-    backend: Option<&dyn Backend>,
-) -> Result<Vec<(Slug, Vec<LogLine>)>> {
-    let mut out = Vec::new();
+/// status changes and an end only the engine saw.
+pub async fn gather(root: &StateRoot, backend: Option<&dyn Backend>) -> Result<Found> {
+    let mut found = Found::default();
     for slug in bottles(root) {
-        out.push((slug.clone(), kept_lines(root, &slug)?));
+        let kept = kept_lines(root, &slug)?;
+        found.lines.push((slug, kept));
     }
     if let Some(b) = backend {
         let agents = b
@@ -96,17 +104,43 @@ pub async fn gather(
             else {
                 continue;
             };
-            out.push((slug, agent_status_lines(b, &c.name).await?));
+            let said = agent_status_lines(b, &c.name).await?;
+            if let Some(end) = unsaid_end(&c, &said) {
+                found.engine.push((slug.clone(), end.0, end.1));
+            }
+            found.lines.push((slug, said));
         }
     }
-    Ok(out)
+    Ok(found)
+}
+
+/// An agent container that ended while its holder's last word was not `exited`: the engine's
+/// record of it (its finish time and code) is all there is.
+fn unsaid_end(c: &crate::backend::ContainerInfo, said: &[LogLine]) -> Option<(String, Happened)> {
+    let ended = matches!(c.state, ContainerState::Exited | ContainerState::Dead);
+    let holder_said = said
+        .last()
+        .and_then(|l| l.activity.as_ref())
+        .is_some_and(|a| a.status == AgentStatus::Exited);
+    if !ended || holder_said {
+        return None;
+    }
+    Some((
+        c.finished_at.clone()?,
+        Happened::Ended {
+            exit_code: c.exit_code,
+        },
+    ))
 }
 
 /// Records everything `gather` found; returns how many events were new.
-pub fn record_all(store: &Store, found: &[(Slug, Vec<LogLine>)]) -> Result<usize> {
+pub fn record_all(store: &Store, found: &Found) -> Result<usize> {
     let mut new = 0;
-    for (slug, lines) in found {
+    for (slug, lines) in &found.lines {
         new += record_lines(store, slug, lines)?;
+    }
+    for (slug, time, what) in &found.engine {
+        new += usize::from(history::record_logged(store, slug, time, what)?);
     }
     Ok(new)
 }

@@ -47,7 +47,7 @@ const MIGRATIONS: &[&str] = &[
     // pushes, status changes), which every process may read again.
     "DROP INDEX events_from_logs;
     CREATE UNIQUE INDEX events_from_logs ON events(slug, kind, time, detail)
-        WHERE kind IN ('daemon', 'blocked', 'approval', 'push', 'status');",
+        WHERE kind IN ('daemon', 'blocked', 'approval', 'push', 'status', 'ended');",
 ];
 
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
