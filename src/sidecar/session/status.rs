@@ -192,13 +192,19 @@ mod tests {
     use super::*;
 
     fn tracker(dir: &std::path::Path, quiet_ms: u64) -> Tracker {
+        tracker_with(
+            dir,
+            StatusConfig {
+                needs_you: vec!["(y/n)".into()],
+                quiet_ms,
+                ..StatusConfig::default()
+            },
+        )
+    }
+
+    fn tracker_with(dir: &std::path::Path, config: StatusConfig) -> Tracker {
         let paths = Paths::new(dir);
         std::fs::create_dir_all(paths.run_dir()).expect("run dir");
-        let config = StatusConfig {
-            needs_you: vec!["(y/n)".into()],
-            quiet_ms,
-            ..StatusConfig::default()
-        };
         let record = SessionRecord {
             state: SessionState::Running,
             pid: Some(1),
@@ -283,22 +289,12 @@ mod tests {
     #[test]
     fn an_agent_with_hooks_is_never_read_from_its_terminal() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let paths = Paths::new(dir.path());
-        std::fs::create_dir_all(paths.run_dir()).expect("run dir");
         let config = StatusConfig {
             hooks: true,
             quiet_ms: 0,
             ..StatusConfig::default()
         };
-        let record = SessionRecord {
-            state: SessionState::Running,
-            pid: Some(1),
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-            activity: None,
-        };
-        let t = Tracker::start(paths, config, record);
+        let t = tracker_with(dir.path(), config);
         t.output();
         t.settle("");
         assert_eq!(
