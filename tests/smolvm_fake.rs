@@ -580,6 +580,26 @@ fn attach_in_tmux_types_detaches_and_the_exit_code_reaches_ls_and_attach() {
     tmux.keys(&["C-q"]);
     tmux.wait_for(&format!("[detached from {slug}"), WAIT);
     assert_eq!(bottle.agent()["agent"]["state"], "running");
+    // The machine's session holder reads the shell's terminal: quiet after the echo, idle;
+    // `wait` polls the machine's record for it.
+    let waited = s
+        .command(&["wait", slug, "--for", "idle", "--timeout", "1m"])
+        .env("BOTTLE_TUI_SMOLVM", fake())
+        .env("FAKE_SMOLVM_LOG", s.path().join("calls.log"))
+        .output()
+        .expect("wait");
+    assert!(
+        waited.status.success(),
+        "wait: {}{}",
+        stdout(&waited),
+        stderr(&waited)
+    );
+    assert!(
+        stdout(&waited).contains(&format!("{slug}: idle")),
+        "{}",
+        stdout(&waited)
+    );
+    assert_eq!(bottle.agent()["agent"]["activity"]["status"], "idle");
 
     // A new client sees the screen at once, and the agent's exit reaches ls and attach.
     tmux.clear();
@@ -592,6 +612,8 @@ fn attach_in_tmux_types_detaches_and_the_exit_code_reaches_ls_and_attach() {
     });
     assert_eq!(me["agent"]["exit_code"], 7, "{me}");
     assert_eq!(me["state"], "exited", "{me}");
+    assert_eq!(me["agent"]["activity"]["status"], "exited", "{me}");
+    assert_eq!(me["agent"]["activity"]["reason"], "exit code 7", "{me}");
     let out = s
         .command(&["attach", slug])
         .env("BOTTLE_TUI_SMOLVM", fake())
