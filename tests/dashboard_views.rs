@@ -218,6 +218,7 @@ fn activity(status: AgentStatus, since: &str, reason: Option<&str>) -> Activity 
         status,
         since: since.into(),
         reason: reason.map(str::to_owned),
+        guessed: false,
     }
 }
 
@@ -468,6 +469,21 @@ fn agents_needing_you_sort_first_count_in_the_header_and_a_live_change_rings() {
         news: true,
     });
     assert!(std::mem::take(&mut a.ring), "a change into idle rings");
+    // An idle read from a quiet terminal does not: a shell pauses whenever its user does.
+    let _ = a.on_msg(Msg::Activity {
+        slug: sl("fresh"),
+        activity: activity(AgentStatus::Working, "2026-11-28T01:59:51Z", None),
+        news: true,
+    });
+    let _ = a.on_msg(Msg::Activity {
+        slug: sl("fresh"),
+        activity: Activity {
+            guessed: true,
+            ..activity(AgentStatus::Idle, "2026-11-28T01:59:55Z", None)
+        },
+        news: true,
+    });
+    assert!(!a.ring, "a guessed idle rings no bell");
     // The filter finds status words too.
     a.filter = "needs".into();
     let only: Vec<String> = a.visible().iter().map(|b| b.slug.to_string()).collect();

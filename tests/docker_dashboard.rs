@@ -456,10 +456,12 @@ fn first_run_without_a_config_opens_on_the_built_in_default_and_lists_the_engine
 #[test]
 fn the_charts_move_with_the_agents_cpu_and_its_refused_requests() {
     let scratch = scratch_with("");
-    // Short: the egress column fits beside the detail panel at 160 columns.
     let slug = unique_slug("ch");
     let bottle = Bottle::up(&scratch, &slug, &[]);
     let tmux = Tmux::for_scratch(&scratch, &slug, &[]);
+    // Wide: the egress column gives way last, but other tests' bottles (long slugs) share
+    // the engine and the table.
+    tmux.resize(240, 48);
     tmux.line(BIN);
     // The one bottle is selected: its chart fills from the stats stream.
     let cpu = |s: &str| -> Option<f64> {

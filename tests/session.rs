@@ -503,6 +503,7 @@ async fn claude_codes_hooks_set_the_status_and_the_terminal_then_says_nothing() 
         Some("Claude needs your permission to use Bash [2J"),
         "the reason, with the agent's control characters taken out"
     );
+    assert!(!a.guessed, "said by the agent's hook");
     // Output no longer moves a status the hooks set.
     c.send(b"echo busy-$((6*7))\r").await;
     assert!(matches!(c.until("busy-42", LONG).await, Seen::Found));
@@ -552,6 +553,7 @@ async fn an_agent_without_hooks_is_read_from_its_terminal() {
         a.status == AgentStatus::NeedsYou
     });
     assert_eq!(a.reason.as_deref(), Some("Overwrite main.rs? (y/n)"));
+    assert!(a.guessed, "read from the terminal");
     c.send(b"y\r").await;
     assert!(matches!(c.until("written", LONG).await, Seen::Found));
     activity_when(&h, "idle once answered and quiet", |a| {

@@ -173,6 +173,7 @@ mod tests {
             status,
             since: since.into(),
             reason: None,
+            guessed: false,
         }
     }
 

@@ -66,6 +66,7 @@ mod tests {
             status: AgentStatus::NeedsYou,
             since: "t".into(),
             reason: Some("Claude needs your permission to use Bash; rm -rf /".into()),
+            guessed: false,
         };
         assert_eq!(
             argv(

@@ -820,7 +820,7 @@ fn follow_agents(
                         continue;
                     }
                     let changed = last.as_ref().is_none_or(|l| l.status != a.status);
-                    if changed && a.status.notifies() && !s.ctx.config.notify.command.is_empty() {
+                    if changed && a.worth_telling() && !s.ctx.config.notify.command.is_empty() {
                         crate::engine::notify::spawn(&s.ctx.config.notify.command, &slug, &a);
                     }
                     let what = Happened::Status {

@@ -56,11 +56,6 @@ impl AgentStatus {
             Self::Exited => "exited",
         }
     }
-
-    /// A change into this status is worth telling someone about.
-    pub fn notifies(self) -> bool {
-        matches!(self, Self::NeedsYou | Self::Idle)
-    }
 }
 
 impl std::fmt::Display for AgentStatus {
@@ -90,9 +85,23 @@ pub struct Activity {
     pub since: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Read from the agent's terminal, not said by the agent (its hooks) or its end.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guessed: bool,
 }
 
 impl Activity {
+    /// A change into this is worth a bell and the notify command: the agent needs you (said,
+    /// or the configured text on its screen), or says its turn is over. An idle guessed from a
+    /// quiet terminal is not: a shell goes quiet at every pause of whoever types in it.
+    pub fn worth_telling(&self) -> bool {
+        match self.status {
+            AgentStatus::NeedsYou => true,
+            AgentStatus::Idle => !self.guessed,
+            _ => false,
+        }
+    }
+
     /// Whether this began after `other` (RFC 3339 times the holder wrote). A time that does
     /// not read counts as later: a reader meets such a line after the record it compares to.
     pub fn began_after(&self, other: &Self) -> bool {
@@ -251,6 +260,7 @@ mod tests {
             status,
             since: since.into(),
             reason: None,
+            guessed: false,
         };
         let record = at(AgentStatus::Working, "2026-12-04T10:00:00.500Z");
         assert!(!at(AgentStatus::Idle, "2026-12-04T10:00:00.2Z").began_after(&record));

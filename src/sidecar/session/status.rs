@@ -52,7 +52,7 @@ pub fn load_config(paths: &Paths) -> StatusConfig {
 impl Tracker {
     /// The agent has started: its record says so, with the status `starting`.
     pub fn start(paths: Paths, config: StatusConfig, mut record: SessionRecord) -> Self {
-        record.activity = Some(activity(AgentStatus::Starting, None));
+        record.activity = Some(activity(AgentStatus::Starting, None, false));
         let hooks_seen = config.hooks;
         let t = Self {
             paths,
@@ -88,7 +88,7 @@ impl Tracker {
         st.hooks_seen = true;
         // Anything in the agent can send a report: its words are cleaned here, once.
         let reason = r.reason.as_deref().map(one_line_reason);
-        self.set(&mut st, r.status, reason);
+        self.set(&mut st, r.status, reason, false);
     }
 
     /// The agent wrote to its terminal.
@@ -97,7 +97,7 @@ impl Tracker {
         st.last_output = Instant::now();
         let status = st.record.activity.as_ref().map(|a| a.status);
         if !st.hooks_seen && status != Some(AgentStatus::Working) {
-            self.set(&mut st, AgentStatus::Working, None);
+            self.set(&mut st, AgentStatus::Working, None, true);
             self.working.notify_one();
         }
     }
@@ -120,8 +120,13 @@ impl Tracker {
             return;
         }
         match waiting_line(&self.config, screen) {
-            Some(line) => self.set(&mut st, AgentStatus::NeedsYou, Some(one_line_reason(&line))),
-            None => self.set(&mut st, AgentStatus::Idle, None),
+            Some(line) => self.set(
+                &mut st,
+                AgentStatus::NeedsYou,
+                Some(one_line_reason(&line)),
+                true,
+            ),
+            None => self.set(&mut st, AgentStatus::Idle, None, true),
         }
     }
 
@@ -135,17 +140,19 @@ impl Tracker {
             &mut st,
             AgentStatus::Exited,
             Some(format!("exit code {code}")),
+            false,
         );
     }
 
-    fn set(&self, st: &mut State, status: AgentStatus, reason: Option<String>) {
+    fn set(&self, st: &mut State, status: AgentStatus, reason: Option<String>, guessed: bool) {
         if st.record.state == SessionState::Exited && status != AgentStatus::Exited {
             return;
         }
         let current = st.record.activity.as_ref();
-        let unchanged = current.is_some_and(|a| a.status == status && a.reason == reason);
+        let unchanged = current
+            .is_some_and(|a| a.status == status && a.reason == reason && a.guessed == guessed);
         if !unchanged {
-            let a = activity(status, reason);
+            let a = activity(status, reason, guessed);
             log::event(DAEMON, "info", STATUS_MSG, json!({ "activity": a }));
             st.record.activity = Some(a);
         }
@@ -168,11 +175,12 @@ impl Tracker {
     }
 }
 
-fn activity(status: AgentStatus, reason: Option<String>) -> Activity {
+fn activity(status: AgentStatus, reason: Option<String>, guessed: bool) -> Activity {
     Activity {
         status,
         since: now(),
         reason,
+        guessed,
     }
 }
 

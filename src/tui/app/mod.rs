@@ -222,12 +222,12 @@ pub struct App {
 }
 
 impl App {
-    /// A change an agent made, seen live (`news`) or found; one into needs-you or idle rings
-    /// the bell (`[dashboard] bell`).
+    /// A change an agent made, seen live (`news`) or found; one worth telling (needs-you, or
+    /// an idle the agent said) rings the bell (`[dashboard] bell`).
     fn note_activity(&mut self, slug: Slug, activity: Activity, news: bool) {
         let before = self.activities.get(&slug).map(|a| a.status);
         let changed = before != Some(activity.status);
-        self.ring |= self.bell && news && changed && activity.status.notifies();
+        self.ring |= self.bell && news && changed && activity.worth_telling();
         self.activities.insert(slug, activity);
     }
 
