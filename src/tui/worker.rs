@@ -606,21 +606,27 @@ async fn watch(s: Arc<Shared>) {
             let s = Arc::clone(&s);
             async move { check_setup(&s).await }
         });
-        // What the bottles did while no dashboard watched goes into the history first.
-        tokio::spawn({
-            let s = Arc::clone(&s);
-            let b = Arc::clone(&b);
-            async move { catch_up(&s, b.as_ref()).await }
-        });
+
         let mut events = b.events(label::SLUG);
+        let mut caught_up = false;
         let mut slow = tokio::time::interval(SLOW);
         let why = loop {
             match reconcile::reconcile(b.as_ref()).await {
                 Ok(bottles) => {
+                    // The table first: following and catching up come after the first frame.
+                    let changed = seen_changes(&mut seen, &bottles);
+                    let _ = s.out.send(Msg::Bottles(bottles.clone()));
+                    if !caught_up {
+                        // What the bottles did while no dashboard watched, into the history.
+                        caught_up = true;
+                        tokio::spawn({
+                            let s = Arc::clone(&s);
+                            let b = Arc::clone(&b);
+                            async move { catch_up(&s, b.as_ref()).await }
+                        });
+                    }
                     follow_logs(&s, &b, &bottles, &mut followers);
                     follow_agents(&s, &b, &bottles, &mut agent_followers);
-                    let changed = seen_changes(&mut seen, &bottles);
-                    let _ = s.out.send(Msg::Bottles(bottles));
                     note(&s, changed).await;
                 }
                 Err(e) => break format!("{e:#}"),
