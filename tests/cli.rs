@@ -12,7 +12,7 @@ fn help_lists_every_command_of_the_contract() {
     let help = stdout(&out);
     for cmd in [
         "config", "plan", "up", "ls", "inspect", "logs", "exec", "attach", "kill", "queue",
-        "approve", "deny", "audit", "notices", "history", "image", "doctor",
+        "approve", "deny", "audit", "notices", "history", "wait", "image", "doctor",
     ] {
         assert!(
             help.lines()
@@ -50,6 +50,59 @@ fn approvals_commands_explain_bad_input() {
     let out = scratch.run(&["audit"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "no answered requests yet");
+}
+
+/// What a bundle's init kept in the state dir reaches the history when `history` runs (each
+/// line once, however often), and `--since` keeps only what is that recent.
+#[test]
+fn history_reads_what_the_bundle_kept_once_and_since_keeps_the_recent() {
+    let scratch = Scratch::new();
+    scratch.write_config(MINIMAL);
+    let events = scratch.state_dir().join("bottles/demo/events");
+    std::fs::create_dir_all(&events).expect("events dir");
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("a time")
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let old = fmt(now - time::Duration::hours(3));
+    let recent = fmt(now - time::Duration::minutes(5));
+    std::fs::write(
+        events.join("events.jsonl.1"),
+        format!(
+            "{{\"time\":\"{old}\",\"daemon\":\"gateway\",\"msg\":\"request\",\"decision\":\"deny\",\"host\":\"old.example\",\"port\":443,\"reason\":\"not on this bottle's allowlist\"}}\n"
+        ),
+    )
+    .expect("rotated copy");
+    std::fs::write(
+        events.join("events.jsonl"),
+        format!(
+            "{{\"time\":\"{recent}\",\"daemon\":\"supervise\",\"msg\":\"approval requested\",\"id\":\"0a1b2c3d\",\"action\":\"deploy\"}}\nnot json at all\n"
+        ),
+    )
+    .expect("current file");
+    let read = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = scratch.run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).expect("json")
+    };
+    let all = read(&["history", "demo", "--json"]);
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["approval", "blocked"], "newest first: {all:#?}");
+    assert_eq!(read(&["history", "demo", "--json"]).len(), 2, "stored once");
+    let recent_only = read(&["history", "demo", "--since", "1h", "--json"]);
+    assert_eq!(recent_only.len(), 1, "{recent_only:#?}");
+    assert_eq!(recent_only[0]["detail"]["action"], "deploy");
+    let out = scratch.run(&["history", "--since", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a duration such as"),
+        "{}",
+        stderr(&out)
+    );
+    let text = stdout(&scratch.run(&["history", "demo"]));
+    assert!(text.contains("approval 0a1b2c3d asked to deploy"), "{text}");
+    assert!(text.contains("blocked old.example:443"), "{text}");
 }
 
 /// The history starts empty and remembers what the CLI did (here: a plan), newest first, as

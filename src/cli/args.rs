@@ -108,6 +108,7 @@ pub enum Command {
     /// from its terminal. Returns at once if the agent is already there; exits 1 if the
     /// agent exits first. Chain agents: `bottle-tui wait a --for idle && bottle-tui up b`.
     Wait {
+        /// The bottle's slug, as `ls` shows it.
         slug: Slug,
         /// needs-you, working, idle, starting or exited.
         #[arg(long = "for", value_name = "STATUS")]

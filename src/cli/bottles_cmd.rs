@@ -437,13 +437,22 @@ pub fn history_cmd(
     if let Err(e) = ingested {
         eprintln!("warning: the history may miss recent events: {e:#}");
     }
-    let mut events = store.events(slug.map(Slug::as_str), limit)?;
+    // With --since, the newest `limit` of those that recent (not the recent of the newest).
+    let mut events = store.events(
+        slug.map(Slug::as_str),
+        if since.is_some() {
+            usize::MAX >> 1
+        } else {
+            limit
+        },
+    )?;
     if let Some(since) = since {
         let cutoff = time::OffsetDateTime::now_utc() - since;
         events.retain(|e| {
             time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339)
                 .is_ok_and(|t| t >= cutoff)
         });
+        events.truncate(limit);
     }
     if json {
         return print_json(&events);
