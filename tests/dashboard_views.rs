@@ -53,7 +53,7 @@ fn bottle(
             "created" => BottleState::Created,
             _ => BottleState::Broken,
         },
-        agent: bottle_tui::engine::reconcile::AgentStatus {
+        agent: bottle_tui::engine::reconcile::AgentPart {
             state: match agent {
                 "missing" => AgentState::Missing,
                 other => ContainerState::parse(other).into(),

@@ -326,7 +326,7 @@ mod tests {
     fn status(agent: AgentState, code: Option<i64>, health: &[(Daemon, &str)]) -> BottleStatus {
         BottleStatus {
             slug: crate::types::Slug::parse("demo").expect("a slug"),
-            agent: crate::engine::reconcile::AgentStatus {
+            agent: crate::engine::reconcile::AgentPart {
                 state: agent,
                 exit_code: code,
                 activity: None,

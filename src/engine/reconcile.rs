@@ -16,7 +16,7 @@ pub struct BottleStatus {
     pub bottle: String,
     pub backend: String,
     pub state: BottleState,
-    pub agent: AgentStatus,
+    pub agent: AgentPart,
     /// Daemon → status (the bundle's health check when it has one, else its state).
     pub health: BTreeMap<Daemon, String>,
     /// Loopback alias (smolvm on macOS); the docker backend publishes nothing, so none.
@@ -40,7 +40,7 @@ impl BottleStatus {
             bottle: String::new(),
             backend: String::new(),
             state: BottleState::default(),
-            agent: AgentStatus::default(),
+            agent: AgentPart::default(),
             health: BTreeMap::new(),
             alias: None,
             created: String::new(),
@@ -54,8 +54,9 @@ impl BottleStatus {
     }
 }
 
+/// The agent part of a bottle: its state (container or machine), exit code, and what it is doing.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct AgentStatus {
+pub struct AgentPart {
     pub state: AgentState,
     pub exit_code: Option<i64>,
     /// What the agent is doing, as its session holder says (`read_activities` reads it for
@@ -191,12 +192,12 @@ pub async fn reconcile(backend: &dyn Backend) -> Result<Vec<BottleStatus>> {
             state,
             agent: match (&smolvm_machine, machine) {
                 (Some(_), Some(m)) => m.status(),
-                (Some(_), None) => AgentStatus {
+                (Some(_), None) => AgentPart {
                     state: AgentState::NotAsked,
                     exit_code: None,
                     activity: None,
                 },
-                (None, _) => AgentStatus {
+                (None, _) => AgentPart {
                     state: agent
                         .as_ref()
                         .map_or(AgentState::Missing, |a| a.state.into()),
@@ -275,9 +276,9 @@ enum MachineAgent {
 }
 
 impl MachineAgent {
-    fn status(&self) -> AgentStatus {
+    fn status(&self) -> AgentPart {
         match self {
-            Self::Session(r) => AgentStatus {
+            Self::Session(r) => AgentPart {
                 state: match r.state {
                     SessionState::Running => AgentState::Running,
                     SessionState::Exited => AgentState::Exited,
@@ -285,12 +286,12 @@ impl MachineAgent {
                 exit_code: r.exit_code().map(i64::from),
                 activity: r.activity.clone(),
             },
-            Self::NoSession => AgentStatus {
+            Self::NoSession => AgentPart {
                 state: AgentState::Starting,
                 exit_code: None,
                 activity: None,
             },
-            Self::Unreachable => AgentStatus {
+            Self::Unreachable => AgentPart {
                 state: AgentState::Unreachable,
                 exit_code: None,
                 activity: None,
