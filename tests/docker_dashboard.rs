@@ -473,13 +473,14 @@ fn the_charts_move_with_the_agents_cpu_and_its_refused_requests() {
     };
     // Quiet first (the bottle's own start shows on the chart too), then a busy core.
     wait_until(&tmux, "a quiet cpu chart", WAIT, |s| {
-        cpu(s).is_some_and(|c| c < 20.0)
+        cpu(s).is_some_and(|c| c < 10.0)
     });
     let started = Instant::now();
     // Detached from the exec's pipes, so the exec returns at once.
     bottle.sh("setsid sh -c 'yes > /dev/null' < /dev/null > /dev/null 2>&1 & echo started");
+    // Far above quiet, though on a loaded machine `yes` may not get a whole core.
     wait_until(&tmux, "the chart showing the busy core", WAIT, |s| {
-        cpu(s).is_some_and(|c| c > 50.0)
+        cpu(s).is_some_and(|c| c > 30.0)
     });
     eprintln!(
         "a busy core on the chart {:?} after it started",
