@@ -5,7 +5,7 @@
 use super::bottles_cmd::runtime;
 use super::{Failure, Outcome, print_json};
 use crate::backend::docker::DockerBackend;
-use crate::backend::{Backend, label};
+use crate::backend::label;
 use crate::engine::reconcile::{self, BottleStatus};
 use crate::types::Slug;
 use crate::wire::session::{Activity, AgentStatus};
@@ -15,9 +15,6 @@ use std::time::Duration;
 
 /// `timeout(1)`'s code for "the time ran out".
 pub const TIMED_OUT: u8 = 124;
-/// The holder's own log lines replayed before following: more than enough to cover the
-/// moment between reading its record and the stream starting.
-const REPLAY: usize = 200;
 /// How often a smolvm machine's record is read (smolvm has no log stream to follow).
 const MACHINE_POLL: Duration = Duration::from_millis(500);
 
@@ -111,27 +108,17 @@ async fn watch(
             bottle.slug
         )
     })?;
-    // The record first, then the log from a little before: every change after the record
-    // is in the stream, and lines from before it are skipped by their time.
-    *last = reconcile::agent_activity(backend, &agent.name).await;
+    let (first, mut changes) = crate::engine::activity::follow(backend, &agent.name).await;
+    *last = first;
     if let Some(end) = last.as_ref().and_then(|a| verdict(a, want)) {
         return Ok(end);
     }
-    let mut lines = backend.logs(&agent.name, true, Some(REPLAY));
-    while let Some(line) = lines.next().await {
-        let line = line?;
-        for text in line.text.lines() {
-            let Some(a) = Activity::from_log_line(text) else {
-                continue;
-            };
-            if last.as_ref().is_some_and(|l| !a.began_after(l)) {
-                continue;
-            }
-            let end = verdict(&a, want);
-            *last = Some(a);
-            if let Some(end) = end {
-                return Ok(end);
-            }
+    while let Some(a) = changes.next().await {
+        let a = a?;
+        let end = verdict(&a, want);
+        *last = Some(a);
+        if let Some(end) = end {
+            return Ok(end);
         }
     }
     // The stream ends when the container stops: its record has the last word.

@@ -85,12 +85,14 @@ pub struct Found {
 }
 
 /// What every bottle under `root` has to say: its kept lines, and with `backend` its agent's
-/// status changes and an end only the engine saw.
+/// status changes and an end only the engine saw (agents of bottles `root` has a state dir
+/// for, and no others).
 pub async fn gather(root: &StateRoot, backend: Option<&dyn Backend>) -> Result<Found> {
     let mut found = Found::default();
-    for slug in bottles(root) {
-        let kept = kept_lines(root, &slug)?;
-        found.lines.push((slug, kept));
+    let ours = bottles(root);
+    for slug in &ours {
+        let kept = kept_lines(root, slug)?;
+        found.lines.push((slug.clone(), kept));
     }
     if let Some(b) = backend {
         let agents = b
@@ -101,6 +103,9 @@ pub async fn gather(root: &StateRoot, backend: Option<&dyn Backend>) -> Result<F
                 .labels
                 .get(crate::backend::label::SLUG)
                 .and_then(|s| Slug::parse(s).ok())
+                // Another state dir's bottle (another user, another --state-dir) is not ours
+                // to record.
+                .filter(|s| ours.contains(s))
             else {
                 continue;
             };

@@ -1,5 +1,6 @@
 //! The engine: prepare → launch → provision, reconcile, kill.
 
+pub mod activity;
 pub mod agent_host;
 pub mod approvals;
 pub mod attach;

@@ -45,6 +45,13 @@ impl Kept {
     }
 }
 
+/// Whether the history keeps this line. Allowed requests are most lines and never kept: they
+/// are turned away before any parse.
+fn worth_keeping(value: &Value) -> bool {
+    value.get("decision").and_then(Value::as_str) != Some("allow")
+        && LogLine::from_value(value).worth_keeping()
+}
+
 /// From now on, lines worth keeping also go to the history file in `dir` (init, when the
 /// bundle has the folder mounted).
 pub fn keep_events(dir: &Path) {
@@ -70,10 +77,8 @@ fn write_line(value: &Value) {
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
     }
-    // Allowed requests are most lines and never kept: no parse for them.
     if let Some(kept) = KEPT.get()
-        && value.get("decision").and_then(Value::as_str) != Some("allow")
-        && LogLine::from_value(value).worth_keeping()
+        && worth_keeping(value)
     {
         kept.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -109,6 +114,45 @@ pub fn relay(daemon: &str, stream: &str, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_history_keeps_refusals_exits_approvals_and_pushes_and_nothing_else() {
+        let kept = |v: Value| worth_keeping(&v);
+        // A refusal, and (positive control for the fast path) the same line allowed.
+        let deny =
+            json!({"daemon": "gateway", "msg": "request", "decision": "deny", "host": "x.example"});
+        assert!(kept(deny.clone()));
+        let mut allow = deny;
+        allow["decision"] = json!("allow");
+        assert!(!kept(allow));
+        assert!(kept(
+            json!({"daemon": "init", "msg": "daemon exited", "target": "gateway", "code": 1})
+        ));
+        assert!(!kept(
+            json!({"daemon": "init", "msg": "daemon started", "target": "gateway"})
+        ));
+        for msg in [
+            "approval requested",
+            "approval answered",
+            "approval withdrawn",
+        ] {
+            assert!(
+                kept(json!({"daemon": "supervise", "msg": msg, "id": "0a1b2c3d"})),
+                "{msg}"
+            );
+        }
+        assert!(!kept(json!({"daemon": "supervise", "msg": "listening"})));
+        assert!(kept(
+            json!({"daemon": "git-gate", "msg": "push denied", "repo": "web"})
+        ));
+        assert!(!kept(
+            json!({"daemon": "git-gate", "msg": "fetch allowed", "repo": "web"})
+        ));
+        // The words matter only from the daemon that says them.
+        assert!(!kept(
+            json!({"daemon": "gateway", "msg": "approval requested", "id": "x"})
+        ));
+    }
 
     #[test]
     fn the_history_file_rotates_at_its_size_keeping_one_old_copy() {

@@ -806,45 +806,33 @@ fn follow_agents(
         let s = Arc::clone(s);
         let b = Arc::clone(b);
         let handle = tokio::spawn(async move {
-            // The record first, then the log from a little before it: lines older than the
-            // record are skipped by their time, so nothing between the two is missed.
-            let mut last = reconcile::agent_activity(b.as_ref(), &name).await;
-            if let Some(a) = &last {
+            let (first, mut changes) = crate::engine::activity::follow(b.as_ref(), &name).await;
+            let mut status = first.as_ref().map(|a| a.status);
+            if let Some(a) = first {
                 let _ = s.out.send(Msg::Activity {
                     slug: slug.clone(),
-                    activity: a.clone(),
+                    activity: a,
                     news: false,
                 });
             }
-            let mut lines = b.logs(&name, true, Some(LOG_TAIL));
-            while let Some(Ok(line)) = lines.next().await {
-                for text in line.text.lines() {
-                    let Some(a) = crate::wire::session::Activity::from_log_line(text) else {
-                        continue;
-                    };
-                    if last.as_ref().is_some_and(|l| !a.began_after(l)) {
-                        continue;
-                    }
-                    let changed = last.as_ref().is_none_or(|l| l.status != a.status);
-                    if changed && a.worth_telling() && !s.ctx.config.notify.command.is_empty() {
-                        crate::engine::notify::spawn(&s.ctx.config.notify.command, &slug, &a);
-                    }
-                    let what = Happened::Status {
-                        status: a.status,
-                        reason: a.reason.clone(),
-                    };
-                    note_logged(&s, slug.clone(), a.since.clone(), what).await;
-                    last = Some(a.clone());
-                    if s.out
-                        .send(Msg::Activity {
-                            slug: slug.clone(),
-                            activity: a,
-                            news: true,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
+            while let Some(Ok(a)) = changes.next().await {
+                let changed = status != Some(a.status);
+                status = Some(a.status);
+                if changed && a.worth_telling() && !s.ctx.config.notify.command.is_empty() {
+                    crate::engine::notify::spawn(&s.ctx.config.notify.command, &slug, &a);
+                }
+                let what = Happened::Status {
+                    status: a.status,
+                    reason: a.reason.clone(),
+                };
+                note_logged(&s, slug.clone(), a.since.clone(), what).await;
+                let msg = Msg::Activity {
+                    slug: slug.clone(),
+                    activity: a,
+                    news: true,
+                };
+                if s.out.send(msg).is_err() {
+                    return;
                 }
             }
         });

@@ -91,8 +91,11 @@ impl Tracker {
         self.set(&mut st, r.status, reason, false);
     }
 
-    /// The agent wrote to its terminal.
+    /// The agent wrote to its terminal (every chunk it writes: an agent with hooks costs no lock).
     pub fn output(&self) {
+        if self.config.hooks {
+            return;
+        }
         let mut st = self.lock();
         st.last_output = Instant::now();
         let status = st.record.activity.as_ref().map(|a| a.status);
